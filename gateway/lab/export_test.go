@@ -1,0 +1,17 @@
+package lab
+
+// WithFail returns opt with a hook that Up calls after each build step;
+// an error from it makes Up fail there.
+func WithFail(opt Options, fail func(step string) error) Options {
+	opt.fail = fail
+	return opt
+}
+
+// BuildSteps lists the steps of Up in order, as WithFail names them.
+func BuildSteps() []string {
+	steps := []string{"dirs"}
+	for _, p := range (&Lab{Name: DefaultName}).plan(newTopology()) {
+		steps = append(steps, p.name)
+	}
+	return append(steps, "state")
+}

@@ -1,0 +1,355 @@
+// Package lab builds the virtual home network of `gateway lab` and of the
+// integration tests: an ISP router with a public host behind it, the gateway,
+// and two LAN hosts, each in its own network namespace, wired with veth pairs
+// and bridges. It only builds the topology and runs processes in it; the
+// daemon is started by whoever uses the lab.
+//
+//	pub (198.51.100.10, .11)
+//	 | eth0 ── pub0
+//	isp: br-inet 198.51.100.1, gw-wan 203.0.113.1, forwarding
+//	 | gw-wan ── wan
+//	gw: wan 203.0.113.2, br-lan 192.168.1.1 (ports lan1, lan2), forwarding
+//	 | lan1 ── eth0            | lan2 ── eth0
+//	lan1 (192.168.1.10)        lan2 (192.168.1.11)
+//
+// The addresses are documentation ranges (RFC 5737) and a private LAN range;
+// the ISP has no route to 192.168.1.0/24, as on the real internet, so LAN
+// hosts reach the public side only through the gateway's NAT.
+//
+// Namespaces are named gwl-<lab>-<host>. Every interface is created directly
+// in its namespace, so labs with different names never collide.
+//
+// Everything here needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Host names.
+const (
+	ISP     = "isp"  // the internet router
+	Public  = "pub"  // a host on the internet with two addresses, PublicAddrs
+	Gateway = "gw"   // where the gateway runs
+	LAN1    = "lan1" // a LAN host
+	LAN2    = "lan2" // another LAN host
+)
+
+// Roles of the hosts, as reported by Status.
+const (
+	RoleISP     = "isp"
+	RolePublic  = "public"
+	RoleGateway = "gateway"
+	RoleLAN     = "lan"
+)
+
+// Interface names, each inside its host's namespace.
+const (
+	ISPWAN     = "gw-wan"  // ISP's side of the link to the gateway
+	ISPInet    = "br-inet" // ISP's bridge towards the public hosts
+	GatewayWAN = "wan"     // the gateway's WAN interface
+	GatewayLAN = "br-lan"  // the gateway's LAN bridge
+	HostIf     = "eth0"    // the only interface of pub, lan1 and lan2
+
+	PublicPort = "pub0" // br-inet's port to pub
+	LAN1Port   = "lan1" // br-lan's port to lan1
+	LAN2Port   = "lan2" // br-lan's port to lan2
+)
+
+// Addresses.
+var (
+	ISPWANAddr  = netip.MustParsePrefix("203.0.113.1/24")  // on ISPWAN; the gateway's default route
+	WANAddr     = netip.MustParsePrefix("203.0.113.2/24")  // on GatewayWAN
+	InetAddr    = netip.MustParsePrefix("198.51.100.1/24") // on ISPInet; the public hosts' default route
+	PublicAddrs = [2]netip.Prefix{                         // both on pub's HostIf
+		netip.MustParsePrefix("198.51.100.10/24"),
+		netip.MustParsePrefix("198.51.100.11/24"),
+	}
+	LANAddr  = netip.MustParsePrefix("192.168.1.1/24")  // on GatewayLAN; the LAN hosts' default route
+	LAN1Addr = netip.MustParsePrefix("192.168.1.10/24") // on lan1's HostIf
+	LAN2Addr = netip.MustParsePrefix("192.168.1.11/24") // on lan2's HostIf
+)
+
+// Host is one machine of the lab.
+type Host struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// Hosts lists the machines of the lab in the order they are built.
+func Hosts() []Host {
+	t := newTopology()
+	hosts := make([]Host, len(t.hosts))
+	for i, h := range t.hosts {
+		hosts[i] = Host{Name: h.name, Role: h.role}
+	}
+	return hosts
+}
+
+// DefaultName is the lab's name when Options.Name is empty.
+const DefaultName = "lab"
+
+// Options name a lab.
+type Options struct {
+	// Name tells labs apart: 1 to 8 characters from [a-z0-9].
+	// "" means DefaultName.
+	Name string
+	// Dir is the lab's state folder: pid files, per-host /run and
+	// resolv.conf, logs. It must not exist, be empty or be a lab folder.
+	// "" means /run/gateway-lab/<Name>.
+	Dir string
+
+	// fail, if set, is called after each build step of Up; an error
+	// makes Up fail there. Tests use it to check the cleanup.
+	fail func(step string) error
+}
+
+// Lab is a lab that exists, at least in part.
+type Lab struct {
+	Name string // as in Options, never empty
+	Dir  string // absolute
+
+	mu sync.Mutex
+	// exited holds, for each process this Lab started, a channel closed
+	// once the process has exited and been reaped. Guarded by mu.
+	exited map[string]chan struct{}
+}
+
+const (
+	nsPrefix  = "gwl-"
+	netnsDir  = "/run/netns"
+	stateFile = "lab.json"
+)
+
+func newLab(opt Options) (*Lab, error) {
+	name := opt.Name
+	if name == "" {
+		name = DefaultName
+	}
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	dir := opt.Dir
+	if dir == "" {
+		dir = filepath.Join("/run/gateway-lab", name)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab: state folder: %w", err)
+	}
+	if dir == "/" {
+		return nil, errors.New("lab: state folder must not be /")
+	}
+	return &Lab{Name: name, Dir: dir, exited: make(map[string]chan struct{})}, nil
+}
+
+func validName(name string) error {
+	if len(name) < 1 || len(name) > 8 {
+		return fmt.Errorf("lab: name %q: want 1 to 8 characters", name)
+	}
+	for _, c := range []byte(name) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return fmt.Errorf("lab: name %q: want only a-z and 0-9", name)
+		}
+	}
+	return nil
+}
+
+// NS returns the name of host's network namespace, for `ip netns exec` or
+// `ip -n`.
+func (l *Lab) NS(host string) string {
+	return nsPrefix + l.Name + "-" + host
+}
+
+// state is what Up writes to Dir/lab.json once the lab is complete.
+type state struct {
+	Name string `json:"name"`
+	// Plan is a digest of the build plan: a lab built by another version
+	// of this package is rebuilt.
+	Plan string `json:"plan"`
+}
+
+// Up makes sure the lab exists and is complete. A complete lab is reused
+// as it is, with its processes. Anything less, such as what a crash left,
+// is removed (with Down) and built again. If Up fails, it removes all it
+// created before returning the error.
+func Up(ctx context.Context, opt Options) (*Lab, error) {
+	l, err := newLab(opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.checkDir(); err != nil {
+		return nil, err
+	}
+	t := newTopology()
+	st := l.status(ctx, t)
+	if st.Up {
+		return l, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	if l.exists() {
+		if err := l.Down(); err != nil {
+			return nil, fmt.Errorf("lab: removing the incomplete lab %s: %w", l.Name, err)
+		}
+	}
+	if err := l.build(ctx, t, opt.fail); err != nil {
+		if derr := l.Down(); derr != nil {
+			return nil, errors.Join(err, fmt.Errorf("lab: cleaning up after the failure: %w", derr))
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+// Open returns the lab named by opt if any part of it exists: its state
+// folder or one of its namespaces. Otherwise the error wraps
+// fs.ErrNotExist.
+func Open(opt Options) (*Lab, error) {
+	l, err := newLab(opt)
+	if err != nil {
+		return nil, err
+	}
+	if !l.exists() {
+		return nil, fmt.Errorf("lab: no lab %s (state folder %s): %w", l.Name, l.Dir, fs.ErrNotExist)
+	}
+	return l, nil
+}
+
+// exists reports whether the state file or one of the namespaces of l
+// exists.
+func (l *Lab) exists() bool {
+	if _, err := os.Stat(filepath.Join(l.Dir, stateFile)); err == nil {
+		return true
+	}
+	ns, _ := l.namespaces()
+	return len(ns) > 0
+}
+
+// checkDir refuses a state folder that holds things other than a lab's, so
+// that Down never removes a folder it does not own.
+func (l *Lab) checkDir() error {
+	entries, err := os.ReadDir(l.Dir)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(entries) == 0 {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lab: state folder: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(l.Dir, stateFile)); err != nil {
+		return fmt.Errorf("lab: state folder %s is not empty and holds no %s: not a lab's, refusing to use it", l.Dir, stateFile)
+	}
+	return nil
+}
+
+// namespaces lists the namespaces that belong to l, including any that the
+// current topology no longer has.
+func (l *Lab) namespaces() ([]string, error) {
+	entries, err := os.ReadDir(netnsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	prefix := l.NS("")
+	var ns []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			ns = append(ns, e.Name())
+		}
+	}
+	return ns, nil
+}
+
+func (l *Lab) readState() (state, error) {
+	var st state
+	b, err := os.ReadFile(filepath.Join(l.Dir, stateFile))
+	if err != nil {
+		return st, fmt.Errorf("lab: %w", err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("lab: %s: %w", stateFile, err)
+	}
+	return st, nil
+}
+
+func (l *Lab) writeState(st state) error {
+	b, err := json.MarshalIndent(st, "", "\t")
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(l.Dir, stateFile), append(b, '\n'))
+}
+
+func writeFileAtomic(name string, b []byte) error {
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("lab: %w", err)
+	}
+	return nil
+}
+
+// Down stops the processes that Start started (SIGTERM, then SIGKILL
+// after 5 s) and any other process left in the lab's namespaces, deletes
+// the namespaces, which deletes the interfaces in them, and removes Dir.
+// It works on whatever part of the lab exists, and does nothing if none
+// does.
+func (l *Lab) Down() error {
+	var errs []error
+	if err := l.stopAll(); err != nil {
+		errs = append(errs, err)
+	}
+	ns, err := l.namespaces()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := killStrays(ns); err != nil {
+		errs = append(errs, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, n := range ns {
+		if err := run(ctx, "ip", "netns", "delete", n); err != nil {
+			if _, serr := os.Stat(filepath.Join(netnsDir, n)); errors.Is(serr, fs.ErrNotExist) {
+				continue // someone else was faster
+			}
+			errs = append(errs, err)
+		}
+	}
+	if err := l.removeDir(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeDir removes Dir if it is a lab's folder (it holds the state file)
+// or empty.
+func (l *Lab) removeDir() error {
+	if _, err := os.Stat(filepath.Join(l.Dir, stateFile)); err == nil {
+		if err := os.RemoveAll(l.Dir); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+		return nil
+	}
+	err := os.Remove(l.Dir)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("lab: state folder %s holds no %s, left in place: %w", l.Dir, stateFile, err)
+}

@@ -1,0 +1,302 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// iface is an interface that the build configures: a bridge or one end of
+// a veth pair.
+type iface struct {
+	host   string
+	name   string
+	master string // the bridge it is a port of, in the same host; "" if none
+	addrs  []netip.Prefix
+}
+
+// hostSpec is one namespace.
+type hostSpec struct {
+	name    string
+	role    string
+	forward bool       // net.ipv4.ip_forward=1
+	gateway netip.Addr // default route; invalid if none
+	bridges []iface
+}
+
+// veth is a veth pair between two hosts.
+type veth struct{ a, b iface }
+
+type topology struct {
+	hosts []hostSpec
+	links []veth
+}
+
+func newTopology() *topology {
+	t := &topology{}
+	t.addHost(hostSpec{name: ISP, role: RoleISP, forward: true,
+		bridges: []iface{{host: ISP, name: ISPInet, addrs: []netip.Prefix{InetAddr}}}})
+	t.addInetHost(Public, RolePublic, PublicPort, PublicAddrs[:]...)
+	t.addHost(hostSpec{name: Gateway, role: RoleGateway, forward: true, gateway: ISPWANAddr.Addr(),
+		bridges: []iface{{host: Gateway, name: GatewayLAN, addrs: []netip.Prefix{LANAddr}}}})
+	t.links = append(t.links, veth{
+		iface{host: ISP, name: ISPWAN, addrs: []netip.Prefix{ISPWANAddr}},
+		iface{host: Gateway, name: GatewayWAN, addrs: []netip.Prefix{WANAddr}},
+	})
+	t.addLANHost(LAN1, LAN1Port, LAN1Addr)
+	t.addLANHost(LAN2, LAN2Port, LAN2Addr)
+	return t
+}
+
+func (t *topology) addHost(h hostSpec) { t.hosts = append(t.hosts, h) }
+
+// addInetHost adds a host on the internet: its HostIf with addrs is a port
+// of the ISP's bridge, and its default route goes to the ISP.
+func (t *topology) addInetHost(name, role, port string, addrs ...netip.Prefix) {
+	t.addHost(hostSpec{name: name, role: role, gateway: InetAddr.Addr()})
+	t.links = append(t.links, veth{
+		iface{host: ISP, name: port, master: ISPInet},
+		iface{host: name, name: HostIf, addrs: addrs},
+	})
+}
+
+// addLANHost adds a host on the gateway's LAN bridge.
+func (t *topology) addLANHost(name, port string, addr netip.Prefix) {
+	t.addHost(hostSpec{name: name, role: RoleLAN, gateway: LANAddr.Addr()})
+	t.links = append(t.links, veth{
+		iface{host: Gateway, name: port, master: GatewayLAN},
+		iface{host: name, name: HostIf, addrs: []netip.Prefix{addr}},
+	})
+}
+
+func (t *topology) host(name string) (hostSpec, bool) {
+	for _, h := range t.hosts {
+		if h.name == name {
+			return h, true
+		}
+	}
+	return hostSpec{}, false
+}
+
+// ifaces returns the interfaces of host that the build configures.
+func (t *topology) ifaces(host string) []iface {
+	var out []iface
+	for _, h := range t.hosts {
+		if h.name == host {
+			out = append(out, h.bridges...)
+		}
+	}
+	for _, v := range t.links {
+		for _, e := range []iface{v.a, v.b} {
+			if e.host == host {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// cmd is one command of the build plan.
+type cmd struct {
+	ip     []string // arguments of ip(8)
+	host   string   // for sysctl: the host to write it in
+	sysctl string   // for sysctl: the path below /proc/sys
+	value  string
+	// optional: a sysctl that may not exist (bridge-nf-call-* exist only
+	// while br_netfilter is loaded).
+	optional bool
+}
+
+func (c cmd) String() string {
+	if c.sysctl != "" {
+		return fmt.Sprintf("sysctl %s: %s=%s optional=%v", c.host, c.sysctl, c.value, c.optional)
+	}
+	return "ip " + strings.Join(c.ip, " ")
+}
+
+// phase is a named group of commands; Options.fail is called after each.
+type phase struct {
+	name string
+	cmds []cmd
+}
+
+// plan returns the commands that build the lab from nothing.
+func (l *Lab) plan(t *topology) []phase {
+	ip := func(args ...string) cmd { return cmd{ip: args} }
+	var netns, bridges, links, config, routes, sysctls []cmd
+	for _, h := range t.hosts {
+		ns := l.NS(h.name)
+		netns = append(netns, ip("netns", "add", ns), ip("-n", ns, "link", "set", "lo", "up"))
+		for _, b := range h.bridges {
+			bridges = append(bridges, ip("-n", ns, "link", "add", b.name, "type", "bridge",
+				// Snooping without a querier drops SSDP and mDNS
+				// between ports once a host has joined a group.
+				"mcast_snooping", "0"))
+		}
+		if h.gateway.IsValid() {
+			routes = append(routes, ip("-n", ns, "route", "add", "default", "via", h.gateway.String()))
+		}
+		if h.forward {
+			sysctls = append(sysctls, cmd{host: h.name, sysctl: "net/ipv4/ip_forward", value: "1"})
+		}
+		if len(h.bridges) > 0 {
+			// br_netfilter is loaded on this machine and on in every
+			// new namespace: bridged frames would go through the
+			// gateway's own NAT and break hairpinning.
+			for _, k := range []string{"iptables", "ip6tables", "arptables"} {
+				sysctls = append(sysctls, cmd{host: h.name, sysctl: "net/bridge/bridge-nf-call-" + k, value: "0", optional: true})
+			}
+		}
+	}
+	for _, v := range t.links {
+		links = append(links, ip("link", "add", v.a.name, "netns", l.NS(v.a.host),
+			"type", "veth", "peer", "name", v.b.name, "netns", l.NS(v.b.host)))
+	}
+	var all []iface
+	for _, h := range t.hosts {
+		all = append(all, h.bridges...)
+	}
+	for _, v := range t.links {
+		all = append(all, v.a, v.b)
+	}
+	for _, f := range all {
+		ns := l.NS(f.host)
+		if f.master != "" {
+			config = append(config, ip("-n", ns, "link", "set", f.name, "master", f.master))
+		}
+		for _, a := range f.addrs {
+			config = append(config, ip("-n", ns, "addr", "add", a.String(), "dev", f.name))
+		}
+		config = append(config, ip("-n", ns, "link", "set", f.name, "up"))
+	}
+	return []phase{
+		{"netns", netns},
+		{"bridges", bridges},
+		{"links", links},
+		{"config", config},
+		{"routes", routes},
+		{"sysctl", sysctls},
+	}
+}
+
+// digest identifies a plan, independent of the lab's name.
+func digest(phases []phase, name string) string {
+	h := sha256.New()
+	for _, p := range phases {
+		fmt.Fprintf(h, "%s\n", p.name)
+		for _, c := range p.cmds {
+			fmt.Fprintf(h, "%s\n", strings.ReplaceAll(c.String(), nsPrefix+name+"-", nsPrefix+"*-"))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// build creates the lab from nothing. On error, the caller removes what
+// exists.
+func (l *Lab) build(ctx context.Context, t *topology, fail func(string) error) error {
+	step := func(name string) error {
+		if fail == nil {
+			return nil
+		}
+		if err := fail(name); err != nil {
+			return fmt.Errorf("lab: step %s: %w", name, err)
+		}
+		return nil
+	}
+	if err := l.makeDirs(t); err != nil {
+		return err
+	}
+	if err := step("dirs"); err != nil {
+		return err
+	}
+	phases := l.plan(t)
+	for _, p := range phases {
+		for _, c := range p.cmds {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("lab: %w", err)
+			}
+			if err := l.exec(ctx, c); err != nil {
+				return err
+			}
+		}
+		if err := step(p.name); err != nil {
+			return err
+		}
+	}
+	if err := l.writeState(state{Name: l.Name, Plan: digest(phases, l.Name)}); err != nil {
+		return err
+	}
+	return step("state")
+}
+
+func (l *Lab) exec(ctx context.Context, c cmd) error {
+	if c.sysctl == "" {
+		return run(ctx, "ip", c.ip...)
+	}
+	return l.Do(c.host, func() error {
+		err := os.WriteFile(filepath.Join("/proc/sys", c.sysctl), []byte(c.value), 0o644)
+		if c.optional && errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("lab: sysctl in %s: %w", c.host, err)
+		}
+		return nil
+	})
+}
+
+// makeDirs creates Dir with the state file that marks it as a lab's
+// (without a plan: not complete yet), then the per-host folders that
+// Command mounts.
+func (l *Lab) makeDirs(t *topology) error {
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	if err := l.writeState(state{Name: l.Name}); err != nil {
+		return err
+	}
+	for _, d := range []string{pidsDir, procsDir, logsDir} {
+		if err := os.MkdirAll(filepath.Join(l.Dir, d), 0o755); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+	}
+	for _, h := range t.hosts {
+		hd := filepath.Join(l.Dir, h.name)
+		for _, d := range []string{"run", "dhcp", "dhcpcd"} {
+			if err := os.MkdirAll(filepath.Join(hd, d), 0o755); err != nil {
+				return fmt.Errorf("lab: %w", err)
+			}
+		}
+		rc := fmt.Sprintf("# resolv.conf of lab host %s; DHCP clients in the host rewrite it\n", h.name)
+		if err := os.WriteFile(filepath.Join(hd, "resolv.conf"), []byte(rc), 0o644); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+	}
+	return nil
+}
+
+// run runs a command and returns its output in the error if it fails.
+func run(ctx context.Context, name string, args ...string) error {
+	_, err := output(ctx, name, args...)
+	return err
+}
+
+func output(ctx context.Context, name string, args ...string) ([]byte, error) {
+	c := exec.CommandContext(ctx, name, args...)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		return out, fmt.Errorf("lab: %s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out, nil
+}

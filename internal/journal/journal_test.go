@@ -1,0 +1,105 @@
+package journal
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type rec struct {
+	K string `json:"k"`
+	V int    `json:"v"`
+}
+
+func replayAll(t *testing.T, path string) ([]rec, *Journal) {
+	t.Helper()
+	var got []rec
+	j, err := Open(path, func(b []byte) error {
+		var r rec
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		got = append(got, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return got, j
+}
+
+func TestAppendReplayCompact(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "j.jsonl")
+	got, j := replayAll(t, path)
+	if len(got) != 0 {
+		t.Fatalf("new journal replayed %v", got)
+	}
+	if err := j.Append(rec{"a", 1}, rec{"b", 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(rec{"c", 3}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	got, j = replayAll(t, path)
+	if diff := cmp.Diff([]rec{{"a", 1}, {"b", 2}, {"c", 3}}, got); diff != "" {
+		t.Fatalf("replay (-want +got):\n%s", diff)
+	}
+	if err := j.Compact([]any{rec{"c", 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(rec{"d", 4}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	got, _ = replayAll(t, path)
+	if diff := cmp.Diff([]rec{{"c", 3}, {"d", 4}}, got); diff != "" {
+		t.Fatalf("after compaction (-want +got):\n%s", diff)
+	}
+}
+
+func TestTornTailIsDropped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.jsonl")
+	if err := os.WriteFile(path, []byte("{\"k\":\"a\",\"v\":1}\n{\"k\":\"b\",\"v\""), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, j := replayAll(t, path)
+	if diff := cmp.Diff([]rec{{"a", 1}}, got); diff != "" {
+		t.Fatalf("replay (-want +got):\n%s", diff)
+	}
+	if err := j.Append(rec{"c", 3}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	got, _ = replayAll(t, path)
+	if diff := cmp.Diff([]rec{{"a", 1}, {"c", 3}}, got); diff != "" {
+		t.Fatalf("append after torn tail (-want +got):\n%s", diff)
+	}
+}
+
+func TestBadLineNamesFileAndLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.jsonl")
+	os.WriteFile(path, []byte("{\"k\":\"a\",\"v\":1}\nnot json\n"), 0o644)
+	_, err := Open(path, func(b []byte) error { var r rec; return json.Unmarshal(b, &r) })
+	if err == nil || !strings.Contains(err.Error(), path+":2:") {
+		t.Fatalf("error = %v, want it to name %s:2", err, path)
+	}
+}
+
+func TestNeedsCompaction(t *testing.T) {
+	_, j := replayAll(t, filepath.Join(t.TempDir(), "j"))
+	for i := range 100 {
+		j.Append(rec{"x", i})
+	}
+	if !j.NeedsCompaction(1) {
+		t.Error("100 lines for 1 live record: want compaction")
+	}
+	if j.NeedsCompaction(100) {
+		t.Error("100 lines for 100 live records: want none")
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package nat44
+
+func defaultConntrack() Conntrack { return nil }

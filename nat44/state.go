@@ -1,0 +1,90 @@
+package nat44
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Filtering is the UDP filtering behaviour of RFC 4787 section 5: which
+// remote endpoints may send to a LAN endpoint through its mapping.
+type Filtering int
+
+// The filtering behaviours. Mapping is endpoint-independent in all of them
+// (RFC 4787 REQ-1): the kernel's masquerade keeps one external port per
+// internal endpoint, whatever the remote.
+const (
+	// AddressAndPortDependent lets in only the remote address and port the
+	// LAN endpoint sent to (plain conntrack). The default.
+	AddressAndPortDependent Filtering = iota
+	// AddressDependent lets in any port of a remote address the LAN
+	// endpoint sent to.
+	AddressDependent
+	// EndpointIndependent ("full cone") lets in anyone once the LAN endpoint
+	// has sent one packet out: what P2P apps and games want.
+	EndpointIndependent
+)
+
+var filteringNames = [...]string{"address-and-port-dependent", "address-dependent", "endpoint-independent"}
+
+func (f Filtering) String() string {
+	if f < 0 || int(f) >= len(filteringNames) {
+		return fmt.Sprintf("filtering(%d)", int(f))
+	}
+	return filteringNames[f]
+}
+
+// ParseFiltering reads the names that String writes.
+func ParseFiltering(s string) (Filtering, error) {
+	for i, n := range filteringNames {
+		if s == n {
+			return Filtering(i), nil
+		}
+	}
+	return 0, fmt.Errorf("nat44: unknown filtering %q (want one of %s)", s, strings.Join(filteringNames[:], ", "))
+}
+
+// MarshalText names the behaviour in the JSON API.
+func (f Filtering) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
+// RemoteKey is an entry of the address-dependent filter: a remote address
+// that may reach an external UDP port.
+type RemoteKey struct {
+	Remote       netip.Addr
+	ExternalPort uint16
+}
+
+// State is what the kernel must do: the datapath makes its table a function
+// of this value, and applying the same State twice changes nothing.
+type State struct {
+	WAN  string   // WAN interface name
+	LANs []string // LAN interface names (a bridge is one)
+	// WANAddr is the WAN's IPv4 address; invalid when it has none, which
+	// leaves masquerade and the filter but no mappings.
+	WANAddr   netip.Addr
+	Filtering Filtering
+	// Mappings are the port mappings; nil means none. The datapath only
+	// reads it, during Apply.
+	Mappings *Table
+	// Cone holds, in endpoint-independent mode, the internal endpoint behind
+	// each external UDP port that a LAN endpoint opened by sending.
+	Cone map[uint16]netip.AddrPort
+	// Remotes holds, in address-dependent mode, the remote addresses that a
+	// LAN endpoint sent to, by external UDP port.
+	Remotes map[RemoteKey]netip.AddrPort
+	// WANInput lists the ports of the router's own services that the WAN may
+	// reach (the Teredo client, say); everything else unsolicited is dropped.
+	WANInput []Key
+}
+
+// base is the part of State that shapes chains and rules; a change to it
+// rebuilds the table, a change to the rest only edits map elements.
+type base struct {
+	wan, lans string
+	addr      netip.Addr
+	filtering Filtering
+}
+
+func (s *State) base() base {
+	return base{s.WAN, strings.Join(s.LANs, ","), s.WANAddr, s.Filtering}
+}
