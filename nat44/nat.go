@@ -63,12 +63,12 @@ func (c *Config) Validate() error {
 // table equal to it, persists it, expires mappings on time and feeds the
 // filtering maps from conntrack.
 type NAT struct {
-	dp     Datapath
-	ct     Conntrack
-	clock  clock.Clock
-	log    *slog.Logger
-	wake   chan struct{}
-	statef string
+	dp    Datapath
+	ct    Conntrack
+	clock clock.Clock
+	log   *slog.Logger
+	wake  chan struct{}
+	ready chan struct{} // closed once the table is first installed
 
 	// mu guards everything below.
 	mu        sync.Mutex
@@ -122,6 +122,7 @@ func New(cfg Config) (*NAT, error) {
 		clock: clock.Or(cfg.Clock),
 		log:   cfg.Logger,
 		wake:  make(chan struct{}, 1),
+		ready: make(chan struct{}),
 		cfg:   cfg,
 		table: NewTable(),
 		flows: newFlowTracker(cfg.Filtering, cfg.UDPHold),
@@ -193,6 +194,7 @@ func (n *NAT) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	close(n.ready)
 	defer func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -535,6 +537,9 @@ func (n *NAT) SetStatic(ms []Mapping) error {
 	}
 	return nil
 }
+
+// Ready is closed once Run has installed the table.
+func (n *NAT) Ready() <-chan struct{} { return n.ready }
 
 // Get returns the mapping with key k.
 func (n *NAT) Get(k Key) (Mapping, bool) {

@@ -21,6 +21,7 @@ const elemChunk = 512
 // NFTables is the Linux Datapath: one inet table programmed over netlink.
 type NFTables struct {
 	conn *nftables.Conn
+	opts []nftables.ConnOption // to open more connections in the same namespace
 	sets map[string]*nftables.Set
 
 	// What the last successful Apply installed.
@@ -46,7 +47,7 @@ func NewNFTables(netnsFD int) (*NFTables, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nat44: nftables: %w", err)
 	}
-	return &NFTables{conn: c}, nil
+	return &NFTables{conn: c, opts: opts}, nil
 }
 
 // bigBuffers lets a batch of ten thousand elements go out in one sendmsg
@@ -317,8 +318,15 @@ func (d *NFTables) encoded(set string) map[string][]byte {
 // table, or that touched set elements (whose events name no table), is
 // reported.
 func (d *NFTables) WatchDrift(ctx context.Context, changed func()) error {
+	// The monitor needs a socket of its own: on the shared one its reader
+	// would take the acknowledgements that Apply waits for.
+	mc, err := nftables.New(d.opts...)
+	if err != nil {
+		return fmt.Errorf("nat44: nftables monitor: %w", err)
+	}
+	defer mc.CloseLasting()
 	mon := nftables.NewMonitor(nftables.WithMonitorEventBuffer(64))
-	events, err := d.conn.AddGenerationalMonitor(mon)
+	events, err := mc.AddGenerationalMonitor(mon)
 	if err != nil {
 		return fmt.Errorf("nat44: nftables monitor: %w", err)
 	}

@@ -88,3 +88,10 @@ type base struct {
 func (s *State) base() base {
 	return base{s.WAN, strings.Join(s.LANs, ","), s.WANAddr, s.Filtering}
 }
+
+// UnmarshalText reads the names that String writes.
+func (f *Filtering) UnmarshalText(b []byte) error {
+	v, err := ParseFiltering(string(b))
+	*f = v
+	return err
+}

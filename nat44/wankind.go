@@ -1,6 +1,9 @@
 package nat44
 
-import "net/netip"
+import (
+	"fmt"
+	"net/netip"
+)
 
 // AddrKind says what kind of IPv4 address the WAN has, which decides what
 // the LAN can expect: a private or shared address means another NAT sits
@@ -82,4 +85,15 @@ func ClassifyWAN(a netip.Addr, allowDocumentation bool) AddrKind {
 		}
 	}
 	return KindPublic
+}
+
+// UnmarshalText reads the names that String writes.
+func (k *AddrKind) UnmarshalText(b []byte) error {
+	for i := KindNone; i <= KindBogon; i++ {
+		if i.String() == string(b) {
+			*k = i
+			return nil
+		}
+	}
+	return fmt.Errorf("nat44: unknown address kind %q", b)
 }

@@ -105,8 +105,8 @@ type Options struct {
 	// "" means DefaultName.
 	Name string
 	// Dir is the lab's state folder: pid files, per-host /run and
-	// resolv.conf, logs. It must not exist, be empty or be a lab folder.
-	// "" means /run/gateway-lab/<Name>.
+	// resolv.conf, logs. It must be missing, empty or a lab's folder: Down
+	// removes it. "" means /run/gateway-lab/<Name>.
 	Dir string
 
 	// fail, if set, is called after each build step of Up; an error
@@ -171,7 +171,8 @@ func (l *Lab) NS(host string) string {
 	return nsPrefix + l.Name + "-" + host
 }
 
-// state is what Up writes to Dir/lab.json once the lab is complete.
+// state is Dir/lab.json. Up writes it first without Plan, which marks Dir
+// as a lab's, and again with Plan once the lab is complete.
 type state struct {
 	Name string `json:"name"`
 	// Plan is a digest of the build plan: a lab built by another version
@@ -192,14 +193,13 @@ func Up(ctx context.Context, opt Options) (*Lab, error) {
 		return nil, err
 	}
 	t := newTopology()
-	st := l.status(ctx, t)
-	if st.Up {
-		return l, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
-	}
 	if l.exists() {
+		if st := l.status(ctx, t); st.Up {
+			return l, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
 		if err := l.Down(); err != nil {
 			return nil, fmt.Errorf("lab: removing the incomplete lab %s: %w", l.Name, err)
 		}

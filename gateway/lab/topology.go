@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -105,96 +107,97 @@ func (t *topology) ifaces(host string) []iface {
 	return out
 }
 
-// cmd is one command of the build plan.
-type cmd struct {
-	ip     []string // arguments of ip(8)
-	host   string   // for sysctl: the host to write it in
-	sysctl string   // for sysctl: the path below /proc/sys
-	value  string
-	// optional: a sysctl that may not exist (bridge-nf-call-* exist only
-	// while br_netfilter is loaded).
+// batch is a list of ip(8) commands that run in one `ip -batch`.
+type batch struct {
+	ns   string     // the namespace they run in; "" for the root namespace
+	cmds [][]string // arguments of ip, one command each
+}
+
+// sysctl is a setting below /proc/sys, written inside a host.
+type sysctl struct {
+	host  string
+	path  string // below /proc/sys
+	value string
+	// optional marks a sysctl that may not exist (bridge-nf-call-* exist
+	// only while br_netfilter is loaded).
 	optional bool
 }
 
-func (c cmd) String() string {
-	if c.sysctl != "" {
-		return fmt.Sprintf("sysctl %s: %s=%s optional=%v", c.host, c.sysctl, c.value, c.optional)
-	}
-	return "ip " + strings.Join(c.ip, " ")
-}
-
-// phase is a named group of commands; Options.fail is called after each.
+// phase is a step of the build; Options.fail is called after each.
 type phase struct {
-	name string
-	cmds []cmd
+	name    string
+	batches []batch
+	sysctls []sysctl
 }
 
-// plan returns the commands that build the lab from nothing.
+// plan returns the steps that build the lab from nothing.
 func (l *Lab) plan(t *topology) []phase {
-	ip := func(args ...string) cmd { return cmd{ip: args} }
-	var netns, bridges, links, config, routes, sysctls []cmd
+	var netns, links batch
+	var hosts []batch
+	var sysctls []sysctl
 	for _, h := range t.hosts {
 		ns := l.NS(h.name)
-		netns = append(netns, ip("netns", "add", ns), ip("-n", ns, "link", "set", "lo", "up"))
-		for _, b := range h.bridges {
-			bridges = append(bridges, ip("-n", ns, "link", "add", b.name, "type", "bridge",
+		netns.cmds = append(netns.cmds, []string{"netns", "add", ns})
+		b := batch{ns: ns, cmds: [][]string{{"link", "set", "lo", "up"}}}
+		for _, br := range h.bridges {
+			b.cmds = append(b.cmds, []string{"link", "add", br.name, "type", "bridge",
 				// Snooping without a querier drops SSDP and mDNS
 				// between ports once a host has joined a group.
-				"mcast_snooping", "0"))
+				"mcast_snooping", "0"})
+		}
+		for _, f := range t.ifaces(h.name) {
+			if f.master != "" {
+				b.cmds = append(b.cmds, []string{"link", "set", f.name, "master", f.master})
+			}
+			for _, a := range f.addrs {
+				b.cmds = append(b.cmds, []string{"addr", "add", a.String(), "dev", f.name})
+			}
+			b.cmds = append(b.cmds, []string{"link", "set", f.name, "up"})
 		}
 		if h.gateway.IsValid() {
-			routes = append(routes, ip("-n", ns, "route", "add", "default", "via", h.gateway.String()))
+			b.cmds = append(b.cmds, []string{"route", "add", "default", "via", h.gateway.String()})
 		}
+		hosts = append(hosts, b)
 		if h.forward {
-			sysctls = append(sysctls, cmd{host: h.name, sysctl: "net/ipv4/ip_forward", value: "1"})
+			sysctls = append(sysctls, sysctl{host: h.name, path: "net/ipv4/ip_forward", value: "1"})
 		}
 		if len(h.bridges) > 0 {
 			// br_netfilter is loaded on this machine and on in every
 			// new namespace: bridged frames would go through the
 			// gateway's own NAT and break hairpinning.
 			for _, k := range []string{"iptables", "ip6tables", "arptables"} {
-				sysctls = append(sysctls, cmd{host: h.name, sysctl: "net/bridge/bridge-nf-call-" + k, value: "0", optional: true})
+				sysctls = append(sysctls, sysctl{host: h.name, path: "net/bridge/bridge-nf-call-" + k, value: "0", optional: true})
 			}
 		}
 	}
 	for _, v := range t.links {
-		links = append(links, ip("link", "add", v.a.name, "netns", l.NS(v.a.host),
-			"type", "veth", "peer", "name", v.b.name, "netns", l.NS(v.b.host)))
-	}
-	var all []iface
-	for _, h := range t.hosts {
-		all = append(all, h.bridges...)
-	}
-	for _, v := range t.links {
-		all = append(all, v.a, v.b)
-	}
-	for _, f := range all {
-		ns := l.NS(f.host)
-		if f.master != "" {
-			config = append(config, ip("-n", ns, "link", "set", f.name, "master", f.master))
-		}
-		for _, a := range f.addrs {
-			config = append(config, ip("-n", ns, "addr", "add", a.String(), "dev", f.name))
-		}
-		config = append(config, ip("-n", ns, "link", "set", f.name, "up"))
+		links.cmds = append(links.cmds, []string{"link", "add", v.a.name, "netns", l.NS(v.a.host),
+			"type", "veth", "peer", "name", v.b.name, "netns", l.NS(v.b.host)})
 	}
 	return []phase{
-		{"netns", netns},
-		{"bridges", bridges},
-		{"links", links},
-		{"config", config},
-		{"routes", routes},
-		{"sysctl", sysctls},
+		{name: "netns", batches: []batch{netns}},
+		{name: "links", batches: []batch{links}},
+		{name: "hosts", batches: hosts},
+		{name: "sysctl", sysctls: sysctls},
 	}
 }
 
 // digest identifies a plan, independent of the lab's name.
 func digest(phases []phase, name string) string {
 	h := sha256.New()
+	line := func(s string) {
+		fmt.Fprintf(h, "%s\n", strings.ReplaceAll(s, nsPrefix+name+"-", nsPrefix+"*-"))
+	}
 	for _, p := range phases {
-		fmt.Fprintf(h, "%s\n", p.name)
-		for _, c := range p.cmds {
-			fmt.Fprintf(h, "%s\n", strings.ReplaceAll(c.String(), nsPrefix+name+"-", nsPrefix+"*-"))
+		line("phase " + p.name)
+		for _, b := range p.batches {
+			line("batch " + b.ns)
+			for _, c := range b.cmds {
+				line(strings.Join(c, " "))
+			}
+		}
+		for _, s := range p.sysctls {
+			line(fmt.Sprintf("sysctl %s %s=%s %v", s.host, s.path, s.value, s.optional))
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
@@ -220,11 +223,19 @@ func (l *Lab) build(ctx context.Context, t *topology, fail func(string) error) e
 	}
 	phases := l.plan(t)
 	for _, p := range phases {
-		for _, c := range p.cmds {
+		for _, b := range p.batches {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("lab: %w", err)
 			}
-			if err := l.exec(ctx, c); err != nil {
+			if err := runBatch(ctx, b); err != nil {
+				return err
+			}
+		}
+		for _, s := range p.sysctls {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("lab: %w", err)
+			}
+			if err := l.setSysctl(s); err != nil {
 				return err
 			}
 		}
@@ -238,17 +249,50 @@ func (l *Lab) build(ctx context.Context, t *topology, fail func(string) error) e
 	return step("state")
 }
 
-func (l *Lab) exec(ctx context.Context, c cmd) error {
-	if c.sysctl == "" {
-		return run(ctx, "ip", c.ip...)
+var failedLine = regexp.MustCompile(`Command failed -:(\d+)`)
+
+// runBatch runs b with `ip -batch -`, which stops at the first command
+// that fails; the error names that command.
+func runBatch(ctx context.Context, b batch) error {
+	if len(b.cmds) == 0 {
+		return nil
 	}
-	return l.Do(c.host, func() error {
-		err := os.WriteFile(filepath.Join("/proc/sys", c.sysctl), []byte(c.value), 0o644)
-		if c.optional && errors.Is(err, fs.ErrNotExist) {
+	args := []string{"-batch", "-"}
+	if b.ns != "" {
+		args = []string{"-n", b.ns, "-batch", "-"}
+	}
+	var in strings.Builder
+	for _, c := range b.cmds {
+		in.WriteString(strings.Join(c, " ") + "\n")
+	}
+	c := exec.CommandContext(ctx, "ip", args...)
+	c.Stdin = strings.NewReader(in.String())
+	out, err := c.CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	where := "ip " + strings.Join(args, " ")
+	if m := failedLine.FindSubmatch(out); m != nil {
+		if n, _ := strconv.Atoi(string(m[1])); n >= 1 && n <= len(b.cmds) {
+			where = "ip "
+			if b.ns != "" {
+				where += "-n " + b.ns + " "
+			}
+			where += strings.Join(b.cmds[n-1], " ")
+		}
+	}
+	msg := strings.ReplaceAll(strings.TrimSpace(failedLine.ReplaceAllString(string(out), "")), "\n", "; ")
+	return fmt.Errorf("lab: %s: %w: %s", where, err, msg)
+}
+
+func (l *Lab) setSysctl(s sysctl) error {
+	return l.Do(s.host, func() error {
+		err := os.WriteFile(filepath.Join("/proc/sys", s.path), []byte(s.value), 0o644)
+		if s.optional && errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("lab: sysctl in %s: %w", c.host, err)
+			return fmt.Errorf("lab: sysctl in %s: %w", s.host, err)
 		}
 		return nil
 	})

@@ -1,0 +1,312 @@
+// Package gateway is the daemon: it reads the config, opens the real
+// devices, starts and stops the services, and holds the CLI and the lab.
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gateway/gateway/uci"
+	"gateway/nat44"
+)
+
+// DefaultConfigPath is where OpenWrt keeps UCI files.
+const DefaultConfigPath = "/etc/config/gateway"
+
+// Config is the whole daemon configuration, read from one UCI file.
+type Config struct {
+	File string // where it was read from
+
+	WAN      string   // WAN interface; required
+	LANs     []string // LAN interfaces; required
+	StateDir string   // default /etc/gateway
+	// ControlSocket is the unix socket of the JSON API that the CLI uses;
+	// default /run/gateway.sock.
+	ControlSocket string
+	LogLevel      slog.Level
+	// AllowDocumentationWAN counts the RFC 5737 documentation ranges as
+	// public WAN addresses (the lab uses them); default off.
+	AllowDocumentationWAN bool
+
+	NAT NATConfig
+	// Forwards are the static port forwards ("redirect" sections).
+	Forwards []nat44.Mapping
+}
+
+// NATConfig is the "nat" section.
+type NATConfig struct {
+	Filtering nat44.Filtering
+	// UDPHold is how long a filter entry outlives its last flow.
+	UDPHold time.Duration
+	// UDPTimeout and TCPEstablished are the kernel's conntrack timeouts,
+	// raised to these values if lower (RFC 4787 REQ-5, RFC 5382 REQ-5).
+	UDPTimeout     time.Duration
+	TCPEstablished time.Duration
+}
+
+// Defaults for what a minimal file leaves out.
+const (
+	defaultStateDir       = "/etc/gateway"
+	defaultControlSocket  = "/run/gateway.sock"
+	defaultUDPHold        = 5 * time.Minute
+	defaultUDPTimeout     = 2 * time.Minute
+	defaultTCPEstablished = 2*time.Hour + 4*time.Minute
+)
+
+// LoadConfig reads and checks a config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig checks a config file's text; every problem is reported with
+// the file, line and reason, all at once.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	f, err := uci.Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{
+		File:          name,
+		StateDir:      defaultStateDir,
+		ControlSocket: defaultControlSocket,
+		LogLevel:      slog.LevelInfo,
+		NAT: NATConfig{
+			UDPHold:        defaultUDPHold,
+			UDPTimeout:     defaultUDPTimeout,
+			TCPEstablished: defaultTCPEstablished,
+		},
+	}
+	p := &parser{f: f}
+	seenMain := false
+	for _, s := range f.Sections {
+		switch s.Type {
+		case "gateway":
+			if seenMain {
+				p.errf(s.Line, "a second 'gateway' section")
+			}
+			seenMain = true
+			p.mainSection(s, c)
+		case "nat":
+			p.natSection(s, &c.NAT)
+		case "redirect":
+			if m, ok := p.redirect(s); ok {
+				c.Forwards = append(c.Forwards, m...)
+			}
+		default:
+			p.errf(s.Line, "unknown section type %q (want gateway, nat or redirect)", s.Type)
+		}
+	}
+	if !seenMain {
+		p.errf(1, "no 'config gateway' section: it names the WAN and LAN interfaces")
+	} else {
+		if c.WAN == "" {
+			p.errf(p.mainLine, "option wan is required (the WAN interface name)")
+		}
+		if len(c.LANs) == 0 {
+			p.errf(p.mainLine, "option lan is required (the LAN interface name)")
+		}
+	}
+	seen := map[nat44.Key]int{}
+	for i, m := range c.Forwards {
+		if prev, ok := seen[m.Key()]; ok {
+			p.errf(p.fwdLines[i], "redirect %v is already forwarded on line %d", m.Key(), p.fwdLines[prev])
+		}
+		seen[m.Key()] = i
+	}
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+type parser struct {
+	f        *uci.File
+	errs     []error
+	mainLine int
+	fwdLines []int // line of each forward, for duplicate reports
+}
+
+func (p *parser) errf(line int, format string, args ...any) {
+	p.errs = append(p.errs, p.f.Errf(line, format, args...))
+}
+
+// options calls fn for each option, and reports the ones fn does not know.
+func (p *parser) options(s *uci.Section, known map[string]func(o *uci.Option, v string)) {
+	for _, o := range s.Options {
+		fn, ok := known[o.Name]
+		if !ok {
+			p.errf(o.Line, "unknown option %q in a %q section", o.Name, s.Type)
+			continue
+		}
+		fn(o, o.Values[len(o.Values)-1])
+	}
+}
+
+func (p *parser) mainSection(s *uci.Section, c *Config) {
+	p.mainLine = s.Line
+	p.options(s, map[string]func(*uci.Option, string){
+		"wan": func(o *uci.Option, v string) { c.WAN = p.ifname(o, v) },
+		"lan": func(o *uci.Option, _ string) {
+			for _, v := range o.Values {
+				// "option lan 'br-lan eth1'" and "list lan" both work.
+				for _, name := range strings.Fields(v) {
+					c.LANs = append(c.LANs, p.ifname(o, name))
+				}
+			}
+		},
+		"state_dir": func(o *uci.Option, v string) {
+			if !strings.HasPrefix(v, "/") {
+				p.errf(o.Line, "state_dir %q is not an absolute path", v)
+			}
+			c.StateDir = v
+		},
+		"control_socket": func(o *uci.Option, v string) {
+			if !strings.HasPrefix(v, "/") {
+				p.errf(o.Line, "control_socket %q is not an absolute path", v)
+			}
+			c.ControlSocket = v
+		},
+		"log_level": func(o *uci.Option, v string) {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				p.errf(o.Line, "log_level %q: want debug, info, warn or error", v)
+			}
+		},
+		"allow_documentation_wan": func(o *uci.Option, v string) { c.AllowDocumentationWAN = p.bool(o, v) },
+	})
+	for _, l := range c.LANs {
+		if l == c.WAN && l != "" {
+			p.errf(s.Line, "interface %q is both WAN and LAN", l)
+		}
+	}
+}
+
+func (p *parser) natSection(s *uci.Section, n *NATConfig) {
+	p.options(s, map[string]func(*uci.Option, string){
+		"filtering": func(o *uci.Option, v string) {
+			f, err := nat44.ParseFiltering(v)
+			if err != nil {
+				p.errf(o.Line, "filtering %q: want endpoint-independent, address-dependent or address-and-port-dependent", v)
+			}
+			n.Filtering = f
+		},
+		"udp_hold":                func(o *uci.Option, v string) { n.UDPHold = p.seconds(o, v, 2*time.Minute) },
+		"udp_timeout":             func(o *uci.Option, v string) { n.UDPTimeout = p.seconds(o, v, 2*time.Minute) },
+		"tcp_established_timeout": func(o *uci.Option, v string) { n.TCPEstablished = p.seconds(o, v, 2*time.Hour+4*time.Minute) },
+	})
+}
+
+// redirect reads an fw4-style port forward. proto "tcp udp" (or "tcpudp")
+// makes one mapping per protocol.
+func (p *parser) redirect(s *uci.Section) ([]nat44.Mapping, bool) {
+	var (
+		name, destIP    string
+		protos          = []nat44.Proto{nat44.TCP}
+		srcPort, dstPrt uint16
+		enabled         = true
+		errs            = len(p.errs)
+	)
+	p.options(s, map[string]func(*uci.Option, string){
+		"name": func(_ *uci.Option, v string) { name = v },
+		"proto": func(o *uci.Option, _ string) {
+			protos = nil
+			for _, v := range o.Values {
+				for _, w := range strings.Fields(strings.ReplaceAll(v, "tcpudp", "tcp udp")) {
+					pr, err := nat44.ParseProto(w)
+					if err != nil {
+						p.errf(o.Line, "proto %q: want tcp, udp or 'tcp udp'", w)
+						continue
+					}
+					protos = append(protos, pr)
+				}
+			}
+		},
+		"src_dport": func(o *uci.Option, v string) { srcPort = p.port(o, v) },
+		"dest_port": func(o *uci.Option, v string) { dstPrt = p.port(o, v) },
+		"dest_ip":   func(_ *uci.Option, v string) { destIP = v },
+		"enabled":   func(o *uci.Option, v string) { enabled = p.bool(o, v) },
+		"target":    func(o *uci.Option, v string) { p.only(o, v, "DNAT") },
+		"src":       func(o *uci.Option, v string) { p.only(o, v, "wan") },
+		"dest":      func(o *uci.Option, v string) { p.only(o, v, "lan") },
+	})
+	addr, err := netip.ParseAddr(destIP)
+	switch {
+	case destIP == "":
+		p.errf(s.Line, "redirect needs option dest_ip")
+	case err != nil || !addr.Is4():
+		p.errf(s.Line, "redirect dest_ip %q is not an IPv4 address", destIP)
+	}
+	if srcPort == 0 && len(p.errs) == errs {
+		p.errf(s.Line, "redirect needs option src_dport")
+	}
+	if len(p.errs) > errs || !enabled {
+		return nil, false
+	}
+	if dstPrt == 0 {
+		dstPrt = srcPort
+	}
+	var out []nat44.Mapping
+	for _, pr := range protos {
+		m := nat44.Mapping{Proto: pr, ExternalPort: srcPort, Internal: netip.AddrPortFrom(addr, dstPrt), Owner: nat44.OwnerStatic, Description: name}
+		if err := m.Validate(); err != nil {
+			p.errf(s.Line, "redirect: %v", err)
+			continue
+		}
+		out = append(out, m)
+		p.fwdLines = append(p.fwdLines, s.Line)
+	}
+	return out, true
+}
+
+func (p *parser) only(o *uci.Option, v, want string) {
+	if v != want {
+		p.errf(o.Line, "%s %q is not supported (only %q)", o.Name, v, want)
+	}
+}
+
+func (p *parser) ifname(o *uci.Option, v string) string {
+	if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t") {
+		p.errf(o.Line, "%s %q is not an interface name", o.Name, v)
+	}
+	return v
+}
+
+func (p *parser) bool(o *uci.Option, v string) bool {
+	switch v {
+	case "1", "yes", "on", "true", "enabled":
+		return true
+	case "0", "no", "off", "false", "disabled":
+		return false
+	}
+	p.errf(o.Line, "%s %q is not a boolean (want 1 or 0)", o.Name, v)
+	return false
+}
+
+func (p *parser) port(o *uci.Option, v string) uint16 {
+	n, err := strconv.ParseUint(v, 10, 16)
+	if err != nil || n == 0 {
+		p.errf(o.Line, "%s %q is not a port number (1-65535)", o.Name, v)
+		return 0
+	}
+	return uint16(n)
+}
+
+func (p *parser) seconds(o *uci.Option, v string, least time.Duration) time.Duration {
+	n, err := strconv.ParseUint(v, 10, 32)
+	d := time.Duration(n) * time.Second
+	if err != nil {
+		p.errf(o.Line, "%s %q is not a number of seconds", o.Name, v)
+	} else if d < least {
+		p.errf(o.Line, "%s %v is under the %v the RFCs require", o.Name, d, least)
+	}
+	return d
+}
