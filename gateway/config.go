@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -123,6 +124,8 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		}
 		seen[m.Key()] = i
 	}
+	// Report in file order, however the checks ran.
+	slices.SortStableFunc(p.errs, func(a, b error) int { return lineOf(a) - lineOf(b) })
 	if err := errors.Join(p.errs...); err != nil {
 		return nil, err
 	}
@@ -134,6 +137,14 @@ type parser struct {
 	errs     []error
 	mainLine int
 	fwdLines []int // line of each forward, for duplicate reports
+}
+
+func lineOf(err error) int {
+	var e *uci.Error
+	if errors.As(err, &e) {
+		return e.Line
+	}
+	return 0
 }
 
 func (p *parser) errf(line int, format string, args ...any) {

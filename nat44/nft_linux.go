@@ -21,7 +21,7 @@ const elemChunk = 512
 // NFTables is the Linux Datapath: one inet table programmed over netlink.
 type NFTables struct {
 	conn *nftables.Conn
-	opts []nftables.ConnOption // to open more connections in the same namespace
+	ns   []nftables.ConnOption // the namespace, to open more connections in it
 	sets map[string]*nftables.Set
 
 	// What the last successful Apply installed.
@@ -39,15 +39,15 @@ type NFTables struct {
 // the one netnsFD refers to when it is not -1 (tests program a namespace
 // of their own this way).
 func NewNFTables(netnsFD int) (*NFTables, error) {
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
+	var ns []nftables.ConnOption
 	if netnsFD >= 0 {
-		opts = append(opts, nftables.WithNetNSFd(netnsFD))
+		ns = append(ns, nftables.WithNetNSFd(netnsFD))
 	}
-	c, err := nftables.New(opts...)
+	c, err := nftables.New(append(ns, nftables.AsLasting(), nftables.WithSockOptions(bigBuffers))...)
 	if err != nil {
 		return nil, fmt.Errorf("nat44: nftables: %w", err)
 	}
-	return &NFTables{conn: c, opts: opts}, nil
+	return &NFTables{conn: c, ns: ns}, nil
 }
 
 // bigBuffers lets a batch of ten thousand elements go out in one sendmsg
@@ -319,12 +319,12 @@ func (d *NFTables) encoded(set string) map[string][]byte {
 // reported.
 func (d *NFTables) WatchDrift(ctx context.Context, changed func()) error {
 	// The monitor needs a socket of its own: on the shared one its reader
-	// would take the acknowledgements that Apply waits for.
-	mc, err := nftables.New(d.opts...)
+	// would take the acknowledgements that Apply waits for. It must not be
+	// a lasting one either, or closing the monitor would not close it.
+	mc, err := nftables.New(d.ns...)
 	if err != nil {
 		return fmt.Errorf("nat44: nftables monitor: %w", err)
 	}
-	defer mc.CloseLasting()
 	mon := nftables.NewMonitor(nftables.WithMonitorEventBuffer(64))
 	events, err := mc.AddGenerationalMonitor(mon)
 	if err != nil {

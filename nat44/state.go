@@ -45,7 +45,12 @@ func ParseFiltering(s string) (Filtering, error) {
 }
 
 // MarshalText names the behaviour in the JSON API.
-func (f Filtering) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+func (f Filtering) MarshalText() ([]byte, error) {
+	if f < 0 || int(f) >= len(filteringNames) {
+		return nil, fmt.Errorf("nat44: cannot marshal filtering %d", int(f))
+	}
+	return []byte(f.String()), nil
+}
 
 // RemoteKey is an entry of the address-dependent filter: a remote address
 // that may reach an external UDP port.

@@ -21,11 +21,19 @@ const (
 )
 
 func (k AddrKind) String() string {
+	if k < KindNone || k > KindBogon {
+		return fmt.Sprintf("addrkind(%d)", int(k))
+	}
 	return [...]string{"none", "public", "private", "shared", "bogon"}[k]
 }
 
 // MarshalText reports the kind by name in the JSON API.
-func (k AddrKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+func (k AddrKind) MarshalText() ([]byte, error) {
+	if k < KindNone || k > KindBogon {
+		return nil, fmt.Errorf("nat44: cannot marshal address kind %d", int(k))
+	}
+	return []byte(k.String()), nil
+}
 
 // DoubleNAT reports whether another NAT stands between the WAN and the
 // internet.

@@ -1,0 +1,54 @@
+# gateway: `make demo` to try it, `make test` to check it (as root on Debian).
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X gateway/gateway.Version=$(VERSION)
+BIN      := bin/gateway
+# What the tests and the lab run: iproute2 (ip, bridge), nftables (nft, to
+# read back and tamper with our table), util-linux (unshare, mount),
+# conntrack and iperf3 (benchmarks).
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps
+
+.PHONY: all build demo demo-down test test-short bench fuzz deps clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gateway
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	$(GO) mod download
+
+demo: deps build
+	$(BIN) lab up
+
+demo-down:
+	$(BIN) lab down
+
+# The whole suite: unit tests, fuzz corpora, and the integration tests in
+# network namespaces (these need root; without it they skip and say so).
+test: deps
+	gofmt -l . | tee /dev/stderr | (! read -r _)
+	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
+	CGO_ENABLED=0 GOARCH=mipsle GOMIPS=softfloat $(GO) build -o /dev/null ./cmd/gateway
+	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/gateway
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+bench: deps build
+	$(GO) run ./bench/nat
+
+# A short run of every fuzz target (the corpora replay in `make test`).
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 30s ./gateway/uci
+	$(GO) test -run XXX -fuzz FuzzParseConfig -fuzztime 30s ./gateway
+
+clean:
+	rm -rf bin dist

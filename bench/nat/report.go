@@ -1,0 +1,289 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// metric is one measurement taken in every configuration.
+type metric int
+
+const (
+	tcpOut metric = iota
+	tcpIn
+	connOut
+	connIn
+	udpOut
+	numMetrics
+)
+
+// metricInfo describes the columns. Values are stored in base units
+// (bit/s, connections/s, packets/s) and divided by scale for display.
+var metricInfo = [numMetrics]struct {
+	head   string
+	scale  float64
+	format string
+	goal   bool // part of the 95 % goal
+}{
+	tcpOut:  {"TCP out (Gb/s)", 1e9, "%.2f", true},
+	tcpIn:   {"TCP in (Gb/s)", 1e9, "%.2f", true},
+	connOut: {"new conn/s out", 1, "%.0f", true},
+	connIn:  {"new conn/s in", 1, "%.0f", true},
+	udpOut:  {"64-byte UDP out (kpkt/s)", 1e3, "%.0f", false},
+}
+
+func (m metric) String() string { return metricInfo[m].head }
+
+func (m metric) format(v float64) string {
+	return fmt.Sprintf(metricInfo[m].format, v/metricInfo[m].scale)
+}
+
+// goalRatio is the share of plain masquerade that ours must keep with
+// every mapping installed.
+const goalRatio = 0.95
+
+// goalBatch is how long one batch of mappings may take to add or remove.
+const goalBatch = time.Second
+
+// results holds every sample of one run.
+type results struct {
+	// Meta
+	started  time.Time
+	elapsed  time.Duration
+	kernel   string
+	cpus     int
+	mappings int
+	duration time.Duration
+	repeat   int
+	conns    int
+
+	configs []configInfo // in the order of the table's rows
+	samples map[string]*[numMetrics][]float64
+
+	// nat44 mapping operations, one sample per round, with the N mappings.
+	batchAdd, batchRemove []time.Duration
+	// linearLoad is how long `nft -f` took to load the linear ruleset.
+	linearLoad []time.Duration
+	single     singleAdds
+}
+
+type configInfo struct {
+	name, about string
+}
+
+// singleAdds is the run of one-mapping Add calls.
+type singleAdds struct {
+	n       int           // adds done
+	elapsed time.Duration // for all n
+	// lastN and lastElapsed cover the last tenth of them, when the table
+	// was nearly full.
+	lastN       int
+	lastElapsed time.Duration
+	capped      bool // stopped by the time limit before all N
+}
+
+func (r *results) add(config string, m metric, v float64) {
+	if r.samples == nil {
+		r.samples = make(map[string]*[numMetrics][]float64)
+	}
+	s := r.samples[config]
+	if s == nil {
+		s = new([numMetrics][]float64)
+		r.samples[config] = s
+	}
+	s[m] = append(s[m], v)
+}
+
+// median returns the median of config's samples of m; ok is false if there
+// are none.
+func (r *results) median(config string, m metric) (float64, bool) {
+	s := r.samples[config]
+	if s == nil || len(s[m]) == 0 {
+		return 0, false
+	}
+	return median(s[m]), true
+}
+
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func medianDuration(ds []time.Duration) time.Duration {
+	vs := make([]float64, len(ds))
+	for i, d := range ds {
+		vs[i] = float64(d)
+	}
+	return time.Duration(median(vs))
+}
+
+// ratio is config's median over the reference's, per metric.
+func (r *results) ratio(config, ref string, m metric) (float64, bool) {
+	a, ok1 := r.median(config, m)
+	b, ok2 := r.median(ref, m)
+	if !ok1 || !ok2 || b == 0 {
+		return 0, false
+	}
+	return a / b, true
+}
+
+// goal checks ours with N mappings against masq on the goal metrics. It
+// returns whether the goal holds, and the metrics that miss it.
+func (r *results) goal(ours, ref string) (holds bool, misses []string, known bool) {
+	known = true
+	for m := range numMetrics {
+		if !metricInfo[m].goal {
+			continue
+		}
+		q, ok := r.ratio(ours, ref, m)
+		if !ok {
+			known = false
+			continue
+		}
+		if q < goalRatio {
+			misses = append(misses, fmt.Sprintf("%s %.2f", m, q))
+		}
+	}
+	return known && len(misses) == 0, misses, known
+}
+
+// markdown renders the run. ref is the reference configuration, ours the
+// one the goal is about.
+func (r *results) markdown(ref, ours string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## NAT44 benchmark\n\n")
+	fmt.Fprintf(&b, "%s, kernel %s, %d CPUs; %d mappings; %v per measurement; median of %d rounds (configurations interleaved, order rotated each round); %d concurrent dialers; run took %v.\n\n",
+		r.started.Format("2006-01-02 15:04 MST"), r.kernel, r.cpus, r.mappings, r.duration, r.repeat, r.conns, r.elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "> This machine is small and shared (%d CPUs, other jobs running): absolute figures move by 10-30 %% from run to run. Compare only figures of the same run; the ratios to `%s` are what the run measures.\n\n", r.cpus, ref)
+
+	b.WriteString("| configuration |")
+	for m := range numMetrics {
+		fmt.Fprintf(&b, " %s |", m)
+	}
+	b.WriteString("\n|---|")
+	for range numMetrics {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	for _, c := range r.configs {
+		fmt.Fprintf(&b, "| %s |", c.name)
+		for m := range numMetrics {
+			if v, ok := r.median(c.name, m); ok {
+				fmt.Fprintf(&b, " %s |", m.format(v))
+			} else {
+				b.WriteString(" – |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	for _, c := range r.configs {
+		if c.name == ref {
+			continue
+		}
+		fmt.Fprintf(&b, "| **%s/%s** |", c.name, ref)
+		for m := range numMetrics {
+			if q, ok := r.ratio(c.name, ref, m); ok {
+				fmt.Fprintf(&b, " %.2f |", q)
+			} else {
+				b.WriteString(" – |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+
+	holds, misses, known := r.goal(ours, ref)
+	switch {
+	case !known:
+		fmt.Fprintf(&b, "**Goal** (%s keeps ≥ %.0f %% of %s in TCP throughput and new connections/s, in and out): not measured.\n", ours, goalRatio*100, ref)
+	case holds:
+		fmt.Fprintf(&b, "**Goal** (%s keeps ≥ %.0f %% of %s in TCP throughput and new connections/s, in and out): **holds** in this run.\n", ours, goalRatio*100, ref)
+	default:
+		fmt.Fprintf(&b, "**Goal** (%s keeps ≥ %.0f %% of %s in TCP throughput and new connections/s, in and out): **does not hold** in this run: %s.\n", ours, goalRatio*100, ref, strings.Join(misses, ", "))
+	}
+	if len(r.batchAdd) > 0 && len(r.batchRemove) > 0 {
+		add, rm := medianDuration(r.batchAdd), medianDuration(r.batchRemove)
+		verdict := "**holds**"
+		if add >= goalBatch || rm >= goalBatch {
+			verdict = "**does not hold**"
+		}
+		fmt.Fprintf(&b, "**Goal** (add and remove %d mappings in under %v each): %s (add %s, remove %s).\n", r.mappings, goalBatch, verdict, fmtDur(add), fmtDur(rm))
+	}
+	b.WriteString("\n")
+
+	b.WriteString("| mapping operation | median | samples |\n|---|---:|---|\n")
+	row := func(what string, ds []time.Duration) {
+		if len(ds) == 0 {
+			return
+		}
+		ss := make([]string, len(ds))
+		for i, d := range ds {
+			ss[i] = fmtDur(d)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", what, fmtDur(medianDuration(ds)), strings.Join(ss, ", "))
+	}
+	row(fmt.Sprintf("ours: Add %d mappings, one batch", r.mappings), r.batchAdd)
+	row(fmt.Sprintf("ours: Remove %d mappings, one batch", r.mappings), r.batchRemove)
+	row(fmt.Sprintf("linear: `nft -f` of %d DNAT + %d forward rules", r.mappings, r.mappings), r.linearLoad)
+	if s := r.single; s.n > 0 {
+		rate := float64(s.n) / s.elapsed.Seconds()
+		note := ""
+		if s.capped {
+			note = " (stopped by the time limit)"
+		}
+		last := ""
+		if s.lastN > 0 && s.lastElapsed > 0 {
+			last = fmt.Sprintf("; last %d: %.0f adds/s", s.lastN, float64(s.lastN)/s.lastElapsed.Seconds())
+		}
+		fmt.Fprintf(&b, "| ours: one mapping per Add call, from 0 | %.0f adds/s | %d adds in %s%s%s |\n", rate, s.n, fmtDur(s.elapsed), last, note)
+	}
+	b.WriteString("\n")
+
+	b.WriteString("<details><summary>Every sample</summary>\n\n| configuration | metric | samples |\n|---|---|---|\n")
+	for _, c := range r.configs {
+		s := r.samples[c.name]
+		if s == nil {
+			continue
+		}
+		for m := range numMetrics {
+			if len(s[m]) == 0 {
+				continue
+			}
+			vs := make([]string, len(s[m]))
+			for i, v := range s[m] {
+				vs[i] = m.format(v)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", c.name, m, strings.Join(vs, ", "))
+		}
+	}
+	b.WriteString("\n</details>\n\nConfigurations:\n\n")
+	for _, c := range r.configs {
+		fmt.Fprintf(&b, "- `%s`: %s\n", c.name, c.about)
+	}
+	return b.String()
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	default:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+}
+
+// countName writes n the short way for configuration names: 10000 is
+// "10k", 1500 is "1500".
+func countName(n int) string {
+	if n >= 1000 && n%1000 == 0 {
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}

@@ -1,0 +1,171 @@
+package gateway
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"gateway/nat44"
+)
+
+func TestParseConfigMinimal(t *testing.T) {
+	c, err := ParseConfig("gw.conf", []byte("config gateway\n\toption wan eth0\n\toption lan br-lan\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		File: "gw.conf", WAN: "eth0", LANs: []string{"br-lan"},
+		StateDir: defaultStateDir, ControlSocket: defaultControlSocket,
+		NAT: NATConfig{Filtering: nat44.AddressAndPortDependent, UDPHold: 5 * time.Minute, UDPTimeout: 2 * time.Minute, TCPEstablished: 2*time.Hour + 4*time.Minute},
+	}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestParseConfigFull(t *testing.T) {
+	text := `config gateway 'main'
+	option wan 'wan'
+	list lan 'br-lan'
+	list lan 'eth2'
+	option state_dir '/tmp/gw'
+	option control_socket '/tmp/gw.sock'
+	option log_level 'debug'
+	option allow_documentation_wan '1'
+
+config nat
+	option filtering 'endpoint-independent'
+	option udp_hold '600'
+	option udp_timeout '180'
+	option tcp_established_timeout '86400'
+
+config redirect
+	option name 'game'
+	option proto 'tcp udp'
+	option src_dport '3074'
+	option dest_ip '192.168.1.20'
+
+config redirect
+	option name 'off'
+	option enabled '0'
+	option src_dport '1'
+	option dest_ip '192.168.1.21'
+
+config redirect
+	option target 'DNAT'
+	option src 'wan'
+	option dest 'lan'
+	option proto 'tcpudp'
+	option src_dport '8443'
+	option dest_ip '192.168.1.22'
+	option dest_port '443'
+`
+	c, err := ParseConfig("full", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort
+	wantFwd := []nat44.Mapping{
+		{Proto: nat44.TCP, ExternalPort: 3074, Internal: ap("192.168.1.20:3074"), Owner: nat44.OwnerStatic, Description: "game"},
+		{Proto: nat44.UDP, ExternalPort: 3074, Internal: ap("192.168.1.20:3074"), Owner: nat44.OwnerStatic, Description: "game"},
+		{Proto: nat44.TCP, ExternalPort: 8443, Internal: ap("192.168.1.22:443"), Owner: nat44.OwnerStatic},
+		{Proto: nat44.UDP, ExternalPort: 8443, Internal: ap("192.168.1.22:443"), Owner: nat44.OwnerStatic},
+	}
+	if diff := cmp.Diff(wantFwd, c.Forwards, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
+		t.Errorf("forwards (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"br-lan", "eth2"}, c.LANs); diff != "" {
+		t.Errorf("lans (-want +got):\n%s", diff)
+	}
+	if c.NAT.Filtering != nat44.EndpointIndependent || c.NAT.UDPHold != 10*time.Minute || c.NAT.UDPTimeout != 3*time.Minute || c.NAT.TCPEstablished != 24*time.Hour {
+		t.Errorf("nat = %+v", c.NAT)
+	}
+	if !c.AllowDocumentationWAN || c.StateDir != "/tmp/gw" || c.ControlSocket != "/tmp/gw.sock" || c.LogLevel.String() != "DEBUG" {
+		t.Errorf("main = %+v", c)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	head := "config gateway\n\toption wan wan\n\toption lan lan\n"
+	cases := []struct {
+		name, text string
+		want       []string // each must appear, in this order
+	}{
+		{"no main section", "config nat\n", []string{"f:1: no 'config gateway' section"}},
+		{"no wan", "config gateway\n\toption lan x\n", []string{"f:1: option wan is required"}},
+		{"no lan", "config gateway\n\toption wan x\n", []string{"f:1: option lan is required"}},
+		{"same iface", "config gateway\n\toption wan x\n\toption lan x\n", []string{`f:1: interface "x" is both WAN and LAN`}},
+		{"syntax", head + "option x\n", []string{"f:4:"}},
+		{"unknown section", head + "config dnsmasq\n", []string{`f:4: unknown section type "dnsmasq"`}},
+		{"unknown option", head + "\toption wna eth0\n", []string{`f:4: unknown option "wna" in a "gateway" section`}},
+		{"bad filtering", head + "config nat\n\toption filtering cone\n", []string{`f:5: filtering "cone"`}},
+		{"udp hold too short", head + "config nat\n\toption udp_hold 60\n", []string{"f:5: udp_hold 1m0s is under the 2m0s"}},
+		{"bad seconds", head + "config nat\n\toption udp_timeout soon\n", []string{`f:5: udp_timeout "soon" is not a number`}},
+		{"tcp timeout too short", head + "config nat\n\toption tcp_established_timeout 3600\n", []string{"f:5: tcp_established_timeout 1h0m0s is under"}},
+		{"relative state dir", head + "\toption state_dir var\n", []string{`f:4: state_dir "var" is not an absolute path`}},
+		{"bad log level", head + "\toption log_level loud\n", []string{`f:4: log_level "loud"`}},
+		{"bad bool", head + "\toption allow_documentation_wan maybe\n", []string{`f:4: allow_documentation_wan "maybe" is not a boolean`}},
+		{"bad iface", head + "\toption wan 'a/b'\n", []string{`f:4: wan "a/b" is not an interface name`}},
+		{"redirect errors in line order", head + "config redirect\n\toption src_dport 0\n\toption dest_ip fe80::1\n\toption proto icmp\n",
+			[]string{"f:4: redirect dest_ip \"fe80::1\" is not an IPv4 address", `f:5: src_dport "0" is not a port number`, `f:7: proto "icmp"`}},
+		{"redirect without dest_ip", head + "config redirect\n\toption src_dport 80\n", []string{"f:4: redirect needs option dest_ip"}},
+		{"redirect without port", head + "config redirect\n\toption dest_ip 192.168.1.2\n", []string{"f:4: redirect needs option src_dport"}},
+		{"redirect to multicast", head + "config redirect\n\toption src_dport 80\n\toption dest_ip 224.0.0.1\n", []string{"f:4: redirect: nat44: invalid mapping"}},
+		{"redirect target", head + "config redirect\n\toption target SNAT\n\toption src_dport 80\n\toption dest_ip 192.168.1.2\n", []string{`f:5: target "SNAT" is not supported`}},
+		{"duplicate forward", head + "config redirect\n\toption src_dport 80\n\toption dest_ip 192.168.1.2\nconfig redirect\n\toption src_dport 80\n\toption dest_ip 192.168.1.3\n",
+			[]string{"f:7: redirect tcp/80 is already forwarded on line 4"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig("f", []byte(tc.text))
+			if err == nil {
+				t.Fatal("accepted; want an error")
+			}
+			msg, at := err.Error(), 0
+			for _, w := range tc.want {
+				i := strings.Index(msg[at:], w)
+				if i < 0 {
+					t.Fatalf("error %q\nlacks %q (in order)", msg, w)
+				}
+				at += i + len(w)
+			}
+		})
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("config gateway\n\toption wan wan\n\toption lan br-lan\n"))
+	f.Add([]byte("config gateway\n\toption wan wan\n\tlist lan a\nconfig redirect\n\toption proto 'tcp udp'\n\toption src_dport 80\n\toption dest_ip 192.168.1.2\n"))
+	f.Add([]byte("config nat\n\toption filtering endpoint-independent\n\toption udp_hold 120\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig("fuzz", b)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz:") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		// Whatever is accepted is usable: the services take it as it is.
+		if c.WAN == "" || len(c.LANs) == 0 {
+			t.Fatalf("accepted a config without interfaces: %+v", c)
+		}
+		for _, m := range c.Forwards {
+			if err := m.Validate(); err != nil {
+				t.Fatalf("accepted an invalid forward: %v", err)
+			}
+		}
+		if _, err := nat44.New(nat44.Config{WAN: c.WAN, LANs: c.LANs, Filtering: c.NAT.Filtering, UDPHold: c.NAT.UDPHold, Datapath: nopDatapath{}}); err != nil {
+			t.Fatalf("accepted config refused by nat44: %v", err)
+		}
+	})
+}
+
+type nopDatapath struct{}
+
+func (nopDatapath) Apply(*nat44.State) error { return nil }
+func (nopDatapath) Drifted() (bool, error)   { return false, nil }
+func (nopDatapath) Close() error             { return nil }

@@ -1,0 +1,501 @@
+package gateway
+
+// Integration tests: the real binary runs in a lab built of network
+// namespaces, and real TCP and UDP cross it. They need root; without it, or
+// with -short, they skip.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gateway/gateway/lab"
+	"gateway/gateway/lab/labtest"
+	"gateway/nat44"
+	"gateway/web"
+)
+
+// binary is the gateway built once for all tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "gateway-test-")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(dir)
+		binary = filepath.Join(dir, "gateway")
+		if out, err := exec.Command("go", "build", "-o", binary, "gateway/cmd/gateway").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build gateway: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+var (
+	wanAddr = lab.WANAddr.Addr()
+	pub1    = lab.PublicAddrs[0].Addr()
+	pub2    = lab.PublicAddrs[1].Addr()
+	lan1    = lab.LAN1Addr.Addr()
+	lan2    = lab.LAN2Addr.Addr()
+)
+
+// gw is a lab with the daemon running in it.
+type gw struct {
+	t   *testing.T
+	l   *lab.Lab
+	cfg string
+}
+
+// startGateway builds a lab and runs the daemon with the lab's default
+// config plus extra.
+func startGateway(t *testing.T, extra string) *gw {
+	t.Helper()
+	l := labtest.New(t)
+	g := &gw{t: t, l: l, cfg: filepath.Join(l.Dir, "gateway.conf")}
+	g.writeConfig(LabConfig(l, extra))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := StartLabGateway(ctx, l, binary, g.cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(l.Dir, "gateway.log"))
+			t.Logf("gateway log:\n%s", tail(b, 40))
+		}
+	})
+	return g
+}
+
+func (g *gw) writeConfig(text string) {
+	g.t.Helper()
+	if err := os.WriteFile(g.cfg, []byte(text), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func (g *gw) api() *client { return newClient(LabSocket(g.l)) }
+
+func (g *gw) status() Status {
+	g.t.Helper()
+	var st Status
+	if err := g.api().do("GET", "/api/v1/status", nil, &st); err != nil {
+		g.t.Fatal(err)
+	}
+	return st
+}
+
+// run runs a program inside a lab host and returns its output.
+func (g *gw) run(host string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := g.l.Command(ctx, host, args[0], args[1:]...).CombinedOutput()
+	return string(out), err
+}
+
+func (g *gw) mustRun(host string, args ...string) string {
+	g.t.Helper()
+	out, err := g.run(host, args...)
+	if err != nil {
+		g.t.Fatalf("%s: %v: %v\n%s", host, args, err, out)
+	}
+	return out
+}
+
+func (g *gw) signal(sig syscall.Signal) {
+	g.t.Helper()
+	st := g.l.Status()
+	for _, h := range st.Hosts {
+		for _, p := range h.Processes {
+			if p.Name == labDaemon && p.Alive {
+				if err := syscall.Kill(p.PID, sig); err != nil {
+					g.t.Fatal(err)
+				}
+				return
+			}
+		}
+	}
+	g.t.Fatal("the daemon is not running")
+}
+
+// eventually retries f until it returns nil or 5 s have passed.
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// tcpServer listens on addr inside host; each connection is answered with
+// "HOST saw REMOTE" and closed.
+func tcpServer(t *testing.T, l *lab.Lab, host, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := l.Do(host, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s saw %s\n", host, c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+}
+
+// tcpGet connects from host to addr and returns the first line it gets.
+func tcpGet(l *lab.Lab, host, addr string) (string, error) {
+	var c net.Conn
+	err := l.Do(host, func() (err error) {
+		c, err = net.DialTimeout("tcp", addr, 2*time.Second)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+func wantTCP(t *testing.T, l *lab.Lab, host, addr, want string) {
+	t.Helper()
+	got, err := tcpGet(l, host, addr)
+	if err != nil || !strings.HasPrefix(got, want) {
+		t.Fatalf("%s → %s: got %q, %v; want %q", host, addr, got, err, want)
+	}
+}
+
+func wantNoTCP(t *testing.T, l *lab.Lab, host, addr string) {
+	t.Helper()
+	if got, err := tcpGet(l, host, addr); err == nil {
+		t.Fatalf("%s → %s answered %q; want nothing through", host, addr, got)
+	}
+}
+
+func hostPort(a netip.Addr, port int) string { return netip.AddrPortFrom(a, uint16(port)).String() }
+
+func TestNATOutForwardInHairpin(t *testing.T) {
+	g := startGateway(t, "")
+	tcpServer(t, g.l, lab.Public, hostPort(pub1, 80))
+	tcpServer(t, g.l, lab.LAN1, hostPort(lan1, 80))
+
+	// Out: the public host sees the WAN address, with the source port kept.
+	got, err := tcpGet(g.l, lab.LAN1, hostPort(pub1, 80))
+	if err != nil || !strings.HasPrefix(got, "pub saw "+wanAddr.String()+":") {
+		t.Fatalf("NAT out: got %q, %v; want pub to see %v", got, err, wanAddr)
+	}
+	// In: the static forward of the default config, public 8080 → lan1:80,
+	// keeps the real source address.
+	wantTCP(t, g.l, lab.Public, hostPort(wanAddr, 8080), "lan1 saw "+pub1.String()+":")
+	// Hairpin (RFC 4787 REQ-9): lan2 reaches the forward through the public
+	// address, and lan1 sees the public address, not a LAN one.
+	wantTCP(t, g.l, lab.LAN2, hostPort(wanAddr, 8080), "lan1 saw "+wanAddr.String()+":")
+	// And so does lan1 itself.
+	wantTCP(t, g.l, lab.LAN1, hostPort(wanAddr, 8080), "lan1 saw "+wanAddr.String()+":")
+}
+
+func TestUnsolicitedInboundDropped(t *testing.T) {
+	g := startGateway(t, "")
+	tcpServer(t, g.l, lab.LAN1, hostPort(lan1, 81))
+	tcpServer(t, g.l, lab.Gateway, "0.0.0.0:2222") // a service of the router itself
+	// Not mapped: nothing reaches the LAN host.
+	wantNoTCP(t, g.l, lab.Public, hostPort(wanAddr, 81))
+	// The router's own services answer the LAN, never the WAN.
+	wantTCP(t, g.l, lab.LAN1, hostPort(lab.LANAddr.Addr(), 2222), "gw saw")
+	wantNoTCP(t, g.l, lab.Public, hostPort(wanAddr, 2222))
+	// Nor the control socket's HTTP API, which is not on the network at all.
+	wantNoTCP(t, g.l, lab.Public, hostPort(wanAddr, 80))
+	// Dropped, not refused: no RST gives the WAN a port scan.
+	var c net.Conn
+	err := g.l.Do(lab.Public, func() (err error) {
+		c, err = net.DialTimeout("tcp", hostPort(wanAddr, 81), 500*time.Millisecond)
+		return err
+	})
+	if err == nil {
+		c.Close()
+		t.Fatal("connection to an unmapped port succeeded")
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("unmapped port refused (RST sent): %v; want a silent drop", err)
+	}
+}
+
+// udpEndpoint is a UDP socket inside a lab host.
+type udpEndpoint struct{ *net.UDPConn }
+
+func udpSocket(t *testing.T, l *lab.Lab, host, addr string) udpEndpoint {
+	t.Helper()
+	var c *net.UDPConn
+	err := l.Do(host, func() error {
+		pc, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return err
+		}
+		c = pc.(*net.UDPConn)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return udpEndpoint{c}
+}
+
+// recv returns the next datagram's text and source, or ok=false after d.
+func (u udpEndpoint) recv(d time.Duration) (msg string, from netip.AddrPort, ok bool) {
+	buf := make([]byte, 1500)
+	u.SetReadDeadline(time.Now().Add(d))
+	n, from, err := u.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return "", netip.AddrPort{}, false
+	}
+	return string(buf[:n]), from, true
+}
+
+func (u udpEndpoint) send(t *testing.T, to netip.AddrPort, msg string) {
+	t.Helper()
+	if _, err := u.WriteToUDPAddrPort([]byte(msg), to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUDPFiltering observes each filtering mode from two public endpoints,
+// RFC 5780 style: a LAN endpoint sends to pub1:3478; then pub1 from another
+// port and pub2 send to the external endpoint that pub1 saw.
+func TestUDPFiltering(t *testing.T) {
+	cases := []struct {
+		mode            nat44.Filtering
+		samePort        bool // pub1:3478 answers (always)
+		otherPort       bool // pub1:3479 gets in
+		otherAddr       bool // pub2:3478 gets in
+		waitFilterEntry bool
+	}{
+		{nat44.AddressAndPortDependent, true, false, false, false},
+		{nat44.AddressDependent, true, true, false, true},
+		{nat44.EndpointIndependent, true, true, true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			t.Parallel()
+			g := startGateway(t, "")
+			cfg := strings.Replace(LabConfig(g.l, ""), "address-and-port-dependent", tc.mode.String(), 1)
+			g.writeConfig(cfg)
+			g.signal(syscall.SIGHUP)
+			eventually(t, "filtering reloaded", func() error {
+				if f := g.status().NAT.Filtering; f != tc.mode {
+					return fmt.Errorf("filtering is %v", f)
+				}
+				return nil
+			})
+
+			local := udpSocket(t, g.l, lab.LAN1, hostPort(lan1, 40000))
+			p1 := udpSocket(t, g.l, lab.Public, hostPort(pub1, 3478))
+			p1b := udpSocket(t, g.l, lab.Public, hostPort(pub1, 3479))
+			p2 := udpSocket(t, g.l, lab.Public, hostPort(pub2, 3478))
+
+			// Mapping: the same external endpoint towards both public
+			// addresses (RFC 4787 REQ-1), with the port preserved.
+			local.send(t, netip.MustParseAddrPort(hostPort(pub1, 3478)), "probe1")
+			_, ext1, ok1 := p1.recv(2 * time.Second)
+			local.send(t, netip.MustParseAddrPort(hostPort(pub2, 3478)), "probe2")
+			_, ext2, ok2 := p2.recv(2 * time.Second)
+			if !ok1 || !ok2 {
+				t.Fatalf("probes did not get out: %v %v", ok1, ok2)
+			}
+			if ext1 != ext2 || ext1 != netip.AddrPortFrom(wanAddr, 40000) {
+				t.Fatalf("mapping: pub1 saw %v, pub2 saw %v; want both %v:40000 (endpoint-independent, port preserved)", ext1, ext2, wanAddr)
+			}
+			// pub2 got a probe too, so for address-dependent filtering
+			// send the "other address" probe from an address the LAN
+			// endpoint never sent to: re-probe only pub1 in a fresh socket.
+			if tc.waitFilterEntry {
+				eventually(t, "filter entry from conntrack", func() error {
+					if n := g.status().NAT.Filters; n == 0 {
+						return errors.New("no filter entry yet")
+					}
+					return nil
+				})
+			}
+			p1.send(t, ext1, "from pub1:3478")
+			if _, _, ok := local.recv(2 * time.Second); ok != tc.samePort {
+				t.Errorf("reply from the same endpoint arrived=%v, want %v", ok, tc.samePort)
+			}
+			p1b.send(t, ext1, "from pub1:3479")
+			if _, _, ok := local.recv(time.Second); ok != tc.otherPort {
+				t.Errorf("pub1 from another port arrived=%v, want %v", ok, tc.otherPort)
+			}
+			// A third endpoint, on an address the LAN endpoint never
+			// contacted: use a second LAN socket whose only peer is pub1.
+			local2 := udpSocket(t, g.l, lab.LAN1, hostPort(lan1, 40001))
+			local2.send(t, netip.MustParseAddrPort(hostPort(pub1, 3478)), "probe3")
+			_, ext3, ok := p1.recv(2 * time.Second)
+			if !ok {
+				t.Fatal("probe3 did not get out")
+			}
+			if tc.waitFilterEntry {
+				eventually(t, "second filter entry", func() error {
+					if n := g.status().NAT.Filters; n < 2 {
+						return errors.New("no second filter entry yet")
+					}
+					return nil
+				})
+			}
+			p2.send(t, ext3, "from pub2")
+			if _, _, ok := local2.recv(time.Second); ok != tc.otherAddr {
+				t.Errorf("another address arrived=%v, want %v", ok, tc.otherAddr)
+			}
+		})
+	}
+}
+
+func (g *gw) addMapping(req web.MappingRequest) {
+	g.t.Helper()
+	if err := g.api().do("POST", "/api/v1/mappings", []web.MappingRequest{req}, nil); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func TestMappingsSurviveKill9(t *testing.T) {
+	g := startGateway(t, "")
+	tcpServer(t, g.l, lab.LAN2, hostPort(lan2, 90))
+	tcpServer(t, g.l, lab.LAN2, hostPort(lan2, 91))
+	g.addMapping(web.MappingRequest{Proto: nat44.TCP, ExternalPort: 9000, Internal: netip.AddrPortFrom(lan2, 90), Lifetime: web.Seconds(time.Hour), Description: "timed"})
+	g.addMapping(web.MappingRequest{Proto: nat44.TCP, ExternalPort: 9001, Internal: netip.AddrPortFrom(lan2, 91), Description: "permanent"})
+	wantTCP(t, g.l, lab.Public, hostPort(wanAddr, 9000), "lan2 saw")
+
+	// A conflicting request changes nothing.
+	err := g.api().do("POST", "/api/v1/mappings", []web.MappingRequest{{Proto: nat44.TCP, ExternalPort: 9000, Internal: netip.AddrPortFrom(lan1, 90)}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "already mapped") {
+		t.Fatalf("conflicting mapping: %v; want a conflict", err)
+	}
+
+	if err := g.l.Stop(labDaemon, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever the killed daemon left in the kernel, the new one owns and
+	// rebuilds it.
+	g.mustRun(lab.Gateway, "nft", "flush", "map", "inet", nat44.TableName, "fwd4")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := StartLabGateway(ctx, g.l, binary, g.cfg); err != nil {
+		t.Fatal(err)
+	}
+	var ms []nat44.Mapping
+	if err := g.api().do("GET", "/api/v1/mappings", nil, &ms); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint16]string{}
+	for _, m := range ms {
+		got[m.ExternalPort] = m.Internal.String() + " " + m.Owner
+	}
+	want := map[uint16]string{8080: "192.168.1.10:80 static", 9000: "192.168.1.11:90 web", 9001: "192.168.1.11:91 web"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after kill -9 and restart: mappings %v, want %v", got, want)
+	}
+	wantTCP(t, g.l, lab.Public, hostPort(wanAddr, 9000), "lan2 saw")
+	wantTCP(t, g.l, lab.Public, hostPort(wanAddr, 9001), "lan2 saw")
+}
+
+func TestWANAddressChange(t *testing.T) {
+	g := startGateway(t, "")
+	tcpServer(t, g.l, lab.LAN1, hostPort(lan1, 80))
+	tcpServer(t, g.l, lab.Public, hostPort(pub1, 80))
+	g.addMapping(web.MappingRequest{Proto: nat44.TCP, ExternalPort: 9000, Internal: netip.AddrPortFrom(lan1, 80)})
+
+	newAddr := netip.MustParseAddr("203.0.113.3")
+	g.mustRun(lab.Gateway, "ip", "addr", "del", lab.WANAddr.String(), "dev", lab.GatewayWAN)
+	g.mustRun(lab.Gateway, "ip", "addr", "add", newAddr.String()+"/24", "dev", lab.GatewayWAN)
+	g.mustRun(lab.Gateway, "ip", "route", "replace", "default", "via", lab.ISPWANAddr.Addr().String())
+	eventually(t, "daemon follows the new address", func() error {
+		if a := g.status().WANAddr; a != newAddr {
+			return fmt.Errorf("daemon has %v", a)
+		}
+		return nil
+	})
+	// Mappings, static and dynamic, follow the new address; NAT out uses it.
+	wantTCP(t, g.l, lab.Public, hostPort(newAddr, 8080), "lan1 saw "+pub1.String())
+	wantTCP(t, g.l, lab.Public, hostPort(newAddr, 9000), "lan1 saw "+pub1.String())
+	wantTCP(t, g.l, lab.LAN1, hostPort(pub1, 80), "pub saw "+newAddr.String())
+	wantTCP(t, g.l, lab.LAN2, hostPort(newAddr, 8080), "lan1 saw "+newAddr.String())
+	wantNoTCP(t, g.l, lab.Public, hostPort(wanAddr, 8080))
+}
+
+func TestReloadAndShutdown(t *testing.T) {
+	g := startGateway(t, "")
+	tcpServer(t, g.l, lab.LAN1, hostPort(lan1, 80))
+	tcpServer(t, g.l, lab.LAN2, hostPort(lan2, 22))
+
+	// A bad file is refused and the running config stays.
+	g.writeConfig(LabConfig(g.l, "\nconfig redirect\n\toption src_dport 'seventy'\n"))
+	g.signal(syscall.SIGHUP)
+	eventually(t, "reload refused in the log", func() error {
+		b, _ := os.ReadFile(filepath.Join(g.l.Dir, "gateway.log"))
+		if !strings.Contains(string(b), "reload refused") || !strings.Contains(string(b), `gateway.conf:21: src_dport \"seventy\" is not a port number`) {
+			return errors.New("no 'reload refused' naming gateway.conf:21 yet")
+		}
+		return nil
+	})
+	wantTCP(t, g.l, lab.Public, hostPort(wanAddr, 8080), "lan1 saw")
+
+	// A good one takes effect: a new forward, and the old one gone.
+	cfg := strings.Replace(LabConfig(g.l, "\nconfig redirect\n\toption proto 'tcp'\n\toption src_dport '2222'\n\toption dest_ip '192.168.1.11'\n\toption dest_port '22'\n"),
+		"option src_dport '8080'", "option src_dport '8081'", 1)
+	g.writeConfig(cfg)
+	g.signal(syscall.SIGHUP)
+	eventually(t, "new forward", func() error {
+		_, err := tcpGet(g.l, lab.Public, hostPort(wanAddr, 2222))
+		return err
+	})
+	wantTCP(t, g.l, lab.Public, hostPort(wanAddr, 8081), "lan1 saw")
+	wantNoTCP(t, g.l, lab.Public, hostPort(wanAddr, 8080))
+
+	// Someone else flushes our table (as a firewall reload would): the
+	// daemon puts it back.
+	g.mustRun(lab.Gateway, "nft", "flush", "table", "inet", nat44.TableName)
+	eventually(t, "table rebuilt after a flush", func() error {
+		_, err := tcpGet(g.l, lab.Public, hostPort(wanAddr, 2222))
+		return err
+	})
+
+	// SIGTERM: a clean exit that leaves nothing in the kernel.
+	if err := g.l.Stop(labDaemon, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := g.run(lab.Gateway, "nft", "list", "table", "inet", nat44.TableName); err == nil {
+		t.Fatalf("table still there after SIGTERM:\n%s", out)
+	}
+	b, _ := os.ReadFile(filepath.Join(g.l.Dir, "gateway.log"))
+	if !strings.Contains(string(b), "gateway stopped") {
+		t.Fatalf("no clean stop in the log:\n%s", tail(b, 10))
+	}
+}
