@@ -7,6 +7,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -222,6 +224,29 @@ func TestNATOutForwardInHairpin(t *testing.T) {
 	wantTCP(t, g.l, lab.LAN2, hostPort(wanAddr, 8080), "lan1 saw "+wanAddr.String()+":")
 	// And so does lan1 itself.
 	wantTCP(t, g.l, lab.LAN1, hostPort(wanAddr, 8080), "lan1 saw "+wanAddr.String()+":")
+
+	// Conntrack keeps UDP mappings 2 min (RFC 4787 REQ-5) and established
+	// TCP 2 h 4 min (RFC 5382 REQ-5), at least.
+	for sysctl, least := range map[string]int{"nf_conntrack_udp_timeout": 120, "nf_conntrack_udp_timeout_stream": 120, "nf_conntrack_tcp_timeout_established": 7440} {
+		out := strings.TrimSpace(g.mustRun(lab.Gateway, "cat", "/proc/sys/net/netfilter/"+sysctl))
+		if v, err := strconv.Atoi(out); err != nil || v < least {
+			t.Errorf("%s = %q, want at least %d", sysctl, out, least)
+		}
+	}
+
+	// The session view lists the flows, outbound and inbound.
+	var ss []nat44.Session
+	if err := g.api().do("GET", "/api/v1/sessions", nil, &ss); err != nil {
+		t.Fatal(err)
+	}
+	var out, in bool
+	for _, s := range ss {
+		out = out || (!s.Inbound && s.Internal.Addr() == lan1 && s.Remote == netip.AddrPortFrom(pub1, 80) && s.External.Addr() == wanAddr)
+		in = in || (s.Inbound && s.Internal == netip.AddrPortFrom(lan1, 80) && s.External == netip.AddrPortFrom(wanAddr, 8080) && s.Remote.Addr() == pub1)
+	}
+	if !out || !in {
+		t.Fatalf("sessions %+v: outbound seen %v, inbound seen %v; want both", ss, out, in)
+	}
 }
 
 func TestUnsolicitedInboundDropped(t *testing.T) {
@@ -374,6 +399,29 @@ func TestUDPFiltering(t *testing.T) {
 			if _, _, ok := local2.recv(time.Second); ok != tc.otherAddr {
 				t.Errorf("another address arrived=%v, want %v", ok, tc.otherAddr)
 			}
+			if tc.mode != nat44.EndpointIndependent {
+				return
+			}
+			// Two P2P peers behind this NAT reach each other at their
+			// public endpoints (hairpin, RFC 4787 REQ-9), and the receiver
+			// sees the sender's public endpoint.
+			peer := udpSocket(t, g.l, lab.LAN2, hostPort(lan2, 40002))
+			peer.send(t, netip.MustParseAddrPort(hostPort(pub1, 3478)), "probe4")
+			_, extPeer, ok := p1.recv(2 * time.Second)
+			if !ok {
+				t.Fatal("probe4 did not get out")
+			}
+			eventually(t, "third filter entry", func() error {
+				if n := g.status().NAT.Filters; n < 3 {
+					return errors.New("no third filter entry yet")
+				}
+				return nil
+			})
+			peer.send(t, ext1, "hello peer")
+			msg, from, ok := local.recv(2 * time.Second)
+			if !ok || msg != "hello peer" || from != extPeer {
+				t.Fatalf("hairpin: got %q from %v (ok=%v); want \"hello peer\" from %v", msg, from, ok, extPeer)
+			}
 		})
 	}
 }
@@ -497,5 +545,52 @@ func TestReloadAndShutdown(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(g.l.Dir, "gateway.log"))
 	if !strings.Contains(string(b), "gateway stopped") {
 		t.Fatalf("no clean stop in the log:\n%s", tail(b, 10))
+	}
+}
+
+// TestLabCLI drives the lab the way a user does, through the binary.
+func TestLabCLI(t *testing.T) {
+	labtest.Skip(t)
+	name := fmt.Sprintf("c%06x", time.Now().UnixNano()&0xffffff)
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() { run("lab", "down", "--name", name) })
+	if out, err := run("lab", "up", "--name", name, "--http-port", "0"); err != nil {
+		t.Fatalf("lab up: %v\n%s", err, out)
+	}
+	// Idempotent: a second up keeps the running lab.
+	if out, err := run("lab", "up", "--name", name, "--http-port", "0"); err != nil {
+		t.Fatalf("second lab up: %v\n%s", err, out)
+	}
+	out, err := run("lab", "status", "--name", name, "--json")
+	if err != nil {
+		t.Fatalf("lab status: %v\n%s", err, out)
+	}
+	var st lab.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("lab status --json: %v\n%s", err, out)
+	}
+	roles := map[string]string{}
+	for _, h := range st.Hosts {
+		roles[h.Name] = h.Role
+	}
+	if !st.Up || roles["gw"] != "gateway" || roles["pub"] != "public" || roles["lan1"] != "lan" || !daemonAlive(st) {
+		t.Fatalf("lab status: up=%v roles=%v daemon=%v", st.Up, roles, daemonAlive(st))
+	}
+	out, err = run("lab", "exec", "--name", name, "lan1", "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+	if err != nil || !strings.Contains(out, lan1.String()) {
+		t.Fatalf("lab exec: %v\n%s", err, out)
+	}
+	out, err = run("status", "-s", "/run/gateway-lab/"+name+"/gateway.sock")
+	if err != nil || !strings.Contains(out, `"wan_kind": "public"`) {
+		t.Fatalf("gateway status: %v\n%s", err, out)
+	}
+	if out, err := run("lab", "down", "--name", name); err != nil {
+		t.Fatalf("lab down: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command("ip", "netns", "list").CombinedOutput(); strings.Contains(string(out), "gwl-"+name+"-") {
+		t.Fatalf("namespaces left after lab down:\n%s", out)
 	}
 }

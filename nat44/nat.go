@@ -427,8 +427,20 @@ func (n *NAT) Add(ms ...Mapping) error {
 			}
 		}
 	}
+	var recs []any
 	for _, m := range ms {
 		old, had := n.table.Get(m.Key())
+		if had && old.Owner == OwnerStatic && m.Owner != OwnerStatic {
+			// A static forward belongs to the config: a request for the
+			// same target is granted by it as it stands, and must not make
+			// it expire; a request for another target is a conflict.
+			if old.Internal == m.Internal {
+				continue
+			}
+			rollback()
+			n.counters.Conflicts++
+			return fmt.Errorf("%w: %v is a static forward to %v", ErrConflict, m.Key(), old.Internal)
+		}
 		if err := n.table.Put(m, now); err != nil {
 			rollback()
 			if errors.Is(err, ErrConflict) {
@@ -437,19 +449,15 @@ func (n *NAT) Add(ms ...Mapping) error {
 			return err
 		}
 		undos = append(undos, undo{m.Key(), old, had})
+		if m.Owner != OwnerStatic {
+			recs = append(recs, record{Put: &m})
+		}
 	}
 	if n.running {
 		if err := n.applyLocked(); err != nil {
 			rollback()
 			n.applyLogLocked() // put the kernel back in step with the table
 			return err
-		}
-	}
-	recs := make([]any, 0, len(ms))
-	for _, m := range ms {
-		if m.Owner != OwnerStatic {
-			m := m
-			recs = append(recs, record{Put: &m})
 		}
 	}
 	n.persistLocked(recs...)

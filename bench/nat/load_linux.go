@@ -94,6 +94,7 @@ func (b *bench) iperf(ctx context.Context, srvHost string, bind netip.Addr, cliH
 		}
 	}()
 	if err := b.waitListening(ctx, srvHost, iperfPort, done); err != nil {
+		srv.Process.Kill() // a no-op if it has exited
 		<-done
 		return r, fmt.Errorf("iperf3 server in %s: %w (exit %v): %s", srvHost, err, srvErr, bytes.TrimSpace(srvOut.Bytes()))
 	}
@@ -117,7 +118,7 @@ func (b *bench) iperf(ctx context.Context, srvHost string, bind netip.Addr, cliH
 // most 5 s, or until exited is closed. It looks rather than connects: the
 // iperf3 server serves one connection only.
 func (b *bench) waitListening(ctx context.Context, host string, port uint16, exited <-chan struct{}) error {
-	want := fmt.Sprintf(":%04X ", port)
+	want := fmt.Sprintf(":%04X", port) // local_address is ADDR:PORT in hex
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var found bool
@@ -129,7 +130,7 @@ func (b *bench) waitListening(ctx context.Context, host string, port uint16, exi
 			}
 			for _, line := range strings.Split(string(data), "\n")[1:] {
 				f := strings.Fields(line)
-				if len(f) > 3 && strings.HasSuffix(f[1]+" ", want) && f[3] == "0A" { // 0A: LISTEN
+				if len(f) > 3 && strings.HasSuffix(f[1], want) && f[3] == "0A" { // 0A: LISTEN
 					found = true
 				}
 			}
@@ -242,7 +243,9 @@ func (b *bench) connRate(ctx context.Context, srvHost string, listen netip.AddrP
 		return 0, err
 	}
 	n, f := ok.Load(), failed.Load()
-	if n == 0 || f > n/100 {
+	// A few failures (a SYN lost to a full queue times out the dial) are
+	// part of the load; many mean the path is broken.
+	if n == 0 || f > n/10 {
 		return 0, fmt.Errorf("%s → %s: %d connections, %d failures; first: %v", cliHost, dial, n, f, firstErr)
 	}
 	if f > 0 {
