@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -190,6 +191,13 @@ func (n *NAT) Run(ctx context.Context) error {
 	n.mu.Lock()
 	n.running = true
 	err := n.applyLocked()
+	if err != nil {
+		n.running = false
+		if n.journal != nil {
+			n.journal.Close()
+			n.journal = nil
+		}
+	}
 	n.mu.Unlock()
 	if err != nil {
 		return err
@@ -504,7 +512,8 @@ func (n *NAT) Remove(keys ...Key) error {
 // SetStatic makes the static forwards of the config exactly ms: static
 // mappings not in ms go, those in ms win over any dynamic mapping on their
 // port (the administrator's word is final; the displaced one is logged).
-func (n *NAT) SetStatic(ms []Mapping) error {
+func (n *NAT) SetStatic(static []Mapping) error {
+	ms := slices.Clone(static) // the caller's slice stays as it was
 	for i := range ms {
 		ms[i].Owner = OwnerStatic
 		ms[i].Expires = time.Time{}

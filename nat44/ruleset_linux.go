@@ -85,7 +85,7 @@ func buildRuleset(s *State) ruleset {
 			dnatFromRegs()))
 		switch s.Filtering {
 		case EndpointIndependent:
-			pre = append(pre, rule(fmt.Sprintf("ip daddr %v udp dport map @%s: endpoint-independent filtering", addr, setCone),
+			pre = append(pre, rule(fmt.Sprintf("ip daddr %v dnat ip to udp dport map @%s: endpoint-independent filtering", addr, setCone),
 				ipv4(), ipDaddr(addr), l4(UDP),
 				&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 				&expr.Lookup{SourceRegister: 8, DestRegister: 1, IsDestRegSet: true, SetName: setCone},

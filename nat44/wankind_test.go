@@ -37,8 +37,8 @@ func TestClassifyWAN(t *testing.T) {
 		{"198.51.100.1", KindBogon, KindPublic, false},  // TEST-NET-2
 		{"203.0.113.254", KindBogon, KindPublic, false}, // TEST-NET-3
 		{"203.0.114.1", KindPublic, KindPublic, false},
-		{"192.0.0.8", KindBogon, KindBogon, false},   // IETF protocol assignments
-		{"198.18.0.1", KindBogon, KindBogon, false},  // benchmarking
+		{"192.0.0.8", KindBogon, KindBogon, false},  // IETF protocol assignments
+		{"198.18.0.1", KindBogon, KindBogon, false}, // benchmarking
 		{"198.19.255.1", KindBogon, KindBogon, false},
 		{"198.20.0.1", KindPublic, KindPublic, false},
 		{"0.0.0.0", KindBogon, KindBogon, false},

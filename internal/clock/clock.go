@@ -8,6 +8,7 @@ import "time"
 type Clock interface {
 	Now() time.Time
 	NewTimer(d time.Duration) *time.Timer
+	AfterFunc(d time.Duration, f func()) *time.Timer
 }
 
 // Real is the system clock.
@@ -17,6 +18,8 @@ type real struct{}
 
 func (real) Now() time.Time                       { return time.Now() }
 func (real) NewTimer(d time.Duration) *time.Timer { return time.NewTimer(d) }
+
+func (real) AfterFunc(d time.Duration, f func()) *time.Timer { return time.AfterFunc(d, f) }
 
 // Or returns c, or Real when c is nil.
 func Or(c Clock) Clock {

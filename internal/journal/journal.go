@@ -141,3 +141,25 @@ func syncDir(dir string) {
 
 // Close closes the file.
 func (j *Journal) Close() error { return j.f.Close() }
+
+// WriteFile replaces name with data atomically and durably: a temporary
+// file is written and fsynced, then renamed over name.
+func WriteFile(name string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	_, werr := f.Write(data)
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return fmt.Errorf("journal: write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	syncDir(filepath.Dir(name))
+	return nil
+}

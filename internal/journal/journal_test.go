@@ -1,10 +1,12 @@
 package journal
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -101,5 +103,48 @@ func TestNeedsCompaction(t *testing.T) {
 	}
 	if j.NeedsCompaction(100) {
 		t.Error("100 lines for 100 live records: want none")
+	}
+}
+
+func TestBatcherGroupCommits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	_, j := replayAll(t, path)
+	b := NewBatcher(j, 0, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		b.Submit(func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		}, rec{"k", i})
+	}
+	wg.Wait() // every callback ran: every record is on disk
+	cancel()
+	<-done
+	got, _ := replayAll(t, path)
+	if len(got) != 200 {
+		t.Fatalf("replayed %d records, want 200", len(got))
+	}
+}
+
+func TestBatcherCompacts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	_, j := replayAll(t, path)
+	b := NewBatcher(j, 0, func() []any { return []any{rec{"only", 1}} })
+	for i := range 100 {
+		b.Submit(nil, rec{"x", i})
+		b.flush()
+	}
+	got, _ := replayAll(t, path)
+	if len(got) >= 100 {
+		t.Fatalf("journal holds %d records after compaction, want far fewer", len(got))
+	}
+	if got[0] != (rec{"only", 1}) {
+		t.Fatalf("first record %v, want the compacted state", got[0])
 	}
 }

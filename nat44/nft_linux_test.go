@@ -1,0 +1,738 @@
+package nat44
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// These tests program nftables in a network namespace of their own and
+// read the result back with nft(8). They need root.
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short mode: programs nftables in a network namespace")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create a network namespace and program nftables")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s(8): %v", tool, err)
+		}
+	}
+}
+
+// checkGoroutines fails the test if, once its cleanups have run, more
+// goroutines are left than when it was called. Call it first, so that its
+// cleanup runs last.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutines leaked: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// testNS is a network namespace that the test created and removes.
+type testNS struct {
+	name string
+	fd   int
+}
+
+func newTestNS(t *testing.T) *testNS {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "nat44t-" + hex.EncodeToString(b)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns delete %s: %v\n%s", name, err, out)
+		}
+	})
+	fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return &testNS{name: name, fd: fd}
+}
+
+// nft runs nft(8) in the namespace, as another process would.
+func (ns *testNS) nft(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := ns.nftErr(args...)
+	if err != nil {
+		t.Fatalf("nft %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (ns *testNS) nftErr(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.name, "nft"}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func newTestNFTables(t *testing.T, ns *testNS) *NFTables {
+	t.Helper()
+	d, err := NewNFTables(ns.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return d
+}
+
+// kernelTable is what `nft -j list table inet gateway` shows, reduced to
+// what the tests compare.
+type kernelTable struct {
+	Chains   []string            // "name type hook prio policy", in order
+	Comments map[string][]string // rule comments by chain, in order
+	Elements map[string][]string // set and map elements, sorted
+
+	// Handles are the table's handle and its rules' by chain, in order.
+	// A rebuild makes a new table; an element change keeps them all.
+	Handles handles
+}
+
+type handles struct {
+	Table int
+	Rules map[string][]int
+}
+
+func readTable(t *testing.T, ns *testNS) kernelTable {
+	t.Helper()
+	out := ns.nft(t, "-j", "list", "table", "inet", TableName)
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("nft -j output: %v\n%s", err, out)
+	}
+	kt := kernelTable{Comments: map[string][]string{}, Elements: map[string][]string{}, Handles: handles{Rules: map[string][]int{}}}
+	for _, obj := range doc.Nftables {
+		for kind, raw := range obj {
+			switch kind {
+			case "table":
+				var tb struct{ Handle int }
+				if err := json.Unmarshal(raw, &tb); err != nil {
+					t.Fatal(err)
+				}
+				kt.Handles.Table = tb.Handle
+			case "chain":
+				var c struct {
+					Name, Type, Hook, Policy string
+					Prio                     int
+				}
+				if err := json.Unmarshal(raw, &c); err != nil {
+					t.Fatal(err)
+				}
+				kt.Chains = append(kt.Chains, fmt.Sprintf("%s %s %s %d %s", c.Name, c.Type, c.Hook, c.Prio, c.Policy))
+			case "rule":
+				var r struct {
+					Chain, Comment string
+					Handle         int
+				}
+				if err := json.Unmarshal(raw, &r); err != nil {
+					t.Fatal(err)
+				}
+				kt.Comments[r.Chain] = append(kt.Comments[r.Chain], r.Comment)
+				kt.Handles.Rules[r.Chain] = append(kt.Handles.Rules[r.Chain], r.Handle)
+			case "map", "set":
+				var s struct {
+					Name string
+					Elem []json.RawMessage
+				}
+				if err := json.Unmarshal(raw, &s); err != nil {
+					t.Fatal(err)
+				}
+				elems := []string{}
+				for _, e := range s.Elem {
+					elems = append(elems, elemText(t, e))
+				}
+				slices.Sort(elems)
+				kt.Elements[s.Name] = elems
+			}
+		}
+	}
+	return kt
+}
+
+// elemText writes an element of nft's JSON as "k . k : v . v".
+func elemText(t *testing.T, raw json.RawMessage) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	var text func(any) string
+	text = func(v any) string {
+		switch v := v.(type) {
+		case []any: // a map element: key and value
+			var parts []string
+			for _, p := range v {
+				parts = append(parts, text(p))
+			}
+			return strings.Join(parts, " : ")
+		case map[string]any:
+			if c, ok := v["concat"].([]any); ok {
+				var parts []string
+				for _, p := range c {
+					parts = append(parts, text(p))
+				}
+				return strings.Join(parts, " . ")
+			}
+			if e, ok := v["elem"].(map[string]any); ok {
+				return text(e["val"])
+			}
+		case float64:
+			return fmt.Sprint(v)
+		case string:
+			return v
+		}
+		t.Fatalf("unexpected element %s", raw)
+		return ""
+	}
+	return text(v)
+}
+
+// wantTable is what the kernel must show for s: the chains and rules of
+// buildRuleset and the elements of s, written as nft writes them.
+func wantTable(s *State) kernelTable {
+	kt := kernelTable{
+		Chains: []string{
+			"prerouting nat prerouting -100 accept",
+			"postrouting nat postrouting 100 accept",
+			"input filter input 0 accept",
+			"forward filter forward 0 accept",
+		},
+		Comments: map[string][]string{},
+		Elements: map[string][]string{setForward: {}, setCone: {}, setRemotes: {}, setWANInput: {}},
+	}
+	for _, c := range buildRuleset(s).chains {
+		for _, r := range c.rules {
+			kt.Comments[c.chain.Name] = append(kt.Comments[c.chain.Name], r.text)
+		}
+	}
+	ap := func(a netip.AddrPort) string { return fmt.Sprintf("%v . %d", a.Addr(), a.Port()) }
+	if s.Mappings != nil {
+		s.Mappings.All(func(m Mapping) {
+			kt.Elements[setForward] = append(kt.Elements[setForward], fmt.Sprintf("%v . %d : %s", m.Proto, m.ExternalPort, ap(m.Internal)))
+		})
+	}
+	for p, a := range s.Cone {
+		kt.Elements[setCone] = append(kt.Elements[setCone], fmt.Sprintf("%d : %s", p, ap(a)))
+	}
+	for k, a := range s.Remotes {
+		kt.Elements[setRemotes] = append(kt.Elements[setRemotes], fmt.Sprintf("%v . %d : %s", k.Remote, k.ExternalPort, ap(a)))
+	}
+	for _, k := range s.WANInput {
+		kt.Elements[setWANInput] = append(kt.Elements[setWANInput], fmt.Sprintf("%v . %d", k.Proto, k.ExternalPort))
+	}
+	for _, e := range kt.Elements {
+		slices.Sort(e)
+	}
+	return kt
+}
+
+func checkTable(t *testing.T, ns *testNS, s *State) kernelTable {
+	t.Helper()
+	got := readTable(t, ns)
+	noHandles := got
+	noHandles.Handles = handles{}
+	if diff := gocmp.Diff(wantTable(s), noHandles); diff != "" {
+		t.Errorf("kernel table (-want +got):\n%s", diff)
+	}
+	return got
+}
+
+// checkComments checks that each rule's comment says what the rule does:
+// it must read as nft(8) prints the rule's expressions, less the noise
+// (the inet table's nfproto guards, quotes, zero counters) and the
+// explanation after a colon.
+func checkComments(t *testing.T, ns *testNS) {
+	t.Helper()
+	out := ns.nft(t, "list", "table", "inet", TableName)
+	normal := strings.NewReplacer(
+		"meta nfproto ipv4 ", "", "meta nfproto ipv6 ", "",
+		`"`, "", " packets 0 bytes 0", "",
+	)
+	n := 0
+	for line := range strings.Lines(out) {
+		rule, comment, ok := strings.Cut(strings.TrimSpace(line), ` comment "`)
+		if !ok {
+			continue
+		}
+		n++
+		comment = strings.TrimSuffix(comment, `"`)
+		comment, _, _ = strings.Cut(comment, ": ")
+		if got, want := normal.Replace(rule), normal.Replace(comment); got != want {
+			t.Errorf("the rule does not do what its comment says:\nnft:     %s\ncomment: %s", got, want)
+		}
+	}
+	if n == 0 {
+		t.Errorf("no rule with a comment in:\n%s", out)
+	}
+}
+
+func TestNFTablesApplyReadBack(t *testing.T) {
+	requireRoot(t)
+	checkGoroutines(t)
+	for _, tt := range goldenStates(t) {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := newTestNS(t)
+			d := newTestNFTables(t, ns)
+			if err := d.Apply(tt.state); err != nil {
+				t.Fatal(err)
+			}
+			got := checkTable(t, ns, tt.state)
+			checkComments(t, ns)
+			if drifted, err := d.Drifted(); drifted || err != nil {
+				t.Errorf("Drifted right after Apply = %v, %v", drifted, err)
+			}
+			// Spot checks that do not come from buildRuleset.
+			if tt.state.WANAddr.IsValid() {
+				if want := fmt.Sprintf("ip daddr %v dnat ip to meta l4proto . th dport map @fwd4", tt.state.WANAddr); len(got.Comments["prerouting"]) == 0 || got.Comments["prerouting"][0] != want {
+					t.Errorf("first prerouting rule = %q, want %q", got.Comments["prerouting"], want)
+				}
+			} else if len(got.Comments["prerouting"]) != 0 {
+				t.Errorf("without a WAN address prerouting has rules: %q", got.Comments["prerouting"])
+			}
+			if last := got.Comments["input"]; len(last) == 0 || last[len(last)-1] != "iifname "+tt.state.WAN+" counter drop" {
+				t.Errorf("input chain does not end in a drop: %q", last)
+			}
+		})
+	}
+}
+
+// watchGenerations reports every ruleset generation committed in ns.
+func watchGenerations(t *testing.T, ns *testNS) <-chan *nftables.MonitorEvents {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(ns.fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon := nftables.NewMonitor(nftables.WithMonitorEventBuffer(1024))
+	ch, err := c.AddGenerationalMonitor(mon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mon.Close()
+		for range ch { // let the monitor's goroutine end
+		}
+	})
+	return ch
+}
+
+// generationsBefore commits a generation of its own with nft (a new,
+// empty table) and returns the generations committed before it.
+func generationsBefore(t *testing.T, ns *testNS, gens <-chan *nftables.MonitorEvents) []*nftables.MonitorEvents {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	sentinel := "sentinel" + hex.EncodeToString(b)
+	ns.nft(t, "add", "table", "inet", sentinel)
+	var before []*nftables.MonitorEvents
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev, ok := <-gens:
+			if !ok {
+				t.Fatal("the generation monitor stopped")
+			}
+			for _, c := range ev.Changes {
+				if tb, ok := c.Data.(*nftables.Table); ok && tb.Name == sentinel {
+					return before
+				}
+			}
+			before = append(before, ev)
+		case <-timeout:
+			t.Fatalf("no generation event for table %s after 5s", sentinel)
+		}
+	}
+}
+
+func TestNFTablesApplyIsIdempotent(t *testing.T) {
+	requireRoot(t)
+	checkGoroutines(t)
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[1].state
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	before := readTable(t, ns)
+	ruleset := ns.nft(t, "list", "ruleset")
+	gens := watchGenerations(t, ns)
+
+	// The same state, and an equal one built anew, change nothing.
+	same := *s
+	same.Mappings = NewTable()
+	s.Mappings.All(func(m Mapping) { same.Mappings.Replace(m) })
+	same.Cone = maps.Clone(s.Cone)
+	same.WANInput = slices.Clone(s.WANInput)
+	slices.Reverse(same.WANInput)
+	for _, st := range []*State{s, &same, s} {
+		if err := d.Apply(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ns.nft(t, "list", "ruleset"); got != ruleset {
+		t.Errorf("the ruleset changed:\n%s", gocmp.Diff(ruleset, got))
+	}
+	after := readTable(t, ns)
+	if diff := gocmp.Diff(before.Handles, after.Handles); diff != "" {
+		t.Errorf("handles changed (-before +after):\n%s", diff)
+	}
+	if got := generationsBefore(t, ns, gens); len(got) != 0 {
+		t.Errorf("Apply of the same state committed %d generations", len(got))
+	}
+}
+
+func TestNFTablesElementDiffs(t *testing.T) {
+	requireRoot(t)
+	checkGoroutines(t)
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[1].state
+	s.Remotes = map[RemoteKey]netip.AddrPort{}
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	handles := readTable(t, ns).Handles
+	gens := watchGenerations(t, ns)
+	ap := netip.MustParseAddrPort
+	steps := []struct {
+		name string
+		edit func(*State)
+	}{
+		{"add a mapping", func(s *State) {
+			mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("192.168.1.40:22"), Owner: OwnerWeb})
+		}},
+		{"move a mapping to another host", func(s *State) {
+			s.Mappings.Replace(Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("192.168.1.41:2222"), Owner: OwnerWeb})
+		}},
+		{"remove a mapping", func(s *State) { s.Mappings.Delete(Key{TCP, 8080}) }},
+		{"add and remove at once", func(s *State) {
+			s.Mappings.Delete(Key{TCP, 22})
+			mustPut(t, s.Mappings, t0, Mapping{Proto: UDP, ExternalPort: 22, Internal: ap("192.168.1.41:22"), Owner: OwnerWeb})
+		}},
+		{"open a cone entry", func(s *State) { s.Cone[6000] = ap("192.168.1.42:6000") }},
+		{"close a cone entry", func(s *State) { delete(s.Cone, 5000) }},
+		{"a remote (kept while the mode changes nothing)", func(s *State) {
+			s.Remotes[RemoteKey{netip.MustParseAddr("198.51.100.9"), 7000}] = ap("192.168.1.43:7000")
+		}},
+		{"wan_input", func(s *State) { s.WANInput = []Key{{UDP, 3544}, {UDP, 51820}} }},
+		{"remove every mapping", func(s *State) { s.Mappings = nil }},
+	}
+	for _, st := range steps {
+		st.edit(s)
+		if err := d.Apply(s); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := checkTable(t, ns, s)
+		if diff := gocmp.Diff(handles, got.Handles); diff != "" {
+			t.Errorf("%s: the rules were rebuilt (-before +after):\n%s", st.name, diff)
+		}
+		if g := generationsBefore(t, ns, gens); len(g) != 1 {
+			t.Errorf("%s: %d generations, want the one transaction", st.name, len(g))
+		}
+		if drifted, err := d.Drifted(); drifted || err != nil {
+			t.Errorf("%s: Drifted = %v, %v", st.name, drifted, err)
+		}
+	}
+}
+
+func TestNFTablesDrift(t *testing.T) {
+	requireRoot(t)
+	checkGoroutines(t)
+	tests := []struct {
+		name string
+		nft  string
+	}{
+		{"delete element", "delete element inet gateway fwd4 { tcp . 8080 }"},
+		{"add element", "add element inet gateway fwd4 { tcp . 9 : 192.168.1.99 . 9 }"},
+		{"change element", "delete element inet gateway cone4 { 5000 } ; add element inet gateway cone4 { 5000 : 192.168.1.99 . 5000 }"},
+		{"flush map", "flush map inet gateway cone4"},
+		{"flush table", "flush table inet gateway"},
+		{"delete table", "delete table inet gateway"},
+		{"add rule", "add rule inet gateway forward counter"},
+		{"delete rule", "flush chain inet gateway postrouting"},
+		{"add chain", "add chain inet gateway extra"},
+	}
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[1].state
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if drifted, err := d.Drifted(); drifted || err != nil {
+				t.Fatalf("Drifted before the change = %v, %v", drifted, err)
+			}
+			ns.nft(t, tt.nft)
+			if drifted, err := d.Drifted(); !drifted || err != nil {
+				t.Fatalf("Drifted after %q = %v, %v; want true", tt.nft, drifted, err)
+			}
+			if err := d.Apply(s); err != nil {
+				t.Fatalf("Apply after drift: %v", err)
+			}
+			checkTable(t, ns, s)
+			if drifted, err := d.Drifted(); drifted || err != nil {
+				t.Errorf("Drifted after the rebuild = %v, %v", drifted, err)
+			}
+		})
+	}
+}
+
+func TestNFTablesBaseChangeRebuilds(t *testing.T) {
+	requireRoot(t)
+	checkGoroutines(t)
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[1].state
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	handles := readTable(t, ns).Handles
+	steps := []struct {
+		name string
+		edit func(*State)
+	}{
+		{"WAN address", func(s *State) { s.WANAddr = netip.MustParseAddr("198.51.100.200") }},
+		{"no WAN address", func(s *State) { s.WANAddr = netip.Addr{} }},
+		{"WAN address back", func(s *State) { s.WANAddr = netip.MustParseAddr("203.0.113.7") }},
+		{"filtering", func(s *State) { s.Filtering = AddressDependent }},
+		{"LANs", func(s *State) { s.LANs = []string{"br-lan", "guest"} }},
+		{"WAN interface", func(s *State) { s.WAN = "ppp0" }},
+	}
+	for _, st := range steps {
+		st.edit(s)
+		if err := d.Apply(s); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := checkTable(t, ns, s)
+		if got.Handles.Table == handles.Table {
+			t.Errorf("%s: the table kept its handle %d; want a rebuild", st.name, handles.Table)
+		}
+		handles = got.Handles
+	}
+	checkComments(t, ns)
+}
+
+func TestNFTablesClose(t *testing.T) {
+	requireRoot(t)
+	checkGoroutines(t)
+	t.Run("applied", func(t *testing.T) {
+		ns := newTestNS(t)
+		d, err := NewNFTables(ns.fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Apply(goldenStates(t)[2].state); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := ns.nftErr("list", "table", "inet", TableName); err == nil {
+			t.Errorf("the table outlived Close:\n%s", out)
+		}
+	})
+	t.Run("already deleted by someone", func(t *testing.T) {
+		ns := newTestNS(t)
+		d, err := NewNFTables(ns.fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Apply(goldenStates(t)[0].state); err != nil {
+			t.Fatal(err)
+		}
+		ns.nft(t, "delete", "table", "inet", TableName)
+		if err := d.Close(); err != nil {
+			t.Errorf("Close = %v", err)
+		}
+	})
+	t.Run("never applied", func(t *testing.T) {
+		ns := newTestNS(t)
+		ns.nft(t, "add", "table", "inet", TableName) // not ours: left alone
+		d, err := NewNFTables(ns.fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(); err != nil {
+			t.Errorf("Close = %v", err)
+		}
+		ns.nft(t, "list", "table", "inet", TableName)
+	})
+}
+
+func TestNFTablesTenThousandMappings(t *testing.T) {
+	requireRoot(t)
+	checkGoroutines(t)
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[1].state
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	big := *s
+	big.Mappings = NewTable()
+	for i := range 10000 {
+		internal := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i / 250), byte(1 + i%250)}), uint16(1024+i))
+		mustPut(t, big.Mappings, t0, Mapping{Proto: []Proto{TCP, UDP}[i%2], ExternalPort: uint16(10000 + i), Internal: internal, Owner: OwnerUPnP})
+	}
+	timed := func(name string, st *State) time.Duration {
+		t.Helper()
+		start := time.Now()
+		if err := d.Apply(st); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		took := time.Since(start)
+		t.Logf("%s: %v", name, took)
+		return took
+	}
+	if took := timed("add 10000 mappings", &big); took > 2*time.Second {
+		t.Errorf("adding 10000 mappings took %v, want under 2s", took)
+	}
+	if got := len(readTable(t, ns).Elements[setForward]); got != 10000 {
+		t.Errorf("fwd4 has %d elements, want 10000", got)
+	}
+	timed("apply the same 10000 again", &big)
+	big.Mappings.Delete(Key{TCP, 10000})
+	timed("remove one of 10000", &big)
+	if drifted, err := d.Drifted(); drifted || err != nil {
+		t.Errorf("Drifted with 9999 mappings = %v, %v", drifted, err)
+	}
+	empty := *s
+	empty.Mappings = nil
+	if took := timed("remove 9999 mappings", &empty); took > 2*time.Second {
+		t.Errorf("removing 9999 mappings took %v, want under 2s", took)
+	}
+	checkTable(t, ns, &empty)
+}
+
+func TestNFTablesWatchDrift(t *testing.T) {
+	requireRoot(t)
+	checkGoroutines(t)
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[1].state
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+
+	reports := make(chan struct{}, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.WatchDrift(ctx, func() { reports <- struct{}{} }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("WatchDrift = %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("WatchDrift did not return within 5s of its context ending")
+		}
+	})
+	report := func(within time.Duration) bool {
+		select {
+		case <-reports:
+			return true
+		case <-time.After(within):
+			return false
+		}
+	}
+	quiet := func(what string) {
+		t.Helper()
+		if report(300 * time.Millisecond) {
+			t.Errorf("%s was reported", what)
+		}
+	}
+
+	// WatchDrift subscribes in its own time: poke the table until it
+	// reports, then take the table back.
+	ready := false
+	for i := 0; i < 50 && !ready; i++ {
+		ns.nft(t, fmt.Sprintf("add element inet gateway wan_input { tcp . %d }", 1000+i))
+		ready = report(100 * time.Millisecond)
+	}
+	if !ready {
+		t.Fatal("WatchDrift reported no change by nft within 5s")
+	}
+	for report(300 * time.Millisecond) { // the reports of the other pokes
+	}
+	if drifted, _ := d.Drifted(); !drifted {
+		t.Fatal("the pokes went unnoticed by Drifted")
+	}
+
+	// Our own Applies, rebuild and element changes alike, are not
+	// reported; nor is another table.
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: netip.MustParseAddrPort("192.168.1.40:22"), Owner: OwnerWeb})
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	ns.nft(t, "add table inet someone_else ; add chain inet someone_else c")
+	// A change by nft after them is the first and only report.
+	ns.nft(t, "delete element inet gateway fwd4 { tcp . 22 }")
+	if !report(5 * time.Second) {
+		t.Fatal("a change by nft was not reported within 5s")
+	}
+	quiet("our own Apply, or a change to another table,")
+
+	for _, cmd := range []string{"flush table inet gateway", "delete table inet gateway"} {
+		ns.nft(t, cmd)
+		if !report(5 * time.Second) {
+			t.Errorf("%q was not reported within 5s", cmd)
+		}
+		if drifted, _ := d.Drifted(); !drifted {
+			t.Errorf("Drifted after %q = false", cmd)
+		}
+		if err := d.Apply(s); err != nil {
+			t.Fatal(err)
+		}
+		quiet("the rebuild")
+	}
+	checkTable(t, ns, s)
+}
