@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"gateway/dhcp"
 	"gateway/gateway/uci"
 	"gateway/nat44"
 )
@@ -38,6 +40,25 @@ type Config struct {
 	NAT NATConfig
 	// Forwards are the static port forwards ("redirect" sections).
 	Forwards []nat44.Mapping
+	// DHCP is the "dhcp" section; nil when the section is absent or
+	// disabled.
+	DHCP *DHCPConfig
+}
+
+// DHCPConfig is the "dhcp" section and the "host" reservations. The pool
+// and the server address come from the LAN interface's address when the
+// daemon starts, unless given.
+type DHCPConfig struct {
+	Interface           string // default: the first LAN interface
+	Start, Limit        int    // pool: host numbers Start to Start+Limit-1 (OpenWrt's convention); 0 = default
+	LeaseTime           time.Duration
+	DNS                 []netip.Addr
+	Domain              string
+	MTU                 uint16
+	Routes              []dhcp.Route
+	NoConflictDetection bool
+	Authoritative       bool
+	Reservations        []dhcp.Reservation
 }
 
 // NATConfig is the "nat" section.
@@ -89,6 +110,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	}
 	p := &parser{f: f}
 	seenMain := false
+	var hosts []dhcp.Reservation
 	for _, s := range f.Sections {
 		switch s.Type {
 		case "gateway":
@@ -99,12 +121,18 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			p.mainSection(s, c)
 		case "nat":
 			p.natSection(s, &c.NAT)
+		case "dhcp":
+			p.dhcpSection(s, c)
+		case "host":
+			if r, ok := p.host(s); ok {
+				hosts = append(hosts, r)
+			}
 		case "redirect":
 			if m, ok := p.redirect(s); ok {
 				c.Forwards = append(c.Forwards, m...)
 			}
 		default:
-			p.errf(s.Line, "unknown section type %q (want gateway, nat or redirect)", s.Type)
+			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp or host)", s.Type)
 		}
 	}
 	if !seenMain {
@@ -116,6 +144,14 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		if len(c.LANs) == 0 {
 			p.errf(p.mainLine, "option lan is required (the LAN interface name)")
 		}
+	}
+	if c.DHCP != nil {
+		if c.DHCP.Interface == "" && len(c.LANs) > 0 {
+			c.DHCP.Interface = c.LANs[0]
+		}
+		c.DHCP.Reservations = hosts
+	} else if len(hosts) > 0 {
+		p.errf(p.hostLine, "'host' reservations need a 'dhcp' section")
 	}
 	seen := map[nat44.Key]int{}
 	for i, m := range c.Forwards {
@@ -136,6 +172,7 @@ type parser struct {
 	f        *uci.File
 	errs     []error
 	mainLine int
+	hostLine int
 	fwdLines []int // line of each forward, for duplicate reports
 }
 
@@ -276,6 +313,124 @@ func (p *parser) redirect(s *uci.Section) ([]nat44.Mapping, bool) {
 		p.fwdLines = append(p.fwdLines, s.Line)
 	}
 	return out, true
+}
+
+func (p *parser) dhcpSection(s *uci.Section, c *Config) {
+	if c.DHCP != nil {
+		p.errf(s.Line, "a second 'dhcp' section")
+	}
+	d := &DHCPConfig{Authoritative: true}
+	enabled := true
+	p.options(s, map[string]func(*uci.Option, string){
+		"enabled":   func(o *uci.Option, v string) { enabled = p.bool(o, v) },
+		"interface": func(o *uci.Option, v string) { d.Interface = p.ifname(o, v) },
+		"start":     func(o *uci.Option, v string) { d.Start = p.intRange(o, v, 1, 65534) },
+		"limit":     func(o *uci.Option, v string) { d.Limit = p.intRange(o, v, 1, 65534) },
+		"leasetime": func(o *uci.Option, v string) { d.LeaseTime = p.duration(o, v, dhcp.MinLeaseTime) },
+		"dns": func(o *uci.Option, _ string) {
+			for _, v := range o.Values {
+				for _, w := range strings.Fields(v) {
+					a, err := netip.ParseAddr(w)
+					if err != nil || !a.Is4() {
+						p.errf(o.Line, "dns %q is not an IPv4 address", w)
+						continue
+					}
+					d.DNS = append(d.DNS, a)
+				}
+			}
+		},
+		"domain": func(o *uci.Option, v string) { d.Domain = v },
+		"mtu":    func(o *uci.Option, v string) { d.MTU = uint16(p.intRange(o, v, 576, 65535)) },
+		"route": func(o *uci.Option, _ string) {
+			// "DEST/LEN GATEWAY", as in 'list route 10.0.0.0/8 192.168.1.2'
+			for _, v := range o.Values {
+				f := strings.Fields(strings.ReplaceAll(v, ",", " "))
+				if len(f) != 2 {
+					p.errf(o.Line, "route %q: want 'DEST/LEN GATEWAY'", v)
+					continue
+				}
+				dst, err1 := netip.ParsePrefix(f[0])
+				gw, err2 := netip.ParseAddr(f[1])
+				if err1 != nil || err2 != nil || !dst.Addr().Is4() || !gw.Is4() {
+					p.errf(o.Line, "route %q: want 'DEST/LEN GATEWAY' in IPv4", v)
+					continue
+				}
+				d.Routes = append(d.Routes, dhcp.Route{Dest: dst.Masked(), Gateway: gw})
+			}
+		},
+		"conflict_detection": func(o *uci.Option, v string) { d.NoConflictDetection = !p.bool(o, v) },
+		"authoritative":      func(o *uci.Option, v string) { d.Authoritative = p.bool(o, v) },
+	})
+	if enabled {
+		c.DHCP = d
+	}
+}
+
+// host reads a static lease, as OpenWrt's /etc/config/dhcp writes it.
+func (p *parser) host(s *uci.Section) (dhcp.Reservation, bool) {
+	if p.hostLine == 0 {
+		p.hostLine = s.Line
+	}
+	var r dhcp.Reservation
+	errs := len(p.errs)
+	p.options(s, map[string]func(*uci.Option, string){
+		"mac": func(o *uci.Option, v string) {
+			m, err := net.ParseMAC(v)
+			if err != nil || len(m) != 6 {
+				p.errf(o.Line, "mac %q is not an Ethernet address", v)
+			}
+			r.MAC = m
+		},
+		"ip": func(o *uci.Option, v string) {
+			a, err := netip.ParseAddr(v)
+			if err != nil || !a.Is4() {
+				p.errf(o.Line, "ip %q is not an IPv4 address", v)
+			}
+			r.Addr = a
+		},
+		"name": func(o *uci.Option, v string) { r.Hostname = v },
+	})
+	if len(p.errs) == errs && (r.MAC == nil || !r.Addr.IsValid()) {
+		p.errf(s.Line, "host needs options mac and ip")
+	}
+	return r, len(p.errs) == errs
+}
+
+func (p *parser) intRange(o *uci.Option, v string, lo, hi int) int {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.errf(o.Line, "%s %q: want a number from %d to %d", o.Name, v, lo, hi)
+	}
+	return n
+}
+
+// duration reads OpenWrt's lease times: seconds, or a number with s, m, h,
+// d or w ("12h").
+func (p *parser) duration(o *uci.Option, v string, least time.Duration) time.Duration {
+	mult := time.Second
+	num := v
+	if n := len(v); n > 0 {
+		switch v[n-1] {
+		case 's':
+			num = v[:n-1]
+		case 'm':
+			mult, num = time.Minute, v[:n-1]
+		case 'h':
+			mult, num = time.Hour, v[:n-1]
+		case 'd':
+			mult, num = 24*time.Hour, v[:n-1]
+		case 'w':
+			mult, num = 7*24*time.Hour, v[:n-1]
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 32)
+	d := time.Duration(n) * mult
+	if err != nil {
+		p.errf(o.Line, "%s %q: want seconds or a number with s, m, h, d or w", o.Name, v)
+	} else if d < least {
+		p.errf(o.Line, "%s %v is under the least of %v", o.Name, d, least)
+	}
+	return d
 }
 
 func (p *parser) only(o *uci.Option, v, want string) {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"gateway/dhcp"
 	"gateway/internal/netwatch"
 	"gateway/nat44"
 	"gateway/web"
@@ -24,8 +25,9 @@ type Daemon struct {
 	level *slog.LevelVar
 	nat   *nat44.NAT
 
-	mu      sync.Mutex // guards cfg, wanAddr, wanKind
+	mu      sync.Mutex // guards cfg, wanAddr, wanKind, dhcp
 	cfg     *Config
+	dhcp    *dhcp.Server
 	wanAddr netip.Addr
 	wanKind nat44.AddrKind
 }
@@ -40,6 +42,13 @@ type Status struct {
 	WANKind   nat44.AddrKind `json:"wan_kind"`
 	DoubleNAT bool           `json:"double_nat"`
 	NAT       nat44.Status   `json:"nat"`
+	DHCP      *DHCPStatus    `json:"dhcp,omitempty"`
+}
+
+// DHCPStatus is the DHCP server's part of Status.
+type DHCPStatus struct {
+	Stats    dhcp.Stats        `json:"stats"`
+	Counters map[string]uint64 `json:"counters"`
 }
 
 // Run runs the daemon with the config at path until ctx is done. A value
@@ -83,7 +92,7 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 	defer cancel()
 	watch := netwatch.New(append([]string{cfg.WAN}, cfg.LANs...)...)
 	snaps := watch.Subscribe()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	var wg sync.WaitGroup
 	wg.Go(func() { errc <- watch.Run(ctx) })
 	wg.Go(func() { errc <- nat.Run(ctx) })
@@ -96,6 +105,9 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 
 	var runErr error
 	ready := nat.Ready()
+	// The DHCP server starts once the LAN interface has its address, from
+	// which it takes its subnet and pool.
+	dhcpPending := cfg.DHCP != nil
 loop:
 	for {
 		select {
@@ -111,6 +123,17 @@ loop:
 			ready = nil
 		case s := <-snaps:
 			d.follow(s)
+			if dhcpPending {
+				if lan, ok := s[cfg.DHCP.Interface].IPv4(); ok {
+					dhcpPending = false
+					srv, err := d.newDHCP(cfg, lan)
+					if err != nil {
+						runErr = err
+						break loop
+					}
+					wg.Go(func() { errc <- srv.Run(ctx) })
+				}
+			}
 		case <-reload:
 			d.reload(path)
 		}
@@ -207,11 +230,80 @@ func (d *Daemon) reload(path string) {
 	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
 }
 
+// newDHCP makes the DHCP server for the LAN address lan.
+func (d *Daemon) newDHCP(cfg *Config, lan netip.Prefix) (*dhcp.Server, error) {
+	c := cfg.DHCP
+	core := dhcp.CoreConfig{
+		ServerAddr:    lan,
+		LeaseTime:     c.LeaseTime,
+		DNS:           c.DNS,
+		Domain:        c.Domain,
+		MTU:           c.MTU,
+		Routes:        c.Routes,
+		Reservations:  c.Reservations,
+		Authoritative: c.Authoritative,
+	}
+	if c.Start > 0 || c.Limit > 0 {
+		start, limit := c.Start, c.Limit
+		if start == 0 {
+			start = 100
+		}
+		if limit == 0 {
+			limit = 150
+		}
+		core.PoolStart, core.PoolEnd = hostInPrefix(lan, start), hostInPrefix(lan, start+limit-1)
+		if !core.PoolStart.IsValid() || !core.PoolEnd.IsValid() {
+			return nil, fmt.Errorf("gateway: %s: dhcp pool start %d limit %d does not fit in %v", cfg.File, start, limit, lan.Masked())
+		}
+	}
+	srv, err := dhcp.New(dhcp.Config{
+		CoreConfig:          core,
+		Interface:           c.Interface,
+		StateDir:            cfg.StateDir,
+		NoConflictDetection: c.NoConflictDetection,
+		Logger:              d.log.With(slog.String("service", "dhcp")),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.dhcp = srv
+	d.mu.Unlock()
+	return srv, nil
+}
+
+// hostInPrefix is host number n of p's subnet, or invalid if outside.
+func hostInPrefix(p netip.Prefix, n int) netip.Addr {
+	base := p.Masked().Addr().As4()
+	v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	v += uint32(n)
+	a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	if n <= 0 || !p.Masked().Contains(a) {
+		return netip.Addr{}
+	}
+	return a
+}
+
+// DHCP implements web.Backend; nil when the server is off.
+func (d *Daemon) DHCP() web.DHCP {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dhcp == nil {
+		return nil
+	}
+	return d.dhcp
+}
+
 // Status implements web.Backend.
 func (d *Daemon) Status() any {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var ds *DHCPStatus
+	if d.dhcp != nil {
+		ds = &DHCPStatus{Stats: d.dhcp.Stats(), Counters: d.dhcp.Counters()}
+	}
 	return Status{
+		DHCP:      ds,
 		Version:   Version,
 		Config:    d.cfg.File,
 		WAN:       d.cfg.WAN,

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
 
+	"gateway/dhcp"
 	"gateway/nat44"
 )
 
@@ -23,10 +25,19 @@ type NAT interface {
 	Sessions() ([]nat44.Session, error)
 }
 
+// DHCP is what the API needs of the DHCP server.
+type DHCP interface {
+	Leases() []dhcp.Lease
+	Reservations() []dhcp.Reservation
+	AddReservation(r dhcp.Reservation) error
+	RemoveReservation(mac net.HardwareAddr) error
+}
+
 // Backend is the daemon as the API sees it.
 type Backend interface {
 	Status() any
 	NAT() NAT
+	DHCP() DHCP // nil when the DHCP server is off
 }
 
 // MappingRequest is the body of POST /api/v1/mappings. Lifetime 0 makes a
@@ -104,6 +115,66 @@ func NewAPI(b Backend, now func() time.Time, log *slog.Logger) http.Handler {
 		}
 		if err := b.NAT().Remove(nat44.Key{Proto: p, ExternalPort: uint16(port)}); err != nil {
 			fail(w, statusOf(err), err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	dhcpOr404 := func(w http.ResponseWriter) DHCP {
+		d := b.DHCP()
+		if d == nil {
+			fail(w, http.StatusNotFound, errors.New("the DHCP server is off"))
+		}
+		return d
+	}
+	mux.HandleFunc("GET /api/v1/leases", func(w http.ResponseWriter, r *http.Request) {
+		if d := dhcpOr404(w); d != nil {
+			reply(w, http.StatusOK, d.Leases())
+		}
+	})
+	mux.HandleFunc("GET /api/v1/reservations", func(w http.ResponseWriter, r *http.Request) {
+		if d := dhcpOr404(w); d != nil {
+			reply(w, http.StatusOK, d.Reservations())
+		}
+	})
+	mux.HandleFunc("POST /api/v1/reservations", func(w http.ResponseWriter, r *http.Request) {
+		d := dhcpOr404(w)
+		if d == nil {
+			return
+		}
+		var req struct {
+			MAC      string     `json:"mac"`
+			Addr     netip.Addr `json:"addr"`
+			Hostname string     `json:"hostname,omitempty"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("body must be {mac, addr, hostname}: %w", err))
+			return
+		}
+		mac, err := net.ParseMAC(req.MAC)
+		if err != nil || len(mac) != 6 {
+			fail(w, http.StatusBadRequest, fmt.Errorf("mac %q is not an Ethernet address", req.MAC))
+			return
+		}
+		if err := d.AddReservation(dhcp.Reservation{MAC: mac, Addr: req.Addr, Hostname: req.Hostname}); err != nil {
+			fail(w, http.StatusConflict, err)
+			return
+		}
+		reply(w, http.StatusCreated, req)
+	})
+	mux.HandleFunc("DELETE /api/v1/reservations/{mac}", func(w http.ResponseWriter, r *http.Request) {
+		d := dhcpOr404(w)
+		if d == nil {
+			return
+		}
+		mac, err := net.ParseMAC(r.PathValue("mac"))
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := d.RemoveReservation(mac); err != nil {
+			fail(w, http.StatusNotFound, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ type bench struct {
 	lab   *lab.Lab
 	res   *results
 	start time.Time
+	warn  *warnings // nat44's log: to standard error, warnings counted
 }
 
 // run builds a lab, measures every configuration opt.repeat times and
@@ -37,15 +39,17 @@ func run(ctx context.Context, opt options) (report string, err error) {
 			return "", fmt.Errorf("needs %s: %w", p, err)
 		}
 	}
-	b := &bench{opt: opt, start: time.Now()}
+	b := &bench{opt: opt, start: time.Now(),
+		warn: newWarnings(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	b.res = &results{
-		started:  b.start,
-		kernel:   kernelRelease(),
-		cpus:     runtime.NumCPU(),
-		mappings: opt.mappings,
-		duration: opt.duration,
-		repeat:   opt.repeat,
-		conns:    opt.conns,
+		started:   b.start,
+		kernel:    kernelRelease(),
+		cpus:      runtime.NumCPU(),
+		mappings:  opt.mappings,
+		duration:  opt.duration,
+		repeat:    opt.repeat,
+		conns:     opt.conns,
+		loadStart: loadAverage(),
 	}
 	configs := b.configs()
 	for _, c := range configs {
@@ -81,6 +85,8 @@ func run(ctx context.Context, opt options) (report string, err error) {
 		}
 	}
 	b.res.elapsed = time.Since(b.start)
+	b.res.loadEnd = loadAverage()
+	b.res.warnings = b.warn.list()
 	return b.res.markdown(refConfig, b.oursName()), nil
 }
 
@@ -103,6 +109,19 @@ func leftNamespaces(l *lab.Lab) []string {
 		}
 	}
 	return left
+}
+
+// loadAverage is the 1-minute load average.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
 
 func kernelRelease() string {

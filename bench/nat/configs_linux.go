@@ -37,7 +37,7 @@ func (b *bench) configs() []config {
 	n := b.opt.mappings
 	ports := mappedPorts(n)
 	var big *oursNAT // ours with n mappings, between up and down
-	return []config{
+	cs := []config{
 		{
 			configInfo: configInfo{refConfig, "the kernel's plain masquerade, loaded with `nft -f` (fw4 without mappings): masquerade on oifname wan, one DNAT rule per tested port, forward filter accepting established flows and DNATed ones and dropping the rest from the WAN."},
 			up: func(ctx context.Context, _ int) (func() error, error) {
@@ -63,7 +63,7 @@ func (b *bench) configs() []config {
 		{
 			configInfo: configInfo{"ours0", "our nat44 (`table inet gateway`: masquerade, DNAT through one map keyed by proto . port, forward filter), with only the two tested ports mapped."},
 			up: func(ctx context.Context, _ int) (func() error, error) {
-				o, err := b.startOurs(ctx)
+				o, err := b.startOurs(ctx, true)
 				if err != nil {
 					return nil, err
 				}
@@ -76,7 +76,7 @@ func (b *bench) configs() []config {
 		{
 			configInfo: configInfo{b.oursName(), fmt.Sprintf("our nat44 with %d mappings (the tested ports among them) added through the Go API in one Add batch.", n)},
 			up: func(ctx context.Context, _ int) (func() error, error) {
-				o, err := b.startOurs(ctx)
+				o, err := b.startOurs(ctx, true)
 				if err != nil {
 					return nil, err
 				}
@@ -97,7 +97,34 @@ func (b *bench) configs() []config {
 			},
 		},
 	}
+	if b.opt.diagCT {
+		name := b.oursName() + "-noct"
+		cs = append(cs, config{
+			configInfo: configInfo{name, fmt.Sprintf("diagnostic (-diag-ct): as %s, but nat44 gets a Conntrack that delivers no flow events, to show what its conntrack event listener costs.", b.oursName())},
+			up: func(ctx context.Context, _ int) (func() error, error) {
+				o, err := b.startOurs(ctx, false)
+				if err != nil {
+					return nil, err
+				}
+				if err := o.n.Add(mappings(ports)...); err != nil {
+					return nil, errors.Join(fmt.Errorf("add %d mappings: %w", n, err), o.stop())
+				}
+				return o.stop, b.expectOurs(ctx, n, "with "+name)
+			},
+		})
+	}
+	return cs
 }
+
+// noEvents is a Conntrack that delivers no flow events.
+type noEvents struct{}
+
+func (noEvents) Listen(ctx context.Context, _ func(nat44.FlowEvent)) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (noEvents) Sessions(netip.Addr) ([]nat44.Session, error) { return nil, errors.ErrUnsupported }
 
 // mappingOps times removing every mapping in one batch and, in the first
 // round, adding them again one Add call at a time, as UPnP clients do.
@@ -234,8 +261,8 @@ type oursNAT struct {
 }
 
 // startOurs starts nat44 in the gateway with the lab's WAN address and no
-// mappings.
-func (b *bench) startOurs(ctx context.Context) (*oursNAT, error) {
+// mappings. Without events, nat44 hears nothing from conntrack.
+func (b *bench) startOurs(ctx context.Context, events bool) (*oursNAT, error) {
 	ns, err := os.Open(filepath.Join("/run/netns", b.lab.NS(lab.Gateway)))
 	if err != nil {
 		return nil, err
@@ -246,12 +273,16 @@ func (b *bench) startOurs(ctx context.Context) (*oursNAT, error) {
 		ns.Close()
 		return nil, err
 	}
+	var ct nat44.Conntrack = nat44.NewKernelConntrack(fd)
+	if !events {
+		ct = noEvents{}
+	}
 	n, err := nat44.New(nat44.Config{
 		WAN:       lab.GatewayWAN,
 		LANs:      []string{lab.GatewayLAN},
 		Datapath:  dp,
-		Conntrack: nat44.NewKernelConntrack(fd),
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Conntrack: ct,
+		Logger:    slog.New(b.warn),
 	})
 	if err != nil {
 		dp.Close()

@@ -159,7 +159,7 @@ func (b *bench) waitListening(ctx context.Context, host string, port uint16, exi
 const maxDialsPerWorker = 1 << 20
 
 // connRate measures new TCP connections per second from cliHost to dial,
-// where a listener in srvHost on listen accepts and resets them. opt.conns
+// where a listener in srvHost on listen accepts and closes them. opt.conns
 // dialers connect and reset (SO_LINGER 0, so no TIME_WAIT piles up) in a
 // loop for the measurement's duration; a connection counts once connect
 // has returned before the deadline.
@@ -187,7 +187,9 @@ func (b *bench) connRate(ctx context.Context, srvHost string, listen netip.AddrP
 					time.Sleep(time.Millisecond) // EMFILE and the like
 					continue
 				}
-				c.(*net.TCPConn).SetLinger(0)
+				// A plain close: the dialer's reset ends it. Resetting
+				// here too races with the dialer's next connection
+				// from the same port, which then fails with ECONNRESET.
 				c.Close()
 			}
 		})

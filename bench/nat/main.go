@@ -26,6 +26,7 @@ type options struct {
 	conns    int           // concurrent dialers of the connection test
 	singles  time.Duration // time limit of the one-at-a-time adds
 	out      string
+	diagCT   bool // add a configuration whose nat44 hears no conntrack events
 }
 
 func parseFlags(args []string) (options, error) {
@@ -38,6 +39,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.conns, "conns", 32, "concurrent dialers in the new-connection test")
 	fs.DurationVar(&o.singles, "single-limit", 15*time.Second, "time limit of the one-mapping-per-Add run")
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
+	fs.BoolVar(&o.diagCT, "diag-ct", false, "diagnostic: add a configuration of ours with N mappings whose conntrack delivers no events")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./bench/nat [flags]\n\nRuns as root; builds and removes its own namespace lab.\n\n")
 		fs.PrintDefaults()
@@ -103,6 +105,9 @@ func main() {
 		}
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted (the lab is removed): %w", err)
+		}
 		fmt.Fprintln(os.Stderr, "bench/nat:", err)
 		os.Exit(1)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -58,6 +59,9 @@ type results struct {
 	duration time.Duration
 	repeat   int
 	conns    int
+	// loadStart and loadEnd are the machine's 1-minute load average when
+	// the run started and ended: other work on the machine shows there.
+	loadStart, loadEnd string
 
 	configs []configInfo // in the order of the table's rows
 	samples map[string]*[numMetrics][]float64
@@ -67,6 +71,8 @@ type results struct {
 	// linearLoad is how long `nft -f` took to load the linear ruleset.
 	linearLoad []time.Duration
 	single     singleAdds
+	// warnings are what nat44 logged at Warn or above, with counts.
+	warnings []string
 }
 
 type configInfo struct {
@@ -96,14 +102,25 @@ func (r *results) add(config string, m metric, v float64) {
 	s[m] = append(s[m], v)
 }
 
+// stat reduces the samples of one metric to one figure.
+type stat func([]float64) float64
+
+// best is the highest sample: noise on this machine only ever slows a
+// measurement down, so the best round is the least disturbed one.
+func best(vs []float64) float64 { return slices.Max(vs) }
+
 // median returns the median of config's samples of m; ok is false if there
 // are none.
 func (r *results) median(config string, m metric) (float64, bool) {
+	return r.stat(config, m, median)
+}
+
+func (r *results) stat(config string, m metric, f stat) (float64, bool) {
 	s := r.samples[config]
 	if s == nil || len(s[m]) == 0 {
 		return 0, false
 	}
-	return median(s[m]), true
+	return f(s[m]), true
 }
 
 func median(vs []float64) float64 {
@@ -124,10 +141,10 @@ func medianDuration(ds []time.Duration) time.Duration {
 	return time.Duration(median(vs))
 }
 
-// ratio is config's median over the reference's, per metric.
-func (r *results) ratio(config, ref string, m metric) (float64, bool) {
-	a, ok1 := r.median(config, m)
-	b, ok2 := r.median(ref, m)
+// ratio is config's figure over the reference's, per metric.
+func (r *results) ratio(config, ref string, m metric, f stat) (float64, bool) {
+	a, ok1 := r.stat(config, m, f)
+	b, ok2 := r.stat(ref, m, f)
 	if !ok1 || !ok2 || b == 0 {
 		return 0, false
 	}
@@ -136,13 +153,13 @@ func (r *results) ratio(config, ref string, m metric) (float64, bool) {
 
 // goal checks ours with N mappings against masq on the goal metrics. It
 // returns whether the goal holds, and the metrics that miss it.
-func (r *results) goal(ours, ref string) (holds bool, misses []string, known bool) {
+func (r *results) goal(ours, ref string, f stat) (holds bool, misses []string, known bool) {
 	known = true
 	for m := range numMetrics {
 		if !metricInfo[m].goal {
 			continue
 		}
-		q, ok := r.ratio(ours, ref, m)
+		q, ok := r.ratio(ours, ref, m, f)
 		if !ok {
 			known = false
 			continue
@@ -159,9 +176,18 @@ func (r *results) goal(ours, ref string) (holds bool, misses []string, known boo
 func (r *results) markdown(ref, ours string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## NAT44 benchmark\n\n")
-	fmt.Fprintf(&b, "%s, kernel %s, %d CPUs; %d mappings; %v per measurement; median of %d rounds (configurations interleaved, order rotated each round); %d concurrent dialers; run took %v.\n\n",
-		r.started.Format("2006-01-02 15:04 MST"), r.kernel, r.cpus, r.mappings, r.duration, r.repeat, r.conns, r.elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "> This machine is small and shared (%d CPUs, other jobs running): absolute figures move by 10-30 %% from run to run. Compare only figures of the same run; the ratios to `%s` are what the run measures.\n\n", r.cpus, ref)
+	rounds := "one round"
+	if r.repeat > 1 {
+		rounds = fmt.Sprintf("median of %d rounds (configurations interleaved, order rotated each round)", r.repeat)
+	}
+	fmt.Fprintf(&b, "%s, kernel %s, %d CPUs; %d mappings; %v per measurement; %s; %d concurrent dialers; run took %v.\n\n",
+		r.started.Format("2006-01-02 15:04 MST"), r.kernel, r.cpus, r.mappings, r.duration, rounds, r.conns, r.elapsed.Round(time.Second))
+	// The load at the end includes the benchmark's own; at the start it is
+	// all other work.
+	if busy(r.loadStart, r.cpus) {
+		fmt.Fprintf(&b, "**The machine was busy with other work when this run started (load average %s on %d CPUs): the figures are unreliable; run again when it is quiet.**\n\n", r.loadStart, r.cpus)
+	}
+	fmt.Fprintf(&b, "> This machine is small and shared (%d CPUs, other jobs running; 1-minute load average %s at the start, %s at the end, the benchmark's own included): single samples of the same configuration differ by up to 50 %% and absolute figures move from run to run. Compare only figures of the same run, and the ratios to `%s` only where they are well away from the threshold.\n\n", r.cpus, or(r.loadStart, "?"), or(r.loadEnd, "?"), ref)
 
 	b.WriteString("| configuration |")
 	for m := range numMetrics {
@@ -189,7 +215,7 @@ func (r *results) markdown(ref, ours string) string {
 		}
 		fmt.Fprintf(&b, "| **%s/%s** |", c.name, ref)
 		for m := range numMetrics {
-			if q, ok := r.ratio(c.name, ref, m); ok {
+			if q, ok := r.ratio(c.name, ref, m, median); ok {
 				fmt.Fprintf(&b, " %.2f |", q)
 			} else {
 				b.WriteString(" – |")
@@ -199,15 +225,49 @@ func (r *results) markdown(ref, ours string) string {
 	}
 	b.WriteString("\n")
 
-	holds, misses, known := r.goal(ours, ref)
-	switch {
-	case !known:
-		fmt.Fprintf(&b, "**Goal** (%s keeps ≥ %.0f %% of %s in TCP throughput and new connections/s, in and out): not measured.\n", ours, goalRatio*100, ref)
-	case holds:
-		fmt.Fprintf(&b, "**Goal** (%s keeps ≥ %.0f %% of %s in TCP throughput and new connections/s, in and out): **holds** in this run.\n", ours, goalRatio*100, ref)
-	default:
-		fmt.Fprintf(&b, "**Goal** (%s keeps ≥ %.0f %% of %s in TCP throughput and new connections/s, in and out): **does not hold** in this run: %s.\n", ours, goalRatio*100, ref, strings.Join(misses, ", "))
+	if r.repeat > 1 {
+		fmt.Fprintf(&b, "The same ratios from each configuration's best round (noise only slows a run down):\n\n")
+		b.WriteString("| best/best |")
+		for m := range numMetrics {
+			fmt.Fprintf(&b, " %s |", m)
+		}
+		b.WriteString("\n|---|")
+		for range numMetrics {
+			b.WriteString("---:|")
+		}
+		b.WriteString("\n")
+		for _, c := range r.configs {
+			if c.name == ref {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s/%s |", c.name, ref)
+			for m := range numMetrics {
+				if q, ok := r.ratio(c.name, ref, m, best); ok {
+					fmt.Fprintf(&b, " %.2f |", q)
+				} else {
+					b.WriteString(" – |")
+				}
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
 	}
+
+	verdict := func(f stat) string {
+		holds, misses, known := r.goal(ours, ref, f)
+		switch {
+		case !known:
+			return "not measured"
+		case holds:
+			return "**holds**"
+		}
+		return "**does not hold** (" + strings.Join(misses, ", ") + ")"
+	}
+	fmt.Fprintf(&b, "**Goal** (%s keeps ≥ %.0f %% of %s in TCP throughput and new connections/s, in and out): on the medians %s", ours, goalRatio*100, ref, verdict(median))
+	if r.repeat > 1 {
+		fmt.Fprintf(&b, "; on the best rounds %s", verdict(best))
+	}
+	b.WriteString(".\n")
 	if len(r.batchAdd) > 0 && len(r.batchRemove) > 0 {
 		add, rm := medianDuration(r.batchAdd), medianDuration(r.batchRemove)
 		verdict := "**holds**"
@@ -245,6 +305,14 @@ func (r *results) markdown(ref, ours string) string {
 		fmt.Fprintf(&b, "| ours: one mapping per Add call, from 0 | %.0f adds/s | %d adds in %s%s%s |\n", rate, s.n, fmtDur(s.elapsed), last, note)
 	}
 	b.WriteString("\n")
+
+	if len(r.warnings) > 0 {
+		b.WriteString("nat44 logged during the run (count × message):\n\n")
+		for _, w := range r.warnings {
+			fmt.Fprintf(&b, "- `%s`\n", w)
+		}
+		b.WriteString("\n")
+	}
 
 	b.WriteString("<details><summary>Every sample</summary>\n\n| configuration | metric | samples |\n|---|---|---|\n")
 	for _, c := range r.configs {
@@ -286,4 +354,17 @@ func countName(n int) string {
 		return fmt.Sprintf("%dk", n/1000)
 	}
 	return fmt.Sprint(n)
+}
+
+func or(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+// busy reports whether a load average is above the CPU count.
+func busy(load string, cpus int) bool {
+	v, err := strconv.ParseFloat(load, 64)
+	return err == nil && cpus > 0 && v > float64(cpus)
 }
