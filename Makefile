@@ -5,8 +5,9 @@ LDFLAGS  := -s -w -X gateway/gateway.Version=$(VERSION)
 BIN      := bin/gateway
 # What the tests and the lab run: iproute2 (ip, bridge), nftables (nft, to
 # read back and tamper with our table), util-linux (unshare, mount),
-# conntrack and iperf3 (benchmarks).
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps
+# conntrack and iperf3 (benchmarks), the DHCP clients the interop tests
+# drive (dhclient, udhcpc, dhcpcd) and dnsmasq (the DHCP benchmark).
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base
 
 .PHONY: all build demo demo-down test test-short bench fuzz deps clean
 

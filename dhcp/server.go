@@ -150,7 +150,9 @@ func New(cfg Config) (*Server, error) {
 			s.log.Warn("run-time reservation dropped: it conflicts with the config", slog.String("mac", r.MAC.String()), slog.Any("err", err))
 		}
 	}
-	core.Restore(leases, s.clock.Now())
+	for _, l := range core.Restore(leases, s.clock.Now()) {
+		s.log.Warn("stored lease dropped: it no longer fits the config", slog.String("addr", l.Addr.String()), slog.String("mac", l.MAC))
+	}
 	s.core = core
 	if s.journal != nil {
 		s.batcher = journal.NewBatcher(s.journal, len(leases), s.liveRecords)
@@ -278,6 +280,12 @@ func (s *Server) handle(req *dhcpv4.DHCPv4, prober *arpProber, out *sender) {
 		s.mu.Lock()
 		act := s.core.Handle(req, s.clock.Now())
 		s.mu.Unlock()
+		// A lease taken back (released, declined, or moved by a
+		// reservation) leaves the store whatever else the answer is.
+		if act.Released != nil && s.batcher != nil {
+			addr := act.Released.Addr
+			s.batcher.Submit(nil, storeRecord{Release: &addr})
+		}
 		switch {
 		case act.Probe.IsValid() && prober != nil:
 			addr := act.Probe
@@ -306,15 +314,10 @@ func (s *Server) handle(req *dhcpv4.DHCPv4, prober *arpProber, out *sender) {
 			}, storeRecord{Lease: &lease})
 			s.signal()
 			return
-		case act.Released != nil && s.batcher != nil:
-			addr := act.Released.Addr
-			s.batcher.Submit(nil, storeRecord{Release: &addr})
 		}
 		if act.Reply != nil {
 			s.send(out, act)
-		} else if act.Drop != "" {
-			s.count(act.Drop)
-		}
+		} // a Drop is counted by the core, in Stats().Drops
 		if act.Commit != nil {
 			s.signal()
 		}

@@ -141,23 +141,14 @@ func NewAPI(b Backend, now func() time.Time, log *slog.Logger) http.Handler {
 		if d == nil {
 			return
 		}
-		var req struct {
-			MAC      string     `json:"mac"`
-			Addr     netip.Addr `json:"addr"`
-			Hostname string     `json:"hostname,omitempty"`
-		}
+		var req dhcp.Reservation
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			fail(w, http.StatusBadRequest, fmt.Errorf("body must be {mac, addr, hostname}: %w", err))
 			return
 		}
-		mac, err := net.ParseMAC(req.MAC)
-		if err != nil || len(mac) != 6 {
-			fail(w, http.StatusBadRequest, fmt.Errorf("mac %q is not an Ethernet address", req.MAC))
-			return
-		}
-		if err := d.AddReservation(dhcp.Reservation{MAC: mac, Addr: req.Addr, Hostname: req.Hostname}); err != nil {
+		if err := d.AddReservation(req); err != nil {
 			fail(w, http.StatusConflict, err)
 			return
 		}
