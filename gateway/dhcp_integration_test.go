@@ -343,7 +343,8 @@ func TestDHCPDecline(t *testing.T) {
 	if _, err := g.l.Start(lab.LAN1, "dhcpcd", []string{"dhcpcd", "-4", "-B", "-L", "-f", "/dev/null", "-c", hookPath(t), lab.HostIf}, ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually20(t, "the server quarantines the declined address", func() error {
+	// As patient as a DHCP client's retries.
+	eventuallyWithin(t, 20*time.Second, "the server quarantines the declined address", func() error {
 		st := g.status()
 		if st.DHCP == nil || st.DHCP.Stats.Declines == 0 || st.DHCP.Stats.Quarantined != 1 {
 			return fmt.Errorf("dhcp status %+v", st.DHCP)
@@ -352,21 +353,5 @@ func TestDHCPDecline(t *testing.T) {
 	})
 	if l, ok := g.leaseOf(g.mac(lab.LAN1)); ok {
 		t.Fatalf("lan1 holds %+v after declining it", l)
-	}
-}
-
-// eventually20 is eventually with the patience of a DHCP client's retries.
-func eventually20(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -137,7 +137,13 @@ func (g *gw) signal(sig syscall.Signal) {
 // eventually retries f until it returns nil or 5 s have passed.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	eventuallyWithin(t, 5*time.Second, what, f)
+}
+
+// eventuallyWithin retries f until it returns nil or d has passed.
+func eventuallyWithin(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		err := f()
 		if err == nil {
