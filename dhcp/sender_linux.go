@@ -10,6 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// rcvBuf is the server socket's receive buffer: about 3,000 requests.
+const rcvBuf = 2 << 20
+
 // listenUDP opens the server socket: port 67 on every address, but bound
 // to the LAN interface, so that the server never hears nor answers the WAN.
 func listenUDP(ifname string) (*net.UDPConn, error) {
@@ -22,6 +25,13 @@ func listenUDP(ifname string) (*net.UDPConn, error) {
 			}
 			if serr == nil {
 				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			}
+			// The default buffer holds ~166 requests: a LAN powering up
+			// at once (a few hundred clients) would lose DISCOVERs while
+			// the server is not scheduled. FORCE passes rmem_max as root;
+			// elsewhere take what rmem_max allows.
+			if serr == nil && unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf) != nil {
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
 			}
 		})
 		if err != nil {

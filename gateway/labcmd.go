@@ -66,11 +66,12 @@ func StartLabGateway(ctx context.Context, l *lab.Lab, exe, cfgPath string) error
 }
 
 // WaitLabGateway waits (10 s at most) for the lab's daemon to answer with
-// its table installed.
+// its table installed and, if configured, its DHCP server running.
 func WaitLabGateway(ctx context.Context, l *lab.Lab, cfgPath string) error {
 	socket := LabSocket(l)
+	wantDHCP := false
 	if c, err := LoadConfig(cfgPath); err == nil {
-		socket = c.ControlSocket
+		socket, wantDHCP = c.ControlSocket, c.DHCP != nil
 	}
 	cl := newClient(socket)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -80,7 +81,7 @@ func WaitLabGateway(ctx context.Context, l *lab.Lab, cfgPath string) error {
 	for {
 		var st Status
 		err := cl.do("GET", "/api/v1/status", nil, &st)
-		if err == nil && st.NAT.Installed && st.WANAddr.IsValid() {
+		if err == nil && st.NAT.Installed && st.WANAddr.IsValid() && (st.DHCP != nil || !wantDHCP) {
 			return nil
 		}
 		select {

@@ -33,7 +33,7 @@ func (k *KernelConntrack) dial() (*conntrack.Conn, error) {
 }
 
 // Listen implements Conntrack.
-func (k *KernelConntrack) Listen(ctx context.Context, fn func(FlowEvent)) error {
+func (k *KernelConntrack) Listen(ctx context.Context, started func([]FlowEvent), fn func(FlowEvent)) error {
 	c, err := k.dial()
 	if err != nil {
 		return err
@@ -49,6 +49,13 @@ func (k *KernelConntrack) Listen(ctx context.Context, fn func(FlowEvent)) error 
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
+	// Subscribed first, dumped second: no flow falls between the two.
+	live, err := k.dump()
+	if err != nil {
+		c.Close()
+		return err
+	}
+	started(live)
 	for {
 		select {
 		case <-ctx.Done():
@@ -64,16 +71,39 @@ func (k *KernelConntrack) Listen(ctx context.Context, fn func(FlowEvent)) error 
 			if ev.Flow == nil || (ev.Type != conntrack.EventNew && ev.Type != conntrack.EventDestroy) {
 				continue
 			}
-			o, r := ev.Flow.TupleOrig, ev.Flow.TupleReply
-			fn(FlowEvent{
-				Destroy:  ev.Type == conntrack.EventDestroy,
-				Proto:    Proto(o.Proto.Protocol),
-				Internal: netip.AddrPortFrom(o.IP.SourceAddress, o.Proto.SourcePort),
-				Remote:   netip.AddrPortFrom(o.IP.DestinationAddress, o.Proto.DestinationPort),
-				External: netip.AddrPortFrom(r.IP.DestinationAddress, r.Proto.DestinationPort),
-			})
+			e := flowEvent(*ev.Flow)
+			e.Destroy = ev.Type == conntrack.EventDestroy
+			fn(e)
 		}
 	}
+}
+
+func flowEvent(f conntrack.Flow) FlowEvent {
+	o, r := f.TupleOrig, f.TupleReply
+	return FlowEvent{
+		Proto:    Proto(o.Proto.Protocol),
+		Internal: netip.AddrPortFrom(o.IP.SourceAddress, o.Proto.SourcePort),
+		Remote:   netip.AddrPortFrom(o.IP.DestinationAddress, o.Proto.DestinationPort),
+		External: netip.AddrPortFrom(r.IP.DestinationAddress, r.Proto.DestinationPort),
+	}
+}
+
+// dump lists the live flows as new-flow events.
+func (k *KernelConntrack) dump() ([]FlowEvent, error) {
+	c, err := k.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	flows, err := c.Dump(nil)
+	if err != nil {
+		return nil, fmt.Errorf("nat44: conntrack dump: %w", err)
+	}
+	out := make([]FlowEvent, len(flows))
+	for i, f := range flows {
+		out[i] = flowEvent(f)
+	}
+	return out, nil
 }
 
 // Sessions implements Conntrack.

@@ -77,6 +77,35 @@ func track[K comparable](m map[K]*flowEntry, k K, ev FlowEvent, now time.Time, h
 	return false
 }
 
+// resync replaces what events said by what conntrack holds now: live
+// flows, after events were lost or before any came. An entry whose flows
+// are all gone starts its hold now (unless it was holding already).
+func (t *flowTracker) resync(live []FlowEvent, wan netip.Addr, now time.Time) {
+	for _, e := range t.cone {
+		e.flows = 0
+	}
+	for _, e := range t.remotes {
+		e.flows = 0
+	}
+	for _, ev := range live {
+		ev.Destroy = false
+		t.event(ev, wan, now)
+	}
+	holdIdle(t.cone, now, t.hold)
+	holdIdle(t.remotes, now, t.hold)
+}
+
+func holdIdle[K comparable](m map[K]*flowEntry, now time.Time, hold time.Duration) {
+	for _, e := range m {
+		if e.flows == 0 && e.expires.IsZero() {
+			e.expires = now.Add(hold)
+		}
+	}
+}
+
+// needsEvents reports whether the filtering mode is built from flows.
+func needsEvents(f Filtering) bool { return f == EndpointIndependent || f == AddressDependent }
+
 // expire drops entries whose hold time is over and reports whether any went.
 func (t *flowTracker) expire(now time.Time) bool {
 	a := expireEntries(t.cone, now)

@@ -64,24 +64,29 @@ func (c *Config) Validate() error {
 // table equal to it, persists it, expires mappings on time and feeds the
 // filtering maps from conntrack.
 type NAT struct {
-	dp    Datapath
-	ct    Conntrack
-	clock clock.Clock
-	log   *slog.Logger
-	wake  chan struct{}
-	ready chan struct{} // closed once the table is first installed
+	dp          Datapath
+	ct          Conntrack
+	clock       clock.Clock
+	log         *slog.Logger
+	wake        chan struct{}
+	ready       chan struct{} // closed once the table is first installed
+	modeChanged chan struct{} // the filtering mode changed
 
 	// mu guards everything below.
-	mu        sync.Mutex
-	cfg       Config
-	table     *Table
-	flows     *flowTracker
-	wan       netip.Addr
-	journal   *journal.Journal
-	applied   bool // the datapath holds the current state
-	counters  Counters
-	running   bool
-	lastError string
+	mu      sync.Mutex
+	cfg     Config
+	table   *Table
+	flows   *flowTracker
+	wan     netip.Addr
+	journal *journal.Journal
+	applied bool // the datapath holds the current state
+	// changed holds the mapping keys touched since the last Apply, so that
+	// Apply compares only those; nil means compare everything.
+	changed      map[Key]bool
+	flowsChanged bool // filter entries changed since the last Apply
+	counters     Counters
+	running      bool
+	lastError    string
 }
 
 // Counters are the service's event counts, read by the web panel.
@@ -118,15 +123,16 @@ func New(cfg Config) (*NAT, error) {
 		cfg.UDPHold = 5 * time.Minute
 	}
 	n := &NAT{
-		dp:    cfg.Datapath,
-		ct:    cfg.Conntrack,
-		clock: clock.Or(cfg.Clock),
-		log:   cfg.Logger,
-		wake:  make(chan struct{}, 1),
-		ready: make(chan struct{}),
-		cfg:   cfg,
-		table: NewTable(),
-		flows: newFlowTracker(cfg.Filtering, cfg.UDPHold),
+		dp:          cfg.Datapath,
+		ct:          cfg.Conntrack,
+		clock:       clock.Or(cfg.Clock),
+		log:         cfg.Logger,
+		wake:        make(chan struct{}, 1),
+		ready:       make(chan struct{}),
+		modeChanged: make(chan struct{}, 1),
+		cfg:         cfg,
+		table:       NewTable(),
+		flows:       newFlowTracker(cfg.Filtering, cfg.UDPHold),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -223,29 +229,11 @@ func (n *NAT) Run(ctx context.Context) error {
 
 	drift := make(chan struct{}, 1)
 	if w, ok := n.dp.(DriftWatcher); ok {
-		wg.Go(func() {
-			err := w.WatchDrift(ctx, func() { signal(drift) })
-			if err != nil {
-				n.log.Warn("cannot watch the nftables table for changes by others", slog.Any("err", err))
-			}
-		})
+		wg.Go(func() { n.watchDrift(ctx, w, drift) })
 	}
-	flows := make(chan FlowEvent, 4096)
+	flows := make(chan flowMsg, 4096)
 	if n.ct != nil {
-		wg.Go(func() {
-			err := n.ct.Listen(ctx, func(ev FlowEvent) {
-				select {
-				case flows <- ev:
-				default:
-					n.mu.Lock()
-					n.counters.FlowDropped++
-					n.mu.Unlock()
-				}
-			})
-			if err != nil {
-				n.log.Warn("no conntrack events: filtering modes other than the default will not open", slog.Any("err", err))
-			}
-		})
+		wg.Go(func() { n.listenFlows(ctx, flows) })
 	}
 
 	timer := n.clock.NewTimer(time.Hour)
@@ -264,25 +252,140 @@ func (n *NAT) Run(ctx context.Context) error {
 			n.mu.Unlock()
 		case <-drift:
 			n.checkDrift()
-		case ev := <-flows:
+		case m := <-flows:
 			n.mu.Lock()
-			n.counters.FlowEvents++
-			changed := n.flows.event(ev, n.wan, n.clock.Now())
+			n.flowMsgLocked(m)
 			// Take what else is queued before one Apply for all.
 			for more := true; more; {
 				select {
-				case ev := <-flows:
-					n.counters.FlowEvents++
-					changed = n.flows.event(ev, n.wan, n.clock.Now()) || changed
+				case m := <-flows:
+					n.flowMsgLocked(m)
 				default:
 					more = false
 				}
 			}
-			if changed {
+			if n.flowsChanged {
+				n.flowsChanged = false
 				n.applyLogLocked()
 			}
 			n.mu.Unlock()
 		}
+	}
+}
+
+// flowMsg is what the conntrack listener passes to Run, in order: the live
+// flows when it (re)starts, then events.
+type flowMsg struct {
+	resync bool
+	live   []FlowEvent
+	ev     FlowEvent
+}
+
+func (n *NAT) flowMsgLocked(m flowMsg) {
+	now := n.clock.Now()
+	if m.resync {
+		n.flows.resync(m.live, n.wan, now)
+		n.flowsChanged = true
+		return
+	}
+	n.counters.FlowEvents++
+	if n.flows.event(m.ev, n.wan, now) {
+		n.flowsChanged = true
+	}
+}
+
+// watchDrift follows changes to our table by others; when the monitor
+// fails (its socket overflows after a burst of events, say), it checks the
+// table at once, since changes may have been missed, and starts again.
+func (n *NAT) watchDrift(ctx context.Context, w DriftWatcher, drift chan struct{}) {
+	for {
+		err := w.WatchDrift(ctx, func() { signal(drift) })
+		if ctx.Err() != nil {
+			return
+		}
+		n.log.Warn("nftables monitor stopped; checking the table and restarting it", slog.Any("err", err))
+		signal(drift)
+		if !n.sleep(ctx, time.Second) {
+			return
+		}
+	}
+}
+
+// listenFlows runs the conntrack listener while the filtering mode is built
+// from flows, and only then: delivering conntrack events costs the kernel
+// a good part of its new-connection rate. A listener that fails or falls
+// behind is started again, and starting resyncs from a dump.
+func (n *NAT) listenFlows(ctx context.Context, out chan<- flowMsg) {
+	for {
+		for !n.wantsFlows() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-n.modeChanged:
+			}
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		stop := make(chan struct{})
+		go func() { // the mode may stop needing flows
+			select {
+			case <-n.modeChanged:
+				cancel()
+			case <-stop:
+			}
+		}()
+		err := n.ct.Listen(lctx, func(live []FlowEvent) {
+			select {
+			case out <- flowMsg{resync: true, live: live}:
+			case <-lctx.Done():
+			}
+		}, func(ev FlowEvent) {
+			select {
+			case out <- flowMsg{ev: ev}:
+			default:
+				// An event lost is a filter entry wrong: start again,
+				// which resyncs.
+				n.mu.Lock()
+				n.counters.FlowDropped++
+				n.mu.Unlock()
+				cancel()
+			}
+		})
+		cancel()
+		close(stop)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			n.log.Warn("conntrack listener stopped; restarting it", slog.Any("err", err))
+			if !n.sleep(ctx, time.Second) {
+				return
+			}
+		}
+	}
+}
+
+func (n *NAT) wantsFlows() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return needsEvents(n.cfg.Filtering)
+}
+
+// sleep waits d, or returns false when ctx ends first.
+func (n *NAT) sleep(ctx context.Context, d time.Duration) bool {
+	t := n.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// touchLocked notes that the mapping with key k may have changed.
+func (n *NAT) touchLocked(k Key) {
+	if n.changed != nil {
+		n.changed[k] = true
 	}
 }
 
@@ -318,6 +421,9 @@ func (n *NAT) rearmLocked(t *time.Timer) {
 func (n *NAT) expireLocked() {
 	now := n.clock.Now()
 	gone := n.table.Expire(now)
+	for _, m := range gone {
+		n.touchLocked(m.Key())
+	}
 	flowsGone := n.flows.expire(now)
 	for _, m := range gone {
 		n.counters.Expired++
@@ -361,6 +467,7 @@ func (n *NAT) stateLocked() *State {
 		WANAddr:   n.wan,
 		Filtering: n.cfg.Filtering,
 		Mappings:  n.table,
+		Changed:   n.changed,
 	}
 	s.Cone, s.Remotes = n.flows.maps()
 	return s
@@ -369,11 +476,13 @@ func (n *NAT) stateLocked() *State {
 func (n *NAT) applyLocked() error {
 	if err := n.dp.Apply(n.stateLocked()); err != nil {
 		n.applied = false
+		n.changed = nil
 		n.counters.ApplyErrors++
 		n.lastError = err.Error()
 		return err
 	}
 	n.applied = true
+	n.changed = make(map[Key]bool)
 	n.lastError = ""
 	return nil
 }
@@ -433,6 +542,7 @@ func (n *NAT) Add(ms ...Mapping) error {
 			} else {
 				n.table.Delete(u.k)
 			}
+			n.touchLocked(u.k)
 		}
 	}
 	var recs []any
@@ -449,6 +559,7 @@ func (n *NAT) Add(ms ...Mapping) error {
 			n.counters.Conflicts++
 			return fmt.Errorf("%w: %v is a static forward to %v", ErrConflict, m.Key(), old.Internal)
 		}
+		n.touchLocked(m.Key())
 		if err := n.table.Put(m, now); err != nil {
 			rollback()
 			if errors.Is(err, ErrConflict) {
@@ -484,6 +595,7 @@ func (n *NAT) Remove(keys ...Key) error {
 	}
 	var removed []Mapping
 	for _, k := range keys {
+		n.touchLocked(k)
 		m, err := n.table.Delete(k)
 		if err == nil {
 			removed = append(removed, m)
@@ -493,6 +605,7 @@ func (n *NAT) Remove(keys ...Key) error {
 		if err := n.applyLocked(); err != nil {
 			for _, m := range removed {
 				n.table.Replace(m)
+				n.touchLocked(m.Key())
 			}
 			n.applyLogLocked()
 			return err
@@ -538,10 +651,12 @@ func (n *NAT) SetStatic(static []Mapping) error {
 	})
 	for _, k := range stale {
 		n.table.Delete(k)
+		n.touchLocked(k)
 	}
 	var displaced []any
 	for _, m := range ms {
 		old, had, _ := n.table.Replace(m)
+		n.touchLocked(m.Key())
 		if had && old.Owner != OwnerStatic {
 			n.log.Warn("static forward replaces a mapping", slog.String("key", m.Key().String()), slog.String("was", old.Internal.String()), slog.String("owner", old.Owner))
 			k := old.Key()
@@ -601,6 +716,7 @@ func (n *NAT) SetFiltering(f Filtering) error {
 	}
 	n.cfg.Filtering = f
 	n.flows.reset(f)
+	signal(n.modeChanged)
 	if !n.running {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -747,6 +748,19 @@ func TestFilterEntries(t *testing.T) {
 				flow := nat44.FlowEvent{Proto: nat44.UDP, Internal: internal, Remote: remote, External: netip.AddrPortFrom(wanAddr, 40000)}
 				end := flow
 				end.Destroy = true
+				if tt.mode == nat44.AddressAndPortDependent {
+					// Conntrack alone does this filtering: no one listens
+					// to its events, which cost the kernel dearly.
+					ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+					defer cancel()
+					if err := s.ct.Emit(ctx, flow); err == nil {
+						t.Fatal("a conntrack listener runs in the default filtering mode")
+					}
+					if diff := cmp.Diff(open, filters(), netipComparers); diff != "" {
+						t.Fatalf("(-want +got):\n%s", diff)
+					}
+					return
+				}
 
 				emit(flow)
 				if diff := cmp.Diff(open, filters(), netipComparers); diff != "" {
@@ -852,6 +866,53 @@ func TestRunFailsWhenTheTableCannotBeInstalled(t *testing.T) {
 		case <-s.Ready():
 			t.Error("Ready closed though nothing was installed")
 		default:
+		}
+	})
+}
+
+// TestFlowListenerFollowsMode: the conntrack listener runs only in the modes
+// that need it; when it (re)starts, the flows alive then open their filter
+// entries at once (a resync), so a restart of the daemon or a listener
+// that fell behind loses nothing.
+func TestFlowListenerFollowsMode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		internal := netip.MustParseAddrPort("192.168.1.10:40000")
+		live := nat44.FlowEvent{Proto: nat44.UDP, Internal: internal, Remote: netip.MustParseAddrPort("198.51.100.10:3478"), External: netip.AddrPortFrom(wanAddr, 40000)}
+		s := newService(t, nat44.Config{Filtering: nat44.EndpointIndependent})
+		s.ct.SetFlows([]nat44.FlowEvent{live})
+		s.run(t)
+		if err := s.SetWAN(wanAddr); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		// The default mode: the listener stops.
+		if err := s.SetFiltering(nat44.AddressAndPortDependent); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		if err := s.ct.Emit(ctx, live); err == nil {
+			t.Fatal("the listener still runs in the default mode")
+		}
+		cancel()
+		// Full cone again: the listener starts, and resyncs from the dump.
+		if err := s.SetFiltering(nat44.EndpointIndependent); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, want := s.dp.Cone(), map[uint16]netip.AddrPort{40000: internal}; !maps.Equal(got, want) {
+			t.Fatalf("after the listener restarted: cone %v, want %v from the live flows", got, want)
+		}
+		// Events flow again.
+		other := live
+		other.Internal = netip.MustParseAddrPort("192.168.1.11:41000")
+		other.External = netip.AddrPortFrom(wanAddr, 41000)
+		if err := s.ct.Emit(t.Context(), other); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if _, ok := s.dp.Cone()[41000]; !ok {
+			t.Fatalf("an event after the restart did not open its entry: %v", s.dp.Cone())
 		}
 	})
 }

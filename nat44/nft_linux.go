@@ -82,7 +82,11 @@ func (d *NFTables) Apply(s *State) error {
 		return d.rebuild(s)
 	}
 	n := 0
-	n += diffInto(d, setForward, d.fwd, mappingsOf(s), protoPortKey, addrPortVal)
+	fwd := mappingsOf(s)
+	if s.Changed != nil {
+		fwd = fwd.only(s.Changed)
+	}
+	n += diffInto(d, setForward, d.fwd, fwd, protoPortKey, addrPortVal)
 	n += diffInto(d, setCone, d.cone, mapSeq(s.Cone), portKey, addrPortVal)
 	n += diffInto(d, setRemotes, d.remotes, mapSeq(s.Remotes), remoteKeyBytes, addrPortVal)
 	n += diffInto(d, setWANInput, d.input, inputSeq(s.WANInput), protoPortKey, nil)
@@ -99,9 +103,25 @@ func (d *NFTables) Apply(s *State) error {
 }
 
 // seq is a read-only view of desired elements: iteration plus lookup.
+// keys, when not nil, limits the comparison to those keys (see
+// State.Changed).
 type seq[K comparable, V comparable] struct {
-	all func(func(K, V))
-	get func(K) (V, bool)
+	all  func(func(K, V))
+	get  func(K) (V, bool)
+	keys map[K]bool
+}
+
+// only restricts a comparison to keys.
+func (q seq[K, V]) only(keys map[K]bool) seq[K, V] {
+	q.keys = keys
+	q.all = func(fn func(K, V)) {
+		for k := range keys {
+			if v, ok := q.get(k); ok {
+				fn(k, v)
+			}
+		}
+	}
+	return q
 }
 
 func mapSeq[K comparable, V comparable](m map[K]V) seq[K, V] {
@@ -156,10 +176,21 @@ func diffInto[K comparable, V comparable](d *NFTables, set string, applied map[K
 		add = append(add, elem(k, v))
 		applied[k] = v
 	})
-	for k, v := range applied {
+	gone := func(k K, v V) {
 		if _, ok := want.get(k); !ok {
 			del = append(del, elem(k, v))
 			delete(applied, k)
+		}
+	}
+	if want.keys != nil {
+		for k := range want.keys {
+			if v, ok := applied[k]; ok {
+				gone(k, v)
+			}
+		}
+	} else {
+		for k, v := range applied {
+			gone(k, v)
 		}
 	}
 	s := d.sets[set]

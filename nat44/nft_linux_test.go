@@ -736,3 +736,32 @@ func TestNFTablesWatchDrift(t *testing.T) {
 	}
 	checkTable(t, ns, s)
 }
+
+// TestNFTablesChangedHint: with State.Changed, Apply compares only the
+// keys named there (its cost is the size of the change); without it, Apply
+// compares everything and catches up.
+func TestNFTablesChangedHint(t *testing.T) {
+	requireRoot(t)
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[1].state
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort
+	mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("192.168.1.40:22"), Owner: OwnerWeb})
+	mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 23, Internal: ap("192.168.1.40:23"), Owner: OwnerWeb})
+	s.Changed = map[Key]bool{{TCP, 22}: true} // 23 is left out on purpose
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	elems := strings.Join(readTable(t, ns).Elements[setForward], " ")
+	if !strings.Contains(elems, "tcp . 22 ") || strings.Contains(elems, "tcp . 23 ") {
+		t.Fatalf("with Changed={tcp/22}: fwd4 = %s; want tcp/22 and not tcp/23", elems)
+	}
+	s.Changed = nil
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, s)
+}

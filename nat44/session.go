@@ -20,9 +20,11 @@ type Session struct {
 
 // Conntrack is the kernel's connection table, as nat44 needs it.
 type Conntrack interface {
-	// Listen calls fn, from one goroutine, for every new and destroyed
-	// flow; it returns when ctx is done.
-	Listen(ctx context.Context, fn func(FlowEvent)) error
+	// Listen subscribes to flow events, then calls started with the flows
+	// alive at that moment, then fn for every new and destroyed flow, all
+	// from one goroutine and in that order, until ctx is done. After an
+	// error (lost events, say) the caller listens again, which resyncs.
+	Listen(ctx context.Context, started func([]FlowEvent), fn func(FlowEvent)) error
 	// Sessions lists the flows that cross the WAN address wan.
 	Sessions(wan netip.Addr) ([]Session, error)
 }

@@ -71,6 +71,10 @@ type State struct {
 	// Mappings are the port mappings; nil means none. The datapath only
 	// reads it, during Apply.
 	Mappings *Table
+	// Changed, when not nil, says that only these keys of Mappings may
+	// differ from the previous Apply: a hint that makes Apply cost the
+	// size of the change, not of the table. nil means compare everything.
+	Changed map[Key]bool
 	// Cone holds, in endpoint-independent mode, the internal endpoint behind
 	// each external UDP port that a LAN endpoint opened by sending.
 	Cone map[uint16]netip.AddrPort

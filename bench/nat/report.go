@@ -307,7 +307,7 @@ func (r *results) markdown(ref, ours string) string {
 	b.WriteString("\n")
 
 	if len(r.warnings) > 0 {
-		b.WriteString("nat44 logged during the run (count × message):\n\n")
+		b.WriteString("nat44 logged during the run (count × message). Where a warning says part of it stopped, the measurements after it do not include that part's cost:\n\n")
 		for _, w := range r.warnings {
 			fmt.Fprintf(&b, "- `%s`\n", w)
 		}

@@ -16,9 +16,10 @@ import (
 type FakeConntrack struct {
 	events chan emitted
 
-	// mu guards sessions.
+	// mu guards sessions and flows.
 	mu       sync.Mutex
 	sessions []nat44.Session
+	flows    []nat44.FlowEvent
 }
 
 type emitted struct {
@@ -31,9 +32,14 @@ func NewFakeConntrack() *FakeConntrack {
 	return &FakeConntrack{events: make(chan emitted)}
 }
 
-// Listen implements nat44.Conntrack: it hands every emitted event to fn,
-// from this goroutine, until ctx is done.
-func (c *FakeConntrack) Listen(ctx context.Context, fn func(nat44.FlowEvent)) error {
+// Listen implements nat44.Conntrack: it reports the flows set with
+// SetFlows as alive, then hands every emitted event to fn, from this
+// goroutine, until ctx is done.
+func (c *FakeConntrack) Listen(ctx context.Context, started func([]nat44.FlowEvent), fn func(nat44.FlowEvent)) error {
+	c.mu.Lock()
+	live := slices.Clone(c.flows)
+	c.mu.Unlock()
+	started(live)
 	for {
 		select {
 		case <-ctx.Done():
@@ -56,6 +62,13 @@ func (c *FakeConntrack) Emit(ctx context.Context, ev nat44.FlowEvent) error {
 	}
 	<-e.done // the listener took it: fn runs to completion
 	return nil
+}
+
+// SetFlows sets the flows a new Listen reports as alive.
+func (c *FakeConntrack) SetFlows(fs []nat44.FlowEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flows = slices.Clone(fs)
 }
 
 // SetSessions sets the flows that Sessions reports.

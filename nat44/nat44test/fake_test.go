@@ -235,7 +235,9 @@ func TestFakeConntrack(t *testing.T) {
 		var got []nat44.FlowEvent
 		lctx, stop := context.WithCancel(t.Context())
 		done := make(chan error)
-		go func() { done <- c.Listen(lctx, func(ev nat44.FlowEvent) { got = append(got, ev) }) }()
+		go func() {
+			done <- c.Listen(lctx, func([]nat44.FlowEvent) {}, func(ev nat44.FlowEvent) { got = append(got, ev) })
+		}()
 		destroy := ev
 		destroy.Destroy = true
 		for _, e := range []nat44.FlowEvent{ev, destroy} {
