@@ -119,7 +119,7 @@ func (b *bench) configs() []config {
 // noEvents is a Conntrack that delivers no flow events.
 type noEvents struct{}
 
-func (noEvents) Listen(ctx context.Context, _ func(nat44.FlowEvent)) error {
+func (noEvents) Listen(ctx context.Context, _ func([]nat44.FlowEvent), _ func(nat44.FlowEvent)) error {
 	<-ctx.Done()
 	return nil
 }
