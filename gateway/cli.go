@@ -31,6 +31,7 @@ const usage = `gateway: a home gateway in one binary
   gateway status [-s SOCKET]        what the running daemon is doing
   gateway mappings [-s SOCKET] [list | add PROTO EXTPORT ADDR:PORT [LIFETIME [DESCRIPTION]] | del PROTO EXTPORT]
   gateway sessions [-s SOCKET]      live NAT sessions
+  gateway leases [-s SOCKET]        DHCP leases
   gateway lab up [--name N] [--config FILE]
   gateway lab down|status [--name N] [--json]
   gateway lab exec [--name N] HOST -- CMD [ARGS...]
@@ -52,7 +53,7 @@ func Main(args []string) int {
 		err = checkConfigCmd(rest)
 	case "version":
 		fmt.Println("gateway", Version)
-	case "status", "mappings", "sessions":
+	case "status", "mappings", "sessions", "leases":
 		err = clientCmd(cmd, rest)
 	case "lab":
 		err = labCmd(rest)
@@ -170,8 +171,8 @@ func clientCmd(cmd string, args []string) error {
 		if err := c.do("GET", "/api/v1/status", nil, &out); err != nil {
 			return err
 		}
-	case cmd == "sessions":
-		if err := c.do("GET", "/api/v1/sessions", nil, &out); err != nil {
+	case cmd == "sessions" || cmd == "leases":
+		if err := c.do("GET", "/api/v1/"+cmd, nil, &out); err != nil {
 			return err
 		}
 	case len(rest) == 0 || rest[0] == "list":

@@ -169,3 +169,60 @@ type nopDatapath struct{}
 func (nopDatapath) Apply(*nat44.State) error { return nil }
 func (nopDatapath) Drifted() (bool, error)   { return false, nil }
 func (nopDatapath) Close() error             { return nil }
+
+func TestParseConfigDHCP(t *testing.T) {
+	text := `config gateway
+	option wan wan
+	option lan 'br-lan eth2'
+
+config dhcp 'lan'
+	option start '100'
+	option limit '50'
+	option leasetime '2h'
+	list dns '192.168.1.1'
+	list dns '9.9.9.9'
+	option domain 'home.arpa'
+	option mtu '1492'
+	list route '10.0.0.0/8 192.168.1.2'
+	option conflict_detection '0'
+
+config host
+	option mac '02:00:5E:10:00:01'
+	option ip '192.168.1.5'
+	option name 'printer'
+`
+	c, err := ParseConfig("f", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.DHCP
+	if d == nil || d.Interface != "br-lan" || d.Start != 100 || d.Limit != 50 || d.LeaseTime != 2*time.Hour || len(d.DNS) != 2 ||
+		d.Domain != "home.arpa" || d.MTU != 1492 || len(d.Routes) != 1 || !d.NoConflictDetection || !d.Authoritative {
+		t.Fatalf("dhcp = %+v", d)
+	}
+	if r := d.Routes[0]; r.Dest != netip.MustParsePrefix("10.0.0.0/8") || r.Gateway != netip.MustParseAddr("192.168.1.2") {
+		t.Errorf("route = %+v", r)
+	}
+	if len(d.Reservations) != 1 || d.Reservations[0].MAC.String() != "02:00:5e:10:00:01" || d.Reservations[0].Hostname != "printer" {
+		t.Errorf("reservations = %+v", d.Reservations)
+	}
+	off, err := ParseConfig("f", []byte("config gateway\n\toption wan w\n\toption lan l\nconfig dhcp\n\toption enabled 0\n"))
+	if err != nil || off.DHCP != nil {
+		t.Errorf("a disabled dhcp section: %+v, %v", off.DHCP, err)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"config host\n\toption mac 02:00:5e:00:00:01\n\toption ip 192.168.1.5\n", "f:4: 'host' reservations need a 'dhcp' section"},
+		{"config dhcp\nconfig host\n\toption mac nope\n\toption ip 192.168.1.5\n", `f:6: mac "nope" is not an Ethernet address`},
+		{"config dhcp\nconfig host\n\toption mac 02:00:5e:00:00:01\n", "f:5: host needs options mac and ip"},
+		{"config dhcp\n\toption leasetime 5s\n", "f:5: leasetime 5s is under the least of 10s"},
+		{"config dhcp\n\toption leasetime soon\n", `f:5: leasetime "soon"`},
+		{"config dhcp\n\tlist route 10.0.0.0/8\n", `f:5: route "10.0.0.0/8"`},
+		{"config dhcp\n\toption start 0\n", `f:5: start "0": want a number from 1`},
+		{"config dhcp\nconfig dhcp\n", "f:5: a second 'dhcp' section"},
+	} {
+		_, err := ParseConfig("f", []byte("config gateway\n\toption wan w\n\toption lan l\n"+tc.text))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.text, err, tc.want)
+		}
+	}
+}

@@ -244,16 +244,19 @@ func (d *Daemon) newDHCP(cfg *Config, lan netip.Prefix) (*dhcp.Server, error) {
 		Authoritative: c.Authoritative,
 	}
 	if c.Start > 0 || c.Limit > 0 {
-		start, limit := c.Start, c.Limit
+		// As the core's default: from host 10 to the last host.
+		start := c.Start
 		if start == 0 {
-			start = 100
+			start = 10
 		}
-		if limit == 0 {
-			limit = 150
+		core.PoolStart = hostInPrefix(lan, start)
+		if c.Limit > 0 {
+			core.PoolEnd = hostInPrefix(lan, start+c.Limit-1)
+		} else {
+			core.PoolEnd = hostInPrefix(lan, 1<<(32-lan.Bits())-2)
 		}
-		core.PoolStart, core.PoolEnd = hostInPrefix(lan, start), hostInPrefix(lan, start+limit-1)
 		if !core.PoolStart.IsValid() || !core.PoolEnd.IsValid() {
-			return nil, fmt.Errorf("gateway: %s: dhcp pool start %d limit %d does not fit in %v", cfg.File, start, limit, lan.Masked())
+			return nil, fmt.Errorf("gateway: %s: dhcp pool start %d limit %d does not fit in %v", cfg.File, start, c.Limit, lan.Masked())
 		}
 	}
 	srv, err := dhcp.New(dhcp.Config{
