@@ -352,7 +352,8 @@ func (d *NFTables) WatchDrift(ctx context.Context, changed func()) error {
 	// The monitor needs a socket of its own: on the shared one its reader
 	// would take the acknowledgements that Apply waits for. It must not be
 	// a lasting one either, or closing the monitor would not close it.
-	mc, err := nftables.New(d.ns...)
+	// A 10,000-element batch is 10,000 events: a big buffer rides it out.
+	mc, err := nftables.New(append(d.ns, nftables.WithSockOptions(bigBuffers))...)
 	if err != nil {
 		return fmt.Errorf("nat44: nftables monitor: %w", err)
 	}
