@@ -7,7 +7,7 @@ BIN      := bin/gateway
 # read back and tamper with our table), util-linux (unshare, mount),
 # conntrack and iperf3 (benchmarks), the DHCP clients the interop tests
 # drive (dhclient, udhcpc, dhcpcd) and dnsmasq (the DHCP benchmark).
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox
 
 .PHONY: all build demo demo-down test test-short bench fuzz deps clean
 
@@ -39,6 +39,7 @@ test: deps
 	CGO_ENABLED=0 GOARCH=mipsle GOMIPS=softfloat $(GO) build -o /dev/null ./cmd/gateway
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/gateway
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) test-arch
 
 test-short:
 	$(GO) test -short ./...
@@ -53,3 +54,23 @@ fuzz:
 
 clean:
 	rm -rf bin dist
+
+# Router builds and OpenWrt packages (build/README.md). qemu-user-static (in
+# DEB_PKGS) runs the emulated tests; busybox runs the init script's tests
+# with OpenWrt's shell; nfpm comes from the Go module proxy.
+.PHONY: cross packages test-arch
+
+# Static binaries for every arch in build/targets and their sizes;
+# SIZES=1 adds the cost of each dependency, SIZE_STRICT=1 fails over budget.
+cross:
+	GO='$(GO)' VERSION='$(VERSION)' sh build/cross.sh
+
+# .ipk (OpenWrt 23.05, 24.10) and .apk (OpenWrt 25.x) for every arch, in
+# dist/packages/ARCH/ (ARCHS="mipsel_24kc ..." for some).
+packages: cross
+	GO='$(GO)' VERSION='$(VERSION)' sh build/packages.sh
+
+# Wire-format tests under qemu-user on big-endian MIPS, little-endian MIPS
+# and ARM; the router binaries start there and parse the default config.
+test-arch: deps
+	GO='$(GO)' VERSION='$(VERSION)' sh build/test-arch.sh

@@ -1,0 +1,94 @@
+# Shared by the build scripts (sourced, POSIX sh). The repository root is the
+# working directory.
+
+BUILD_DIR=${BUILD_DIR:-build}
+GO=${GO:-go}
+DIST=${DIST:-dist}
+VERSION=${VERSION:-dev}
+# Go build tags for router binaries. nethttpomithttp2 leaves net/http's
+# bundled HTTP/2 out (0.6 MiB on mipsle): the control socket and the LAN
+# panel speak HTTP/1.1.
+GO_TAGS=${GO_TAGS:-nethttpomithttp2}
+# The size budget of the mipsle binary (stripped, every feature).
+SIZE_BUDGET=${SIZE_BUDGET:-8388608}
+
+die() {
+	echo "build: $*" >&2
+	exit 1
+}
+
+# mib BYTES: the size in MiB, two decimals.
+mib() {
+	awk -v n="$1" 'BEGIN { printf "%.2f", n / 1048576 }'
+}
+
+# targets [ARCH...]: the lines of build/targets ("arch goarch variant") for the
+# given OpenWrt arches, or all of them; an unknown arch is an error.
+targets() {
+	if [ $# -eq 0 ]; then
+		grep -v '^[[:space:]]*#' "$BUILD_DIR/targets" | awk 'NF == 3 { print $1, $2, $3 }'
+		return
+	fi
+	for a in "$@"; do
+		line=$(grep -v '^[[:space:]]*#' "$BUILD_DIR/targets" | awk -v a="$a" 'NF == 3 && $1 == a { print $1, $2, $3 }')
+		[ -n "$line" ] || die "unknown OpenWrt arch '$a' (see $BUILD_DIR/targets)"
+		echo "$line"
+	done
+}
+
+# goenv GOARCH VARIANT: the environment that selects the Go target.
+goenv() {
+	case $1 in
+	arm) echo "GOARCH=arm GOARM=$2" ;;
+	arm64) echo "GOARCH=arm64 GOARM64=$2" ;;
+	mips | mipsle) echo "GOARCH=$1 GOMIPS=$2" ;;
+	mips64 | mips64le) echo "GOARCH=$1 GOMIPS64=$2" ;;
+	amd64) echo "GOARCH=amd64 GOAMD64=$2" ;;
+	386) echo "GOARCH=386 GO386=$2" ;;
+	*) echo "GOARCH=$1" ;;
+	esac
+}
+
+# binname GOARCH VARIANT: the file name of that target's binary in $DIST/bin.
+binname() {
+	echo "gateway-linux-$1-$2"
+}
+
+# pkgversion VERSION: a version that opkg and apk both order correctly, from
+# what `git describe --tags --always --dirty` printed:
+#   v1.2.3                 -> 1.2.3
+#   v1.2.3-4-gabcdef0      -> 1.2.3_p4      (4 commits after the tag)
+#   v1.2.3-rc1             -> 1.2.3_rc1
+#   abcdef0, dev, ...      -> 0.0.0_git<date> (no tag yet: date of the build,
+#                             or of SOURCE_DATE_EPOCH when set)
+# A -dirty suffix is dropped here (the binary's own version keeps it).
+pkgversion() {
+	v=${1#v}
+	v=${v%-dirty}
+	if echo "$v" | grep -Eq '^[0-9]+(\.[0-9]+)*-[0-9]+-g[0-9a-f]+$'; then
+		base=${v%%-*}
+		rest=${v#*-}
+		echo "${base}_p${rest%%-*}"
+	elif echo "$v" | grep -Eq '^[0-9]+(\.[0-9]+)*$'; then
+		echo "$v"
+	elif echo "$v" | grep -Eq '^[0-9]+(\.[0-9]+)*-(alpha|beta|pre|rc)[0-9]*$'; then
+		echo "$v" | tr '-' '_'
+	else
+		if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
+			d=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d)
+		else
+			d=$(date -u +%Y%m%d)
+		fi
+		echo "0.0.0_git$d"
+	fi
+}
+
+# gobuild GOARCH VARIANT OUT [EXTRA_LDFLAGS]: a static, stripped, trimmed,
+# version-stamped router binary.
+gobuild() {
+	# shellcheck disable=SC2046 # goenv's words are separate assignments
+	env CGO_ENABLED=0 GOOS=linux $(goenv "$1" "$2") \
+		"$GO" build -trimpath -tags "$GO_TAGS" \
+		-ldflags "-s -w -X gateway/gateway.Version=$VERSION ${4:-}" \
+		-o "$3" ./cmd/gateway
+}
