@@ -293,11 +293,22 @@ func render(rs ruleset, s *State) string {
 		for _, r := range c.rules {
 			fmt.Fprintf(&b, "    %s\n", r.text)
 			for _, e := range r.exprs {
-				fmt.Fprintf(&b, "      %T%+v\n", e, e)
+				fmt.Fprintf(&b, "      %s\n", exprText(e))
 			}
 		}
 	}
 	return b.String()
+}
+
+// exprText writes an expression for the golden text. Masks of conntrack
+// state and status are in host byte order (the kernel's): they are written
+// as numbers, so that the text is the same on big- and little-endian.
+func exprText(e expr.Any) string {
+	if b, ok := e.(*expr.Bitwise); ok && b.Len == 4 {
+		return fmt.Sprintf("*expr.Bitwise{SourceRegister:%d DestRegister:%d Len:4 Mask:%#x Xor:%#x}", b.SourceRegister, b.DestRegister,
+			binaryutil.NativeEndian.Uint32(b.Mask), binaryutil.NativeEndian.Uint32(b.Xor))
+	}
+	return fmt.Sprintf("%T%+v", e, e)
 }
 
 // elementTexts lists a set's elements of s in a stable order.
