@@ -7,8 +7,9 @@ DIST=${DIST:-dist}
 VERSION=${VERSION:-dev}
 # Go build tags for router binaries. nethttpomithttp2 leaves net/http's
 # bundled HTTP/2 out (0.6 MiB on mipsle): the control socket and the LAN
-# panel speak HTTP/1.1.
-GO_TAGS=${GO_TAGS:-nethttpomithttp2}
+# panel speak HTTP/1.1. nolab leaves out `gateway lab` (0.5 MiB), a tool
+# for development machines.
+GO_TAGS=${GO_TAGS:-nethttpomithttp2,nolab}
 # The size budget of the mipsle binary (stripped, every feature).
 SIZE_BUDGET=${SIZE_BUDGET:-8388608}
 

@@ -1,3 +1,5 @@
+//go:build !nolab
+
 package gateway
 
 // DHCP interop: real clients from Debian (dhclient, busybox udhcpc, dhcpcd)

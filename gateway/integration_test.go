@@ -1,3 +1,5 @@
+//go:build !nolab
+
 package gateway
 
 // Integration tests: the real binary runs in a lab built of network
