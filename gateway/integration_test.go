@@ -1,4 +1,4 @@
-//go:build !nolab
+//go:build linux && !nolab
 
 package gateway
 
