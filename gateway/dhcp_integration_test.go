@@ -238,7 +238,17 @@ func TestDHCPClients(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 
-			// Release: the server forgets the lease.
+			// Release: the server forgets the lease. First let the hook
+			// finish (the address is on the interface): a signal that
+			// comes while it runs reaches it too (Stop signals the
+			// process group), and a client may not release mid-script.
+			eventually(t, "the hook applied the address", func() error {
+				out, _ := g.run(lab.LAN1, "ip", "-4", "-o", "addr", "show", "dev", lab.HostIf)
+				if !strings.Contains(out, addr.String()+"/") {
+					return fmt.Errorf("eth0: %s", out)
+				}
+				return nil
+			})
 			if c.release != nil {
 				ctx := t.Context()
 				out, err := g.l.Command(ctx, lab.LAN1, c.release(hook, lab.HostIf)[0], c.release(hook, lab.HostIf)[1:]...).CombinedOutput()
