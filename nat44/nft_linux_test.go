@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +18,8 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
+
+	"gateway/internal/leakcheck"
 )
 
 // These tests program nftables in a network namespace of their own and
@@ -37,26 +38,6 @@ func requireRoot(t *testing.T) {
 			t.Skipf("needs %s(8): %v", tool, err)
 		}
 	}
-}
-
-// checkGoroutines fails the test if, once its cleanups have run, more
-// goroutines are left than when it was called. Call it first, so that its
-// cleanup runs last.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutines leaked: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }
 
 // testNS is a network namespace that the test created and removes.
@@ -311,7 +292,7 @@ func checkComments(t *testing.T, ns *testNS) {
 
 func TestNFTablesApplyReadBack(t *testing.T) {
 	requireRoot(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	for _, tt := range goldenStates(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := newTestNS(t)
@@ -389,7 +370,7 @@ func generationsBefore(t *testing.T, ns *testNS, gens <-chan *nftables.MonitorEv
 
 func TestNFTablesApplyIsIdempotent(t *testing.T) {
 	requireRoot(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ns := newTestNS(t)
 	d := newTestNFTables(t, ns)
 	s := goldenStates(t)[1].state
@@ -426,7 +407,7 @@ func TestNFTablesApplyIsIdempotent(t *testing.T) {
 
 func TestNFTablesElementDiffs(t *testing.T) {
 	requireRoot(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ns := newTestNS(t)
 	d := newTestNFTables(t, ns)
 	s := goldenStates(t)[1].state
@@ -480,7 +461,7 @@ func TestNFTablesElementDiffs(t *testing.T) {
 
 func TestNFTablesDrift(t *testing.T) {
 	requireRoot(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	tests := []struct {
 		name string
 		nft  string
@@ -523,7 +504,7 @@ func TestNFTablesDrift(t *testing.T) {
 
 func TestNFTablesBaseChangeRebuilds(t *testing.T) {
 	requireRoot(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ns := newTestNS(t)
 	d := newTestNFTables(t, ns)
 	s := goldenStates(t)[1].state
@@ -558,7 +539,7 @@ func TestNFTablesBaseChangeRebuilds(t *testing.T) {
 
 func TestNFTablesClose(t *testing.T) {
 	requireRoot(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	t.Run("applied", func(t *testing.T) {
 		ns := newTestNS(t)
 		d, err := NewNFTables(ns.fd)
@@ -605,7 +586,7 @@ func TestNFTablesClose(t *testing.T) {
 
 func TestNFTablesTenThousandMappings(t *testing.T) {
 	requireRoot(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ns := newTestNS(t)
 	d := newTestNFTables(t, ns)
 	s := goldenStates(t)[1].state
@@ -650,7 +631,7 @@ func TestNFTablesTenThousandMappings(t *testing.T) {
 
 func TestNFTablesWatchDrift(t *testing.T) {
 	requireRoot(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ns := newTestNS(t)
 	d := newTestNFTables(t, ns)
 	s := goldenStates(t)[1].state

@@ -27,31 +27,12 @@ import (
 
 	"gateway/gateway/lab"
 	"gateway/gateway/lab/labtest"
+	"gateway/internal/leakcheck"
 )
 
 var netipComparers = cmp.Options{
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
-}
-
-// checkGoroutines fails the test if, once its cleanups have run, more
-// goroutines are left than when it was called. Call it before anything
-// that registers a cleanup.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutines leaked: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }
 
 // uniqueName returns a lab name no other test uses.
@@ -175,7 +156,7 @@ func dialFrom(l *lab.Lab, host, addr string, timeout time.Duration) (net.Conn, e
 }
 
 func TestReachability(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	a := func(p netip.Prefix) string { return p.Addr().String() }
 	tests := []struct {
@@ -238,7 +219,7 @@ type hostView struct {
 }
 
 func TestStatus(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	st := l.Status()
 	if !st.Up || len(st.Problems) > 0 {
@@ -311,7 +292,7 @@ func TestStatus(t *testing.T) {
 }
 
 func TestUpTwiceReuses(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	mark(t, l)
 	pid, err := l.Start(lab.Gateway, "sleeper", []string{"sleep", "100"}, "")
@@ -396,7 +377,7 @@ func run(t *testing.T, name string, args ...string) {
 }
 
 func TestDown(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	pid, err := l.Start(lab.LAN1, "sleeper", []string{"sleep", "100"}, "")
 	if err != nil {
@@ -423,7 +404,7 @@ func TestDown(t *testing.T) {
 }
 
 func TestDownKillsStrays(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	c := l.Command(context.Background(), lab.LAN2, "sleep", "100")
 	if err := c.Start(); err != nil {
@@ -446,7 +427,7 @@ func TestDownKillsStrays(t *testing.T) {
 }
 
 func TestOpen(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	o, err := lab.Open(lab.Options{Name: l.Name, Dir: l.Dir})
 	if err != nil {
@@ -493,7 +474,7 @@ func TestOptions(t *testing.T) {
 
 func TestUpFailureRemovesEverything(t *testing.T) {
 	labtest.Skip(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	injected := errors.New("injected failure")
 	for _, step := range lab.BuildSteps() {
 		t.Run(step, func(t *testing.T) {
@@ -550,7 +531,7 @@ func checkNothingLeft(t *testing.T, name, dir string) {
 
 func TestParallelLabs(t *testing.T) {
 	labtest.Skip(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	labs := make([]*lab.Lab, 3)
 	errs := make([]error, len(labs))
 	var wg sync.WaitGroup
@@ -618,7 +599,7 @@ func waitComm(t *testing.T, pid int, comm string) {
 }
 
 func TestStartStop(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	pid, err := l.Start(lab.LAN1, "sleeper", []string{"sleep", "100"}, "")
 	if err != nil {
@@ -670,7 +651,7 @@ func TestStartStop(t *testing.T) {
 }
 
 func TestStartLogs(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	log := filepath.Join(t.TempDir(), "sub", "hello.log")
 	if err := os.MkdirAll(filepath.Dir(log), 0o755); err != nil {
@@ -713,7 +694,7 @@ func TestStartLogs(t *testing.T) {
 }
 
 func TestCommand(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	hostname, err := os.Hostname()
 	if err != nil {
@@ -795,7 +776,7 @@ func TestCommand(t *testing.T) {
 // in the hosts even though they get a /run of their own.
 func TestCommandDirUnderRun(t *testing.T) {
 	labtest.Skip(t)
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	name := uniqueName(t)
 	dir := "/run/gwl-test-" + name
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -822,7 +803,7 @@ func TestCommandDirUnderRun(t *testing.T) {
 }
 
 func TestDo(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	threadNS := func() string {
 		s, err := os.Readlink("/proc/thread-self/ns/net")
@@ -888,7 +869,7 @@ func TestDo(t *testing.T) {
 }
 
 func TestProxy(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	l := labtest.New(t)
 	srv := listenIn(t, l, lab.Gateway, net.JoinHostPort(lab.LANAddr.Addr().String(), "0"))
 	serve(t, srv, echo)
