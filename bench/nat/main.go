@@ -8,13 +8,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"gateway/bench/internal/benchmain"
 )
 
 // options are the command line.
@@ -82,33 +80,5 @@ func parseFlags(args []string) (options, error) {
 }
 
 func main() {
-	o, err := parseFlags(os.Args[1:])
-	if err != nil {
-		if err == flag.ErrHelp {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "bench/nat:", err)
-		os.Exit(2)
-	}
-	// The first SIGINT or SIGTERM cancels the run; the lab is removed
-	// before exit. Later ones are ignored until then.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	report, err := run(ctx, o)
-	if report != "" {
-		fmt.Print(report)
-		if o.out != "" {
-			if werr := os.WriteFile(o.out, []byte(report), 0o644); werr != nil {
-				fmt.Fprintln(os.Stderr, "bench/nat:", werr)
-				err = werr
-			}
-		}
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("interrupted (the lab is removed): %w", err)
-		}
-		fmt.Fprintln(os.Stderr, "bench/nat:", err)
-		os.Exit(1)
-	}
+	benchmain.Main("bench/nat", parseFlags, func(o options) string { return o.out }, run, "the lab is removed")
 }

@@ -1,0 +1,48 @@
+// Package benchmain is the main of every benchmark: flags, a context that
+// the first SIGINT or SIGTERM cancels (the benchmark then removes what it
+// built), the report on standard output and, with -out, in a file.
+package benchmain
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Main parses args with parse, runs run, prints its report (also the part
+// measured before a failure) and exits; out is the -out file of the
+// options ("" for none), and onInterrupt says what was cleaned up.
+func Main[O any](name string, parse func([]string) (O, error), out func(O) string, run func(context.Context, O) (string, error), onInterrupt string) {
+	o, err := parse(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	report, err := run(ctx, o)
+	if report != "" {
+		fmt.Print(report)
+		if file := out(o); file != "" {
+			if werr := os.WriteFile(file, []byte(report), 0o644); werr != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", name, werr)
+				err = werr
+			}
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted (%s): %w", onInterrupt, err)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		stop()
+		os.Exit(1)
+	}
+}
