@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -154,25 +155,33 @@ func TestDHCPLeasesSurviveKill9MidLoad(t *testing.T) {
 		addr netip.Addr
 	}
 	acks := make(chan ack, clients)
+	var killed atomic.Bool
 	var wg sync.WaitGroup
 	work := make(chan int)
-	for range 16 {
+	// Four paced workers: the kill comes a third of the way through by
+	// construction, not by racing a fast server.
+	for range 4 {
 		wg.Go(func() {
 			for i := range work {
+				if killed.Load() {
+					continue // the daemon is dead: no new clients
+				}
 				mac := scrambledMAC(i)
 				if a, err := c.dora(mac); err == nil {
 					acks <- ack{mac.String(), a}
 				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}
-	killed := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(killed)
-		// Kill once a good part of the load is through.
-		for len(acks) < clients/3 {
+		defer close(done)
+		deadline := time.Now().Add(30 * time.Second) // then the count check below fails
+		for len(acks) < clients/3 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
+		killed.Store(true)
 		g.l.Stop(labDaemon, syscall.SIGKILL)
 	}()
 	for i := range clients {
@@ -180,7 +189,7 @@ func TestDHCPLeasesSurviveKill9MidLoad(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	<-killed
+	<-done
 	close(acks)
 	var got []ack
 	for a := range acks {
