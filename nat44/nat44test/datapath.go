@@ -33,14 +33,7 @@ type FakeDatapath struct {
 	// mu guards every field below.
 	mu        sync.Mutex
 	installed bool // our table is in the kernel
-	wan       string
-	lans      []string
-	addr      netip.Addr
-	filtering nat44.Filtering
-	fwd       map[nat44.Key]netip.AddrPort
-	cone      map[uint16]netip.AddrPort
-	remotes   map[nat44.RemoteKey]netip.AddrPort
-	wanInput  map[nat44.Key]bool
+	contents       // what the table holds
 
 	applies  int   // Applies that changed the kernel
 	failNext error // returned by the next Apply
@@ -86,8 +79,7 @@ func (d *FakeDatapath) Apply(s *nat44.State) error {
 		return nil
 	}
 	d.installed, d.drifted = true, false
-	d.wan, d.lans, d.addr, d.filtering = c.wan, c.lans, c.addr, c.filtering
-	d.fwd, d.cone, d.remotes, d.wanInput = c.fwd, c.cone, c.remotes, c.wanInput
+	d.contents = c
 	d.applies++
 	return nil
 }
@@ -191,8 +183,7 @@ func (d *FakeDatapath) Close() error {
 
 func (d *FakeDatapath) removeLocked() {
 	d.installed = false
-	d.wan, d.lans, d.addr, d.filtering = "", nil, netip.Addr{}, 0
-	d.fwd, d.cone, d.remotes, d.wanInput = nil, nil, nil, nil
+	d.contents = contents{}
 }
 
 // FailNext makes the next Apply return err and change nothing, as when
