@@ -38,8 +38,8 @@ func (k *KernelConntrack) Listen(ctx context.Context, started func([]FlowEvent),
 	if err != nil {
 		return err
 	}
-	// A large buffer rides out bursts of new flows; if it still overflows
-	// the worst case is a filter entry that appears late.
+	// A large buffer rides out bursts of new flows; if it still overflows,
+	// Listen ends with the error and the caller listens again, resyncing.
 	_ = c.SetReadBuffer(4 << 20)
 	events := make(chan conntrack.Event, 1024)
 	errs, err := c.Listen(events, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTDestroy})
@@ -47,25 +47,34 @@ func (k *KernelConntrack) Listen(ctx context.Context, started func([]FlowEvent),
 		c.Close()
 		return fmt.Errorf("nat44: conntrack listen: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
+	// Close waits for the library's worker, which may be blocked handing
+	// over an event or an error: keep taking them until Close returns.
+	defer func() {
+		closed := make(chan struct{})
+		go func() { c.Close(); close(closed) }()
+		for {
+			select {
+			case <-closed:
+				return
+			case <-events:
+			case <-errs:
+			}
+		}
+	}()
 	// Subscribed first, dumped second: no flow falls between the two.
 	live, err := k.dump()
 	if err != nil {
-		c.Close()
 		return err
 	}
 	started(live)
 	for {
 		select {
 		case <-ctx.Done():
-			c.Close()
 			return nil
 		case err := <-errs:
 			if ctx.Err() != nil {
 				return nil
 			}
-			c.Close()
 			return fmt.Errorf("nat44: conntrack events: %w", err)
 		case ev := <-events:
 			if ev.Flow == nil || (ev.Type != conntrack.EventNew && ev.Type != conntrack.EventDestroy) {
