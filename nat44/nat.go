@@ -427,7 +427,7 @@ func (n *NAT) expireLocked() {
 	flowsGone := n.flows.expire(now)
 	for _, m := range gone {
 		n.counters.Expired++
-		n.log.Info("mapping expired", slog.String("key", m.Key().String()), slog.String("internal", m.Internal.String()), slog.String("owner", m.Owner))
+		n.log.Info("mapping expired", slog.String("key", m.Key().String()), slog.String("internal", m.Internal.String()), slog.String("owner", string(m.Owner)))
 	}
 	if len(gone) > 0 || flowsGone || !n.applied {
 		n.applyLogLocked()
@@ -658,7 +658,7 @@ func (n *NAT) SetStatic(static []Mapping) error {
 		old, had, _ := n.table.Replace(m)
 		n.touchLocked(m.Key())
 		if had && old.Owner != OwnerStatic {
-			n.log.Warn("static forward replaces a mapping", slog.String("key", m.Key().String()), slog.String("was", old.Internal.String()), slog.String("owner", old.Owner))
+			n.log.Warn("static forward replaces a mapping", slog.String("key", m.Key().String()), slog.String("was", old.Internal.String()), slog.String("owner", string(old.Owner)))
 			k := old.Key()
 			displaced = append(displaced, record{Del: &k})
 		}

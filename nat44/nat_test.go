@@ -38,7 +38,7 @@ var (
 	hostC    = netip.MustParseAddrPort("192.168.1.12:3074")
 )
 
-func mapping(p nat44.Proto, port uint16, internal netip.AddrPort, owner string) nat44.Mapping {
+func mapping(p nat44.Proto, port uint16, internal netip.AddrPort, owner nat44.Owner) nat44.Mapping {
 	return nat44.Mapping{Proto: p, ExternalPort: port, Internal: internal, Owner: owner}
 }
 
@@ -204,7 +204,7 @@ func TestAdd(t *testing.T) {
 func TestAddBeforeRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newService(t, nat44.Config{})
-		m := mapping(nat44.UDP, 3074, hostC, nat44.OwnerWeb)
+		m := mapping(nat44.UDP, 3074, hostC, nat44.OwnerAdmin)
 		if err := s.Add(m); err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +261,7 @@ func TestAddBatchAllOrNothing(t *testing.T) {
 				renew := expiring(timed, 5*time.Hour)
 				renew.Description = "renewed"
 				permanent := existing
-				permanent.Owner = nat44.OwnerWeb
+				permanent.Owner = nat44.OwnerAdmin
 				return []nat44.Mapping{renew, permanent, mapping(nat44.TCP, 80, hostC, nat44.OwnerUPnP)}
 			},
 			wantErr:       nat44.ErrConflict,
@@ -300,14 +300,14 @@ func TestAddBatchAllOrNothing(t *testing.T) {
 func TestApplyFailureRollsBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := start(t, nat44.Config{})
-		kept := mapping(nat44.TCP, 80, hostA, nat44.OwnerWeb)
+		kept := mapping(nat44.TCP, 80, hostA, nat44.OwnerAdmin)
 		if err := s.Add(kept); err != nil {
 			t.Fatal(err)
 		}
 		boom := errors.New("netlink: ENOBUFS")
 
 		s.dp.FailNext(boom)
-		if err := s.Add(mapping(nat44.TCP, 81, hostB, nat44.OwnerWeb), mapping(nat44.UDP, 81, hostB, nat44.OwnerWeb)); !errors.Is(err, boom) {
+		if err := s.Add(mapping(nat44.TCP, 81, hostB, nat44.OwnerAdmin), mapping(nat44.UDP, 81, hostB, nat44.OwnerAdmin)); !errors.Is(err, boom) {
 			t.Fatalf("Add with a failing datapath = %v, want %v", err, boom)
 		}
 		s.checkState(t, kept)
@@ -328,9 +328,9 @@ func TestApplyFailureRollsBack(t *testing.T) {
 func TestRemove(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := start(t, nat44.Config{})
-		a := mapping(nat44.TCP, 80, hostA, nat44.OwnerWeb)
+		a := mapping(nat44.TCP, 80, hostA, nat44.OwnerAdmin)
 		b := expiring(mapping(nat44.UDP, 80, hostB, nat44.OwnerUPnP), time.Hour)
-		c := mapping(nat44.TCP, 443, hostA, nat44.OwnerWeb)
+		c := mapping(nat44.TCP, 443, hostA, nat44.OwnerAdmin)
 		if err := s.Add(a, b, c); err != nil {
 			t.Fatal(err)
 		}
@@ -357,7 +357,7 @@ func TestExpiry(t *testing.T) {
 		s := start(t, nat44.Config{})
 		short := expiring(mapping(nat44.TCP, 80, hostA, nat44.OwnerUPnP), 10*time.Minute)
 		long := expiring(mapping(nat44.UDP, 80, hostB, nat44.OwnerPCP), 20*time.Minute)
-		permanent := mapping(nat44.TCP, 443, hostA, nat44.OwnerWeb)
+		permanent := mapping(nat44.TCP, 443, hostA, nat44.OwnerAdmin)
 		if err := s.Add(long, permanent); err != nil {
 			t.Fatal(err)
 		}
@@ -399,7 +399,7 @@ func TestExpiry(t *testing.T) {
 func TestSetWAN(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := start(t, nat44.Config{})
-		ms := []nat44.Mapping{mapping(nat44.TCP, 80, hostA, nat44.OwnerWeb), expiring(mapping(nat44.UDP, 3074, hostC, nat44.OwnerUPnP), time.Hour)}
+		ms := []nat44.Mapping{mapping(nat44.TCP, 80, hostA, nat44.OwnerAdmin), expiring(mapping(nat44.UDP, 3074, hostC, nat44.OwnerUPnP), time.Hour)}
 		if err := s.Add(ms...); err != nil {
 			t.Fatal(err)
 		}
@@ -439,7 +439,7 @@ func TestSetStatic(t *testing.T) {
 		static90 := mapping(nat44.TCP, 90, hostA, nat44.OwnerStatic)
 		if err := s.SetStatic([]nat44.Mapping{
 			mapping(nat44.TCP, 80, hostC, ""),
-			{Proto: nat44.TCP, ExternalPort: 90, Internal: hostA, Owner: nat44.OwnerWeb, Expires: time.Now().Add(time.Minute)}, // made static and permanent
+			{Proto: nat44.TCP, ExternalPort: 90, Internal: hostA, Owner: nat44.OwnerAdmin, Expires: time.Now().Add(time.Minute)}, // made static and permanent
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -488,10 +488,10 @@ func TestPersistence(t *testing.T) {
 		first := newService(t, nat44.Config{StateDir: dir})
 		stop := first.run(t)
 
-		web := mapping(nat44.TCP, 80, hostA, nat44.OwnerWeb)
+		web := mapping(nat44.TCP, 80, hostA, nat44.OwnerAdmin)
 		goneWhileDown := expiring(mapping(nat44.UDP, 3074, hostC, nat44.OwnerUPnP), time.Hour)
 		lasting := expiring(mapping(nat44.UDP, 3075, hostC, nat44.OwnerPCP), 10*time.Hour)
-		removed := mapping(nat44.TCP, 22, hostB, nat44.OwnerWeb)
+		removed := mapping(nat44.TCP, 22, hostB, nat44.OwnerAdmin)
 		displaced := mapping(nat44.TCP, 8080, hostB, nat44.OwnerUPnP)
 		expired := expiring(mapping(nat44.TCP, 8081, hostB, nat44.OwnerNATPMP), time.Minute)
 		if err := first.Add(web, goneWhileDown, lasting, removed, displaced, expired); err != nil {
@@ -538,7 +538,7 @@ func TestJournalCompaction(t *testing.T) {
 		s := newService(t, nat44.Config{StateDir: dir})
 		stop := s.run(t)
 		keep := []nat44.Mapping{
-			mapping(nat44.TCP, 80, hostA, nat44.OwnerWeb),
+			mapping(nat44.TCP, 80, hostA, nat44.OwnerAdmin),
 			expiring(mapping(nat44.UDP, 80, hostB, nat44.OwnerUPnP), 100*time.Hour),
 			mapping(nat44.UDP, 3074, hostC, nat44.OwnerPCP),
 		}
@@ -604,7 +604,7 @@ func TestCorruptStateFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := newService(t, nat44.Config{StateDir: dir})
-		if diff := cmp.Diff([]nat44.Mapping{mapping(nat44.TCP, 80, hostA, nat44.OwnerWeb)}, s.List(), netipComparers); diff != "" {
+		if diff := cmp.Diff([]nat44.Mapping{mapping(nat44.TCP, 80, hostA, nat44.OwnerAdmin)}, s.List(), netipComparers); diff != "" {
 			t.Errorf("restored (-want +got):\n%s", diff)
 		}
 		stop := s.run(t)
@@ -659,7 +659,7 @@ func TestDrift(t *testing.T) {
 				s := newService(t, cfg)
 				s.dp = fake
 				s.run(t)
-				m := mapping(nat44.TCP, 80, hostA, nat44.OwnerWeb)
+				m := mapping(nat44.TCP, 80, hostA, nat44.OwnerAdmin)
 				if err := s.Add(m); err != nil {
 					t.Fatal(err)
 				}

@@ -423,15 +423,15 @@ func TestNFTablesElementDiffs(t *testing.T) {
 		edit func(*State)
 	}{
 		{"add a mapping", func(s *State) {
-			mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("192.168.1.40:22"), Owner: OwnerWeb})
+			mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("192.168.1.40:22"), Owner: OwnerAdmin})
 		}},
 		{"move a mapping to another host", func(s *State) {
-			s.Mappings.Replace(Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("192.168.1.41:2222"), Owner: OwnerWeb})
+			s.Mappings.Replace(Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("192.168.1.41:2222"), Owner: OwnerAdmin})
 		}},
 		{"remove a mapping", func(s *State) { s.Mappings.Delete(Key{TCP, 8080}) }},
 		{"add and remove at once", func(s *State) {
 			s.Mappings.Delete(Key{TCP, 22})
-			mustPut(t, s.Mappings, t0, Mapping{Proto: UDP, ExternalPort: 22, Internal: ap("192.168.1.41:22"), Owner: OwnerWeb})
+			mustPut(t, s.Mappings, t0, Mapping{Proto: UDP, ExternalPort: 22, Internal: ap("192.168.1.41:22"), Owner: OwnerAdmin})
 		}},
 		{"open a cone entry", func(s *State) { s.Cone[6000] = ap("192.168.1.42:6000") }},
 		{"close a cone entry", func(s *State) { delete(s.Cone, 5000) }},
@@ -690,7 +690,7 @@ func TestNFTablesWatchDrift(t *testing.T) {
 	if err := d.Apply(s); err != nil {
 		t.Fatal(err)
 	}
-	mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: netip.MustParseAddrPort("192.168.1.40:22"), Owner: OwnerWeb})
+	mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: netip.MustParseAddrPort("192.168.1.40:22"), Owner: OwnerAdmin})
 	if err := d.Apply(s); err != nil {
 		t.Fatal(err)
 	}
@@ -730,8 +730,8 @@ func TestNFTablesChangedHint(t *testing.T) {
 		t.Fatal(err)
 	}
 	ap := netip.MustParseAddrPort
-	mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("192.168.1.40:22"), Owner: OwnerWeb})
-	mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 23, Internal: ap("192.168.1.40:23"), Owner: OwnerWeb})
+	mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("192.168.1.40:22"), Owner: OwnerAdmin})
+	mustPut(t, s.Mappings, t0, Mapping{Proto: TCP, ExternalPort: 23, Internal: ap("192.168.1.40:23"), Owner: OwnerAdmin})
 	s.Changed = map[Key]bool{{TCP, 22}: true} // 23 is left out on purpose
 	if err := d.Apply(s); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func goldenStates(t *testing.T) []struct {
 		Mapping{Proto: UDP, ExternalPort: 3074, Internal: netip.MustParseAddrPort("192.168.1.20:3074"), Owner: OwnerUPnP},
 	)
 	oneMapping := NewTable()
-	mustPut(t, oneMapping, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: netip.MustParseAddrPort("10.0.0.2:22"), Owner: OwnerWeb})
+	mustPut(t, oneMapping, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: netip.MustParseAddrPort("10.0.0.2:22"), Owner: OwnerAdmin})
 	return []struct {
 		name  string
 		state *State

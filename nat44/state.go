@@ -81,6 +81,17 @@ type State struct {
 	// Remotes holds, in address-dependent mode, the remote addresses that a
 	// LAN endpoint sent to, by external UDP port.
 	Remotes map[RemoteKey]netip.AddrPort
+	// Outside lists every interface that faces the internet: the WAN and
+	// the tunnels (6to4, Teredo). Unsolicited inbound from any of them,
+	// IPv4 or IPv6, is dropped unless a mapping or a pinhole lets it in.
+	// Empty means just WAN. The datapath keeps it in a set, so that a tunnel
+	// comes and goes without a rebuild.
+	Outside []string
+	// Pinholes are the IPv6 pinholes (RFC 6092 §3.3); nil means none. The
+	// datapath only reads it, during Apply.
+	Pinholes *PinholeTable
+	// ChangedPinholes is to Pinholes what Changed is to Mappings.
+	ChangedPinholes map[PinholeKey]bool
 	// WANInput lists the ports of the router's own services that the WAN may
 	// reach (the Teredo client, say); everything else unsolicited is dropped.
 	WANInput []Key

@@ -372,7 +372,7 @@ func TestTableAgainstModel(t *testing.T) {
 			Proto:        []Proto{TCP, UDP}[r.IntN(2)],
 			ExternalPort: uint16(1 + r.IntN(24)), // few keys: many collisions
 			Internal:     internals[r.IntN(len(internals))],
-			Owner:        []string{OwnerUPnP, OwnerPCP, OwnerNATPMP}[r.IntN(3)],
+			Owner:        []Owner{OwnerUPnP, OwnerPCP, OwnerNATPMP}[r.IntN(3)],
 		}
 		switch r.IntN(10) {
 		case 0, 1, 2: // permanent

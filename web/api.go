@@ -90,7 +90,7 @@ func NewAPI(b Backend, now func() time.Time, log *slog.Logger) http.Handler {
 		}
 		ms := make([]nat44.Mapping, len(reqs))
 		for i, q := range reqs {
-			ms[i] = nat44.Mapping{Proto: q.Proto, ExternalPort: q.ExternalPort, Internal: q.Internal, Owner: nat44.OwnerWeb, Description: q.Description}
+			ms[i] = nat44.Mapping{Proto: q.Proto, ExternalPort: q.ExternalPort, Internal: q.Internal, Owner: nat44.OwnerAdmin, Description: q.Description}
 			if q.Lifetime > 0 {
 				ms[i].Expires = now().Add(time.Duration(q.Lifetime))
 			}

@@ -39,7 +39,7 @@ func table(t *testing.T, ms ...nat44.Mapping) *nat44.Table {
 func goodState(t *testing.T) *nat44.State {
 	return &nat44.State{
 		WAN: "wan0", LANs: []string{"br-lan"}, WANAddr: wanA, Filtering: nat44.EndpointIndependent,
-		Mappings: table(t, nat44.Mapping{Proto: nat44.TCP, ExternalPort: 8080, Internal: lanA, Owner: nat44.OwnerWeb}),
+		Mappings: table(t, nat44.Mapping{Proto: nat44.TCP, ExternalPort: 8080, Internal: lanA, Owner: nat44.OwnerAdmin}),
 		Cone:     map[uint16]netip.AddrPort{5000: netip.MustParseAddrPort("192.168.1.12:5000")},
 		WANInput: []nat44.Key{{Proto: nat44.UDP, ExternalPort: 3544}},
 	}
@@ -99,7 +99,7 @@ func TestFakeDatapathApply(t *testing.T) {
 	if err := d.Apply(s); err != nil {
 		t.Fatal(err)
 	}
-	s.Mappings.Put(nat44.Mapping{Proto: nat44.TCP, ExternalPort: 22, Internal: lanB, Owner: nat44.OwnerWeb}, now)
+	s.Mappings.Put(nat44.Mapping{Proto: nat44.TCP, ExternalPort: 22, Internal: lanB, Owner: nat44.OwnerAdmin}, now)
 	if _, ok := d.Lookup(nat44.TCP, 22); ok {
 		t.Errorf("the datapath sees a mapping that was never applied")
 	}
