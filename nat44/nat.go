@@ -26,8 +26,23 @@ type Config struct {
 	// UDPHold is how long a filter entry outlives the last UDP flow behind
 	// it; zero is 5 minutes. RFC 4787 REQ-5 asks for at least 2 minutes.
 	UDPHold time.Duration
-	// StateDir keeps the mappings across restarts; "" keeps nothing.
+	// StateDir keeps the mappings and pinholes across restarts; "" keeps
+	// nothing.
 	StateDir string
+	// Policy rules the requests of the port-mapping protocols.
+	Policy Policy
+	// Reserved are external ports that no mapping request gets: the
+	// gateway's own listeners. WANInput's ports are reserved too.
+	Reserved []Key
+	// WANInput are the ports of the router's own services that the WAN may
+	// reach (the Teredo client, say); every other unsolicited packet from
+	// an outside interface is dropped.
+	WANInput []Key
+	// Headroom is how far past the promised expiry a mapping's record on
+	// disk reaches, so that renewals inside it need no write (flash wear);
+	// zero means 30 minutes. After a restart a mapping may live this much
+	// longer than promised, never shorter.
+	Headroom time.Duration
 	// Datapath programs the kernel; nil is nftables in this namespace.
 	Datapath Datapath
 	// Conntrack feeds the filtering modes and the session view; nil is the
