@@ -20,8 +20,13 @@ type Request struct {
 	// Exact asks for ExternalPort or nothing (IGDv1 AddPortMapping, PCP
 	// PREFER_FAILURE): a taken or refused port fails the request instead
 	// of granting the nearest free allowed one.
-	Exact    bool
-	Internal netip.AddrPort
+	Exact bool
+	// ByInternal makes the internal endpoint the mapping's identity, as in
+	// NAT-PMP and PCP (RFC 6886 §3.3, RFC 6887 §11.3): a request for an
+	// internal endpoint that already has a mapping of Proto renews that
+	// mapping, whatever ExternalPort says.
+	ByInternal bool
+	Internal   netip.AddrPort
 	// Remote limits the mapping to one remote host (UPnP NewRemoteHost,
 	// PCP FILTER); invalid means any.
 	Remote netip.Addr

@@ -16,6 +16,8 @@ type Batcher struct {
 	compact func() []any // the live records, for compaction
 	live    int          // live records at the last compaction
 
+	wmu sync.Mutex // held while a batch is written: one writer at a time
+
 	mu    sync.Mutex // guards queue, dones
 	queue []any
 	dones []func(error)
@@ -50,16 +52,21 @@ func (b *Batcher) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			b.flush()
+			b.Flush()
 			return
 		case <-b.wake:
-			b.flush()
+			b.Flush()
 		}
 	}
 }
 
-// Flush writes what is queued now; it is for callers that stop without Run.
-func (b *Batcher) flush() {
+// Flush writes what is queued now, and returns once it is written (or
+// failed); it is for callers that have no Run going, such as a service
+// before it starts. Flushes are serialised, so records reach the journal
+// in the order they were submitted.
+func (b *Batcher) Flush() {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
 	b.mu.Lock()
 	recs, dones := b.queue, b.dones
 	b.queue, b.dones = nil, nil

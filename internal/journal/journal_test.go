@@ -138,7 +138,7 @@ func TestBatcherCompacts(t *testing.T) {
 	b := NewBatcher(j, 0, func() []any { return []any{rec{"only", 1}} })
 	for i := range 100 {
 		b.Submit(nil, rec{"x", i})
-		b.flush()
+		b.Flush()
 	}
 	got, _ := replayAll(t, path)
 	if len(got) >= 100 {
