@@ -474,7 +474,7 @@ func TestMappingsSurviveKill9(t *testing.T) {
 	for _, m := range ms {
 		got[m.ExternalPort] = m.Internal.String() + " " + string(m.Owner)
 	}
-	want := map[uint16]string{8080: "192.168.1.10:80 static", 9000: "192.168.1.11:90 web", 9001: "192.168.1.11:91 web"}
+	want := map[uint16]string{8080: "192.168.1.10:80 static", 9000: "192.168.1.11:90 admin", 9001: "192.168.1.11:91 admin"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after kill -9 and restart: mappings %v, want %v", got, want)
 	}

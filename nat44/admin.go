@@ -180,10 +180,7 @@ func (n *NAT) SetWAN(a netip.Addr) error {
 	}
 	n.feed.publish(Event{Kind: WANChanged, WAN: a})
 	err := n.applyIfRunningLocked()
-	var wait func() error = func() error { return nil }
-	if n.store != nil {
-		wait = n.submitLocked(recs)
-	}
+	wait := n.submitLocked(recs)
 	n.mu.Unlock()
 	return errors.Join(err, wait())
 }

@@ -119,3 +119,19 @@ func TestNearestAgainstModel(t *testing.T) {
 		t.Fatal(diff)
 	}
 }
+
+func FuzzParseRule(f *testing.F) {
+	for _, s := range []string{"allow 1024-65535 192.168.1.0/24 1024-65535", "deny 22 192.168.1.10 22", "allow 0-65535 0.0.0.0/0 0-65535"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRule(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseRule(r.String())
+		if err != nil || back != r {
+			t.Fatalf("round trip of %q: %v -> %v, %v", s, r, back, err)
+		}
+	})
+}
