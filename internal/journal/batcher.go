@@ -44,6 +44,10 @@ func (b *Batcher) Submit(done func(error), recs ...any) {
 	}
 }
 
+// Stats returns the journal's counts (see Journal.Stats). It is safe to
+// call at any time.
+func (b *Batcher) Stats() Stats { return b.j.Stats() }
+
 // Run writes batches until ctx is done, then writes what is still queued
 // and returns.
 func (b *Batcher) Run(ctx context.Context) {
@@ -58,7 +62,7 @@ func (b *Batcher) Run(ctx context.Context) {
 	}
 }
 
-// Flush writes what is queued now; it is for callers that stop without Run.
+// flush writes what is queued now, with one fsync.
 func (b *Batcher) flush() {
 	b.mu.Lock()
 	recs, dones := b.queue, b.dones
