@@ -73,12 +73,12 @@ type Server struct {
 	log   *slog.Logger
 	clock clock.Clock
 
-	resPath string // run-time reservations
+	resPath string           // run-time reservations
+	journal *journal.Journal // the leases; nil without StateDir
 
 	mu       sync.Mutex // guards core, store's fields, runtime, counters
 	core     *Core
 	store    *leaseStore // nil without StateDir
-	journal  *journal.Journal
 	runtime  []Reservation // added through the API, persisted in resPath
 	counters map[string]uint64
 
