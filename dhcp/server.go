@@ -78,7 +78,7 @@ type Server struct {
 
 	mu       sync.Mutex // guards core, store's fields, runtime, counters
 	core     *Core
-	store    *leaseStore // nil without StateDir
+	store    *leaseStore   // nil without StateDir
 	runtime  []Reservation // added through the API, persisted in resPath
 	counters map[string]uint64
 
