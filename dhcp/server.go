@@ -34,6 +34,13 @@ type Config struct {
 	// StateDir keeps leases and run-time reservations; "" keeps them in
 	// memory only.
 	StateDir string
+	// LeaseHeadroom is how much later than granted a lease's expiry is
+	// written to the journal, so that renewals inside it need no write
+	// (see store.go); after a crash a lease may live this much longer.
+	// Zero = 3/4 of the lease time granted (9h for 12h leases: a renewal
+	// at T1 is covered even when it comes late); negative = none, every
+	// renewal is written before its ACK.
+	LeaseHeadroom time.Duration
 	// NoConflictDetection turns off the ARP probe before an address is
 	// offered for the first time (or to a new client).
 	NoConflictDetection bool
@@ -51,6 +58,9 @@ func (c *Config) Validate() error {
 	if err := c.CoreConfig.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.LeaseHeadroom > maxLeaseTime {
+		errs = append(errs, fmt.Errorf("dhcp: lease headroom %v is over %v", c.LeaseHeadroom, maxLeaseTime))
+	}
 	if c.ProbeTimeout < 0 || c.ProbeTimeout > 5*time.Second {
 		errs = append(errs, fmt.Errorf("dhcp: probe timeout %v out of 0-5s", c.ProbeTimeout))
 	}
@@ -63,12 +73,12 @@ type Server struct {
 	log   *slog.Logger
 	clock clock.Clock
 
-	journal *journal.Journal
-	batcher *journal.Batcher
-	resPath string // run-time reservations
+	resPath string           // run-time reservations
+	journal *journal.Journal // the leases; nil without StateDir
 
-	mu       sync.Mutex // guards core, runtime, counters
+	mu       sync.Mutex // guards core, store's fields, runtime, counters
 	core     *Core
+	store    *leaseStore   // nil without StateDir
 	runtime  []Reservation // added through the API, persisted in resPath
 	counters map[string]uint64
 
@@ -80,12 +90,6 @@ type probeResult struct {
 	req   *dhcpv4.DHCPv4
 	addr  netip.Addr
 	inUse bool
-}
-
-// storeRecord is one line of the lease journal.
-type storeRecord struct {
-	Lease   *Lease      `json:"lease,omitempty"`
-	Release *netip.Addr `json:"release,omitempty"`
 }
 
 // New validates cfg and loads the leases and reservations; it opens no
@@ -155,7 +159,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.core = core
 	if s.journal != nil {
-		s.batcher = journal.NewBatcher(s.journal, len(leases), s.liveRecords)
+		s.store = newLeaseStore(&s.mu, s.journal, cfg.LeaseHeadroom, core.Leases(), s.liveRecords)
 		if len(leases) > 0 {
 			s.log.Info("leases restored", slog.Int("count", len(core.Leases())))
 		}
@@ -163,15 +167,20 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// liveRecords is the batcher's compaction callback.
 func (s *Server) liveRecords() []any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ls := s.core.Leases()
-	out := make([]any, len(ls))
-	for i := range ls {
-		out[i] = storeRecord{Lease: &ls[i]}
+	return s.store.liveRecordsLocked(s.core.Leases())
+}
+
+// StoreStats counts the lease journal's fsyncs and bytes written since
+// New: the flash wear of the leases. It is zero without a StateDir.
+func (s *Server) StoreStats() journal.Stats {
+	if s.store == nil {
+		return journal.Stats{}
 	}
-	return out
+	return s.store.b.Stats()
 }
 
 // Run serves until ctx is done, then writes what is pending and returns
@@ -200,14 +209,19 @@ func (s *Server) Run(ctx context.Context) error {
 		defer prober.close()
 	}
 	out := &sender{conn: conn, link: link}
+	reply := func(act Action) {
+		if err := out.send(act); err != nil {
+			s.count("send-failed")
+			s.log.Debug("reply not sent", slog.Any("err", err))
+		}
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
-	if s.batcher != nil {
-		wg.Go(func() { s.batcher.Run(ctx) })
-		defer s.journal.Close()
+	if s.store != nil {
+		wg.Go(func() { s.store.b.Run(ctx) })
 	}
 	if prober != nil {
 		wg.Go(func() {
@@ -230,7 +244,7 @@ func (s *Server) Run(ctx context.Context) error {
 					s.count("conflict-detected")
 					s.log.Warn("address in use by a host the server does not know; skipped", slog.String("addr", r.addr.String()))
 				}
-				s.handle(r.req, prober, out)
+				s.handle(r.req, prober, reply)
 			}
 		}
 	})
@@ -259,10 +273,20 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Debug("malformed packet dropped", slog.String("from", from.String()), slog.Any("err", err))
 			continue
 		}
-		s.handle(req, prober, out)
+		s.handle(req, prober, reply)
 	}
 	cancel()
 	wg.Wait()
+	if s.store != nil {
+		// A clean shutdown: the batcher has written all it had; leave
+		// the true expiries on disk.
+		s.mu.Lock()
+		err := s.store.closeExactLocked(s.core.Leases())
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Warn("exact lease expiries not written; the journal keeps its headroom", slog.Any("err", err))
+		}
+	}
 	select {
 	case err := <-errc:
 		if runErr == nil {
@@ -274,18 +298,15 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // handle runs one request through the core and carries out its answer:
-// probe first, commit then reply, or reply at once.
-func (s *Server) handle(req *dhcpv4.DHCPv4, prober *arpProber, out *sender) {
+// probe first; persist what the answer changes; reply at once, or once
+// the lease it promises is on disk.
+func (s *Server) handle(req *dhcpv4.DHCPv4, prober *arpProber, reply func(Action)) {
 	for {
 		s.mu.Lock()
-		act := s.core.Handle(req, s.clock.Now())
+		now := s.clock.Now()
+		act := s.core.Handle(req, now)
+		wait := s.persistLocked(act, now, reply)
 		s.mu.Unlock()
-		// A lease taken back (released, declined, or moved by a
-		// reservation) leaves the store whatever else the answer is.
-		if act.Released != nil && s.batcher != nil {
-			addr := act.Released.Addr
-			s.batcher.Submit(nil, storeRecord{Release: &addr})
-		}
 		switch {
 		case act.Probe.IsValid() && prober != nil:
 			addr := act.Probe
@@ -302,21 +323,9 @@ func (s *Server) handle(req *dhcpv4.DHCPv4, prober *arpProber, out *sender) {
 			s.core.ProbeDone(act.Probe, false, s.clock.Now())
 			s.mu.Unlock()
 			continue // conflict detection is off: offer at once
-		case act.Commit != nil && s.batcher != nil:
-			lease := *act.Commit
-			s.batcher.Submit(func(err error) {
-				if err != nil {
-					s.count("store-failed")
-					s.log.Error("lease not stored; no ACK sent", slog.Any("err", err))
-					return
-				}
-				s.send(out, act)
-			}, storeRecord{Lease: &lease})
-			s.signal()
-			return
 		}
-		if act.Reply != nil {
-			s.send(out, act)
+		if act.Reply != nil && !wait {
+			reply(act)
 		} // a Drop is counted by the core, in Stats().Drops
 		if act.Commit != nil {
 			s.signal()
@@ -325,17 +334,34 @@ func (s *Server) handle(req *dhcpv4.DHCPv4, prober *arpProber, out *sender) {
 	}
 }
 
+// persistLocked hands the store what act changes. It reports whether the
+// reply must wait: then the store sends it once the lease is on disk.
+func (s *Server) persistLocked(act Action, now time.Time, reply func(Action)) (wait bool) {
+	if s.store == nil {
+		return false
+	}
+	// A lease taken back (released, declined, or moved by a reservation)
+	// leaves the store whatever else the answer is.
+	if act.Released != nil {
+		s.store.releaseLocked(act.Released.Addr)
+	}
+	if act.Commit == nil {
+		return false
+	}
+	return s.store.commitLocked(*act.Commit, now, func(err error) {
+		if err != nil {
+			s.count("store-failed")
+			s.log.Error("lease not stored; no ACK sent", slog.Any("err", err))
+			return
+		}
+		reply(act)
+	})
+}
+
 func (s *Server) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
-	}
-}
-
-func (s *Server) send(out *sender, act Action) {
-	if err := out.send(act); err != nil {
-		s.count("send-failed")
-		s.log.Debug("reply not sent", slog.Any("err", err))
 	}
 }
 

@@ -46,6 +46,10 @@ func (b *Batcher) Submit(done func(error), recs ...any) {
 	}
 }
 
+// Stats returns the journal's counts (see Journal.Stats). It is safe to
+// call at any time.
+func (b *Batcher) Stats() Stats { return b.j.Stats() }
+
 // Run writes batches until ctx is done, then writes what is still queued
 // and returns.
 func (b *Batcher) Run(ctx context.Context) {

@@ -16,13 +16,34 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 )
 
-// Journal is an open journal file. It is not safe for concurrent use.
+// Journal is an open journal file. It is not safe for concurrent use,
+// except Stats.
 type Journal struct {
 	path  string
 	f     *os.File
-	lines int // lines in the file now
+	size  int64 // bytes in the file now
+	lines int   // lines in the file now
+
+	syncs, bytes atomic.Uint64 // for Stats
+}
+
+// Stats counts what a journal has cost the storage since it was opened:
+// the flash wear it causes.
+type Stats struct {
+	// Syncs counts fsyncs: of the file (one per Append, one per
+	// Compact) and of its directory (one per Compact). Failed ones count.
+	Syncs uint64
+	// Bytes counts bytes written: appended lines and compacted files.
+	Bytes uint64
+}
+
+// Stats returns the counts so far. It is safe to call concurrently with
+// the other methods.
+func (j *Journal) Stats() Stats {
+	return Stats{Syncs: j.syncs.Load(), Bytes: j.bytes.Load()}
 }
 
 // Open replays path, calling fn for each complete line in order, and opens
@@ -38,6 +59,7 @@ func Open(path string, fn func(line []byte) error) (*Journal, error) {
 	}
 	j := &Journal{path: path, f: f}
 	good, err := j.replay(fn)
+	j.size = good
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -77,7 +99,13 @@ func (j *Journal) replay(fn func([]byte) error) (int64, error) {
 }
 
 // Append writes records, one JSON line each, and fsyncs once for all.
+// Appending no records writes nothing and does not sync. After a failed
+// write or sync the file is cut back to where it was, so that a partial
+// line cannot glue onto the next append.
 func (j *Journal) Append(records ...any) error {
+	if len(records) == 0 {
+		return nil
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	for _, r := range records {
@@ -85,14 +113,28 @@ func (j *Journal) Append(records ...any) error {
 			return fmt.Errorf("journal: encode: %w", err)
 		}
 	}
-	if _, err := j.f.Write(buf.Bytes()); err != nil {
+	n, err := j.f.Write(buf.Bytes())
+	j.bytes.Add(uint64(n))
+	if err != nil {
+		j.rewind()
 		return fmt.Errorf("journal: write %s: %w", j.path, err)
 	}
+	j.syncs.Add(1)
 	if err := j.f.Sync(); err != nil {
+		j.rewind()
 		return fmt.Errorf("journal: sync %s: %w", j.path, err)
 	}
+	j.size += int64(n)
 	j.lines += len(records)
 	return nil
+}
+
+// rewind cuts what a failed Append may have left. If that fails too, the
+// torn line stays, and replay drops it only if it is the last.
+func (j *Journal) rewind() {
+	if j.f.Truncate(j.size) == nil {
+		j.f.Seek(j.size, io.SeekStart)
+	}
 }
 
 // NeedsCompaction reports whether the file has grown past twice the live
@@ -106,7 +148,8 @@ func (j *Journal) Compact(live []any) error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	w := bufio.NewWriter(f)
+	cw := &countingWriter{w: f}
+	w := bufio.NewWriter(cw)
 	enc := json.NewEncoder(w)
 	for _, r := range live {
 		if err := enc.Encode(r); err != nil {
@@ -114,20 +157,39 @@ func (j *Journal) Compact(live []any) error {
 			return fmt.Errorf("journal: encode: %w", err)
 		}
 	}
-	if err := errors.Join(w.Flush(), f.Sync(), f.Close()); err != nil {
+	ferr := w.Flush()
+	j.bytes.Add(uint64(cw.n))
+	if ferr == nil {
+		j.syncs.Add(1)
+		ferr = f.Sync()
+	}
+	if err := errors.Join(ferr, f.Close()); err != nil {
 		return fmt.Errorf("journal: write %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, j.path); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
+	j.syncs.Add(1)
 	syncDir(filepath.Dir(j.path))
 	nf, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	j.f.Close()
-	j.f, j.lines = nf, len(live)
+	j.f, j.size, j.lines = nf, cw.n, len(live)
 	return nil
+}
+
+// countingWriter counts the bytes that reach w.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // syncDir makes a rename durable. Errors are ignored: some file systems
