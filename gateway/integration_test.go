@@ -472,7 +472,7 @@ func TestMappingsSurviveKill9(t *testing.T) {
 	}
 	got := map[uint16]string{}
 	for _, m := range ms {
-		got[m.ExternalPort] = m.Internal.String() + " " + m.Owner
+		got[m.ExternalPort] = m.Internal.String() + " " + string(m.Owner)
 	}
 	want := map[uint16]string{8080: "192.168.1.10:80 static", 9000: "192.168.1.11:90 web", 9001: "192.168.1.11:91 web"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
