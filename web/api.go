@@ -292,6 +292,7 @@ var statuses = []struct {
 	{nat44.ErrHostLimit, http.StatusTooManyRequests},
 	{nat44.ErrTableFull, http.StatusInsufficientStorage},
 	{nat44.ErrNoWAN, http.StatusServiceUnavailable},
+	{errors.ErrUnsupported, http.StatusNotImplemented},
 }
 
 func statusOf(err error) int {
