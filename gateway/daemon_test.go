@@ -1,13 +1,17 @@
 package gateway
 
 import (
+	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"gateway/dhcp"
 	"gateway/internal/facts"
+	"gateway/internal/leakcheck"
 	"gateway/internal/netwatch"
 	"gateway/nat44"
 )
@@ -67,4 +71,36 @@ func TestDHCPChanged(t *testing.T) {
 	if !dhcpChanged(a, nil) || dhcpChanged(nil, nil) {
 		t.Error("nil handling")
 	}
+}
+
+// TestDHCPServiceWaitsAndRefuses: the DHCP service waits for its LAN
+// address on the facts board, and then a section that the address refuses
+// fails the service (which the supervisor logs and retries), naming the
+// file and line, without a server ever made.
+func TestDHCPServiceWaitsAndRefuses(t *testing.T) {
+	leakcheck.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		cfg, err := ParseConfig("gw.conf", []byte("config gateway\n\toption wan wan\n\toption lan br-lan\nconfig dhcp\nconfig host\n\toption mac 02:00:5e:00:00:01\n\toption ip 10.9.9.9\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &Daemon{log: slog.New(slog.DiscardHandler), facts: facts.NewBoard(), cfg: cfg}
+		res := make(chan error, 1)
+		go func() { res <- d.runDHCP(t.Context()) }()
+		d.facts.LAN.Publish(facts.LAN{Addrs: map[string][]netip.Prefix{"br-lan": {netip.MustParsePrefix("fe80::1/64")}}})
+		time.Sleep(time.Hour)
+		select {
+		case err := <-res:
+			t.Fatalf("the service did not wait for an IPv4 address: %v", err)
+		default:
+		}
+		d.facts.LAN.Publish(facts.LAN{Addrs: map[string][]netip.Prefix{"br-lan": {netip.MustParsePrefix("192.168.1.1/24")}}})
+		err = <-res
+		if err == nil || !strings.Contains(err.Error(), "gw.conf:4: dhcp on br-lan (192.168.1.1/24)") || !strings.Contains(err.Error(), "10.9.9.9") {
+			t.Fatalf("runDHCP = %v", err)
+		}
+		if d.DHCP() != nil {
+			t.Fatal("a DHCP server is reported with a refused config")
+		}
+	})
 }
