@@ -49,6 +49,7 @@ type Config struct {
 // and the server address come from the LAN interface's address when the
 // daemon starts, unless given.
 type DHCPConfig struct {
+	Line                int    // of the section, for errors found against the interface
 	Interface           string // default: the first LAN interface
 	Start, Limit        int    // pool: host numbers Start to Start+Limit-1 (OpenWrt's convention); 0 = default
 	LeaseTime           time.Duration
@@ -70,12 +71,21 @@ type NATConfig struct {
 	// raised to these values if lower (RFC 4787 REQ-5, RFC 5382 REQ-5).
 	UDPTimeout     time.Duration
 	TCPEstablished time.Duration
+	// Policy rules the port-mapping protocols' requests (secure mode,
+	// permission rules, limits, lifetimes); its zero fields are nat44's
+	// defaults.
+	Policy nat44.Policy
+	// Reserved are external ports that no protocol request gets.
+	Reserved []nat44.Key
 }
+
+// maxReserved bounds the ports that "reserved_port" ranges expand to.
+const maxReserved = 4096
 
 // Defaults for what a minimal file leaves out.
 const (
 	defaultStateDir       = "/etc/gateway"
-	defaultControlSocket  = "/run/gateway.sock"
+	DefaultControlSocket  = "/run/gateway.sock"
 	defaultUDPHold        = 5 * time.Minute
 	defaultUDPTimeout     = 2 * time.Minute
 	defaultTCPEstablished = 2*time.Hour + 4*time.Minute
@@ -100,7 +110,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	c := &Config{
 		File:          name,
 		StateDir:      defaultStateDir,
-		ControlSocket: defaultControlSocket,
+		ControlSocket: DefaultControlSocket,
 		LogLevel:      slog.LevelInfo,
 		NAT: NATConfig{
 			UDPHold:        defaultUDPHold,
@@ -150,6 +160,10 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			c.DHCP.Interface = c.LANs[0]
 		}
 		c.DHCP.Reservations = hosts
+		if c.DHCP.Start+c.DHCP.Limit-1 > 65534 {
+			p.errf(c.DHCP.Line, "dhcp pool start %d limit %d reaches past host number 65534", c.DHCP.Start, c.DHCP.Limit)
+		}
+		p.checkReservations(hosts)
 	} else if len(hosts) > 0 {
 		p.errf(p.hostLine, "'host' reservations need a 'dhcp' section")
 	}
@@ -169,11 +183,12 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 }
 
 type parser struct {
-	f        *uci.File
-	errs     []error
-	mainLine int
-	hostLine int
-	fwdLines []int // line of each forward, for duplicate reports
+	f         *uci.File
+	errs      []error
+	mainLine  int
+	hostLine  int
+	hostLines []int // line of each accepted host, for duplicate reports
+	fwdLines  []int // line of each forward, for duplicate reports
 }
 
 func lineOf(err error) int {
@@ -250,7 +265,77 @@ func (p *parser) natSection(s *uci.Section, n *NATConfig) {
 		"udp_hold":                func(o *uci.Option, v string) { n.UDPHold = p.seconds(o, v, 2*time.Minute) },
 		"udp_timeout":             func(o *uci.Option, v string) { n.UDPTimeout = p.seconds(o, v, 2*time.Minute) },
 		"tcp_established_timeout": func(o *uci.Option, v string) { n.TCPEstablished = p.seconds(o, v, 2*time.Hour+4*time.Minute) },
+		"host_limit":              func(o *uci.Option, v string) { n.Policy.HostLimit = p.intRange(o, v, 1, 65535) },
+		"table_limit":             func(o *uci.Option, v string) { n.Policy.TableLimit = p.intRange(o, v, 1, 1<<20) },
+		"secure_mode":             func(o *uci.Option, v string) { n.Policy.AllowThirdParty = !p.bool(o, v) },
+		"min_lifetime":            func(o *uci.Option, v string) { n.Policy.MinLifetime = p.seconds(o, v, time.Second) },
+		"max_lifetime":            func(o *uci.Option, v string) { n.Policy.MaxLifetime = p.seconds(o, v, time.Second) },
+		"rule": func(o *uci.Option, _ string) {
+			if n.Policy.Rules == nil {
+				n.Policy.Rules = []nat44.Rule{} // given: no defaults, even if every rule is bad
+			}
+			for _, v := range o.Values {
+				r, err := nat44.ParseRule(v)
+				if err != nil {
+					p.errf(o.Line, "%v", err)
+					continue
+				}
+				n.Policy.Rules = append(n.Policy.Rules, r)
+			}
+		},
+		"reserved_port": func(o *uci.Option, _ string) {
+			for _, v := range o.Values {
+				n.Reserved = append(n.Reserved, p.reservedPorts(o, v)...)
+			}
+			if len(n.Reserved) > maxReserved {
+				p.errf(o.Line, "reserved_port: %d ports; at most %d", len(n.Reserved), maxReserved)
+			}
+		},
 	})
+	if err := n.Policy.Validate(); err != nil {
+		p.errf(s.Line, "%v", err)
+	} else if n.Policy.MaxLifetime == 0 && n.Policy.MinLifetime > nat44.DefaultMaxLifetime {
+		p.errf(s.Line, "min_lifetime %v is over the default max_lifetime %v", n.Policy.MinLifetime, nat44.DefaultMaxLifetime)
+	}
+}
+
+// reservedPorts reads "PROTO PORT[-PORT]", PROTO tcp, udp or tcpudp.
+func (p *parser) reservedPorts(o *uci.Option, v string) []nat44.Key {
+	f := strings.Fields(v)
+	bad := func() []nat44.Key {
+		p.errf(o.Line, "reserved_port %q: want 'tcp|udp|tcpudp PORT[-PORT]'", v)
+		return nil
+	}
+	if len(f) != 2 {
+		return bad()
+	}
+	var protos []nat44.Proto
+	switch f[0] {
+	case "tcp":
+		protos = []nat44.Proto{nat44.TCP}
+	case "udp":
+		protos = []nat44.Proto{nat44.UDP}
+	case "tcpudp":
+		protos = []nat44.Proto{nat44.TCP, nat44.UDP}
+	default:
+		return bad()
+	}
+	lo, hi, ranged := strings.Cut(f[1], "-")
+	if !ranged {
+		hi = lo
+	}
+	a, err1 := strconv.ParseUint(lo, 10, 16)
+	b, err2 := strconv.ParseUint(hi, 10, 16)
+	if err1 != nil || err2 != nil || a == 0 || a > b || b-a >= maxReserved {
+		return bad()
+	}
+	var out []nat44.Key
+	for _, pr := range protos {
+		for port := a; port <= b; port++ {
+			out = append(out, nat44.Key{Proto: pr, ExternalPort: uint16(port)})
+		}
+	}
+	return out
 }
 
 // redirect reads an fw4-style port forward. proto "tcp udp" (or "tcpudp")
@@ -319,7 +404,7 @@ func (p *parser) dhcpSection(s *uci.Section, c *Config) {
 	if c.DHCP != nil {
 		p.errf(s.Line, "a second 'dhcp' section")
 	}
-	d := &DHCPConfig{Authoritative: true}
+	d := &DHCPConfig{Line: s.Line, Authoritative: true}
 	enabled := true
 	p.options(s, map[string]func(*uci.Option, string){
 		"enabled":   func(o *uci.Option, v string) { enabled = p.bool(o, v) },
@@ -366,6 +451,26 @@ func (p *parser) dhcpSection(s *uci.Section, c *Config) {
 	}
 }
 
+// checkReservations finds what is wrong with the reservations whatever
+// the LAN's address: a MAC or an address reserved twice.
+func (p *parser) checkReservations(hosts []dhcp.Reservation) {
+	macs := map[string]int{}
+	addrs := map[netip.Addr]int{}
+	for i, r := range hosts {
+		line := p.hostLines[i]
+		if prev, ok := macs[r.MAC.String()]; ok {
+			p.errf(line, "host %s is already reserved on line %d", r.MAC, p.hostLines[prev])
+		} else {
+			macs[r.MAC.String()] = i
+		}
+		if prev, ok := addrs[r.Addr]; ok {
+			p.errf(line, "ip %v is already reserved on line %d", r.Addr, p.hostLines[prev])
+		} else {
+			addrs[r.Addr] = i
+		}
+	}
+}
+
 // host reads a static lease, as OpenWrt's /etc/config/dhcp writes it.
 func (p *parser) host(s *uci.Section) (dhcp.Reservation, bool) {
 	if p.hostLine == 0 {
@@ -393,7 +498,11 @@ func (p *parser) host(s *uci.Section) (dhcp.Reservation, bool) {
 	if len(p.errs) == errs && (r.MAC == nil || !r.Addr.IsValid()) {
 		p.errf(s.Line, "host needs options mac and ip")
 	}
-	return r, len(p.errs) == errs
+	if len(p.errs) != errs {
+		return r, false
+	}
+	p.hostLines = append(p.hostLines, s.Line)
+	return r, true
 }
 
 func (p *parser) intRange(o *uci.Option, v string, lo, hi int) int {

@@ -19,7 +19,7 @@ func TestParseConfigMinimal(t *testing.T) {
 	}
 	want := &Config{
 		File: "gw.conf", WAN: "eth0", LANs: []string{"br-lan"},
-		StateDir: defaultStateDir, ControlSocket: defaultControlSocket,
+		StateDir: defaultStateDir, ControlSocket: DefaultControlSocket,
 		NAT: NATConfig{Filtering: nat44.AddressAndPortDependent, UDPHold: 5 * time.Minute, UDPTimeout: 2 * time.Minute, TCPEstablished: 2*time.Hour + 4*time.Minute},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
@@ -75,7 +75,7 @@ config redirect
 		{Proto: nat44.TCP, ExternalPort: 8443, Internal: ap("192.168.1.22:443"), Owner: nat44.OwnerStatic},
 		{Proto: nat44.UDP, ExternalPort: 8443, Internal: ap("192.168.1.22:443"), Owner: nat44.OwnerStatic},
 	}
-	if diff := cmp.Diff(wantFwd, c.Forwards, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
+	if diff := cmp.Diff(wantFwd, c.Forwards, cmpopts.EquateComparable(netip.AddrPort{}, netip.Addr{})); diff != "" {
 		t.Errorf("forwards (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"br-lan", "eth2"}, c.LANs); diff != "" {
@@ -224,5 +224,115 @@ config host
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.text, err, tc.want)
 		}
+	}
+}
+
+func TestParseConfigMappingPolicy(t *testing.T) {
+	text := `config gateway
+	option wan wan
+	option lan lan
+
+config nat
+	option host_limit '32'
+	option table_limit '1024'
+	option secure_mode '0'
+	option min_lifetime '60'
+	option max_lifetime '3600'
+	list rule 'allow 1024-65535 192.168.1.0/24 1024-65535'
+	list rule 'deny 0-65535 0.0.0.0/0 0-65535'
+	list reserved_port 'tcp 22'
+	list reserved_port 'tcpudp 5000-5001'
+`
+	c, err := ParseConfig("f", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, _ := nat44.ParseRule("allow 1024-65535 192.168.1.0/24 1024-65535")
+	r2, _ := nat44.ParseRule("deny 0-65535 0.0.0.0/0 0-65535")
+	want := nat44.Policy{Rules: []nat44.Rule{r1, r2}, AllowThirdParty: true, HostLimit: 32, TableLimit: 1024, MinLifetime: time.Minute, MaxLifetime: time.Hour}
+	if diff := cmp.Diff(want, c.NAT.Policy, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+		t.Errorf("policy (-want +got):\n%s", diff)
+	}
+	wantRes := []nat44.Key{{Proto: nat44.TCP, ExternalPort: 22}, {Proto: nat44.TCP, ExternalPort: 5000}, {Proto: nat44.TCP, ExternalPort: 5001}, {Proto: nat44.UDP, ExternalPort: 5000}, {Proto: nat44.UDP, ExternalPort: 5001}}
+	if diff := cmp.Diff(wantRes, c.NAT.Reserved); diff != "" {
+		t.Errorf("reserved (-want +got):\n%s", diff)
+	}
+	// Defaults: secure mode on, nat44's limits and the default rules.
+	d, err := ParseConfig("f", []byte("config gateway\n\toption wan w\n\toption lan l\n"))
+	if err != nil || d.NAT.Policy.AllowThirdParty || d.NAT.Policy.Rules != nil || d.NAT.Policy.HostLimit != 0 {
+		t.Errorf("default policy %+v, %v", d.NAT.Policy, err)
+	}
+	head := "config gateway\n\toption wan w\n\toption lan l\nconfig nat\n"
+	for _, tc := range []struct{ text, want string }{
+		{"\tlist rule 'allow 1-2 3'\n", "f:5: nat44: rule"},
+		{"\tlist rule 'permit 1 10.0.0.0/8 1'\n", `f:5: nat44: rule "permit 1 10.0.0.0/8 1": "permit" is not allow or deny`},
+		{"\toption host_limit '0'\n", `f:5: host_limit "0": want a number from 1`},
+		{"\toption host_limit '200'\n\toption table_limit '100'\n", "f:4: nat44: host limit 200 is over the table limit 100"},
+		{"\toption min_lifetime '600'\n\toption max_lifetime '60'\n", "f:4: nat44: lifetime range"},
+		{"\toption secure_mode 'maybe'\n", `f:5: secure_mode "maybe" is not a boolean`},
+		{"\tlist reserved_port '22'\n", `f:5: reserved_port "22"`},
+		{"\tlist reserved_port 'sctp 22'\n", `f:5: reserved_port "sctp 22"`},
+		{"\tlist reserved_port 'tcp 9-2'\n", `f:5: reserved_port "tcp 9-2"`},
+		{"\tlist reserved_port 'tcp 1-65535'\n", `f:5: reserved_port "tcp 1-65535"`},
+	} {
+		_, err := ParseConfig("f", []byte(head+tc.text))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+func TestParseConfigReservationDuplicates(t *testing.T) {
+	text := "config gateway\n\toption wan w\n\toption lan l\nconfig dhcp\n" +
+		"config host\n\toption mac 02:00:5e:00:00:01\n\toption ip 192.168.1.5\n" +
+		"config host\n\toption mac 02:00:5e:00:00:01\n\toption ip 192.168.1.6\n" +
+		"config host\n\toption mac 02:00:5e:00:00:02\n\toption ip 192.168.1.5\n"
+	_, err := ParseConfig("f", []byte(text))
+	for _, want := range []string{"f:8: host 02:00:5e:00:00:01 is already reserved on line 5", "f:11: ip 192.168.1.5 is already reserved on line 5"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v; want %q", err, want)
+		}
+	}
+}
+
+// TestCheckDHCP: what the DHCP service would refuse at start, check-config
+// and a reload refuse, with the file and the section's line.
+func TestCheckDHCP(t *testing.T) {
+	lan := netip.MustParsePrefix("192.168.1.1/24")
+	base := "config gateway\n\toption wan w\n\toption lan l\nconfig dhcp\n\toption leasetime 1h\n"
+	for _, tc := range []struct{ name, text, want string }{
+		{"ok", "config host\n\toption mac 02:00:5e:00:00:01\n\toption ip 192.168.1.5\n", ""},
+		{"reservation outside", "config host\n\toption mac 02:00:5e:00:00:01\n\toption ip 10.9.9.9\n", "f:4: dhcp on l (192.168.1.1/24):"},
+		{"reservation is the server", "config host\n\toption mac 02:00:5e:00:00:01\n\toption ip 192.168.1.1\n", "f:4: dhcp on l"},
+		{"route gateway outside", "\tlist route '10.0.0.0/8 172.16.0.1'\n", "gateway 172.16.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := base + tc.text
+			if strings.HasPrefix(tc.text, "\t") {
+				text = base + tc.text
+			}
+			c, err := ParseConfig("f", []byte(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = checkDHCP(c, lan)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("checkDHCP = %v; want %q", err, tc.want)
+			}
+		})
+	}
+	// A pool that does not fit the subnet.
+	c, err := ParseConfig("f", []byte(base+"\toption start 250\n\toption limit 10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkDHCP(c, lan); err == nil || !strings.Contains(err.Error(), "does not fit") {
+		t.Fatalf("pool past the subnet: %v", err)
 	}
 }

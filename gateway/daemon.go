@@ -9,40 +9,61 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
 
 	"gateway/dhcp"
+	"gateway/internal/facts"
 	"gateway/internal/netwatch"
+	"gateway/internal/supervise"
 	"gateway/nat44"
 	"gateway/web"
 )
 
-// Daemon is the running gateway: the services of one config.
+// The names of the supervised services.
+const (
+	svcNetwatch = "netwatch" // follows the interfaces over rtnetlink
+	svcFacts    = "facts"    // turns interface snapshots into WAN and LAN facts
+	svcNAT      = "nat44"
+	svcDHCP     = "dhcp"
+	svcAPI      = "api" // the JSON API on the control socket
+)
+
+// Daemon is the running gateway: the services of one config, supervised,
+// sharing what they learn on a facts board.
 type Daemon struct {
 	log   *slog.Logger
 	level *slog.LevelVar
-	nat   *nat44.NAT
+	sup   *supervise.Supervisor
+	facts *facts.Board
+	watch *netwatch.Watcher
+	snaps <-chan netwatch.Snapshot
 
-	mu      sync.Mutex // guards cfg, wanAddr, wanKind, dhcp
-	cfg     *Config
-	dhcp    *dhcp.Server
-	wanAddr netip.Addr
-	wanKind nat44.AddrKind
+	mu  sync.Mutex // guards cfg, nat, natRan, dhcp, ln
+	cfg *Config
+	// nat is the mapping service. A nat44.NAT runs once: after its Run
+	// ended (a failure, a panic) the service starts a new one, which
+	// reloads the mappings from the state directory.
+	nat    *nat44.NAT
+	natRan bool
+	dhcp   *dhcp.Server // the running DHCP server; nil when none runs
+	ln     net.Listener // the control socket for the API's first run
 }
 
 // Status is what `gateway status` and the web panel show.
 type Status struct {
-	Version   string         `json:"version"`
-	Config    string         `json:"config"`
-	WAN       string         `json:"wan"`
-	LANs      []string       `json:"lan"`
-	WANAddr   netip.Addr     `json:"wan_addr"`
-	WANKind   nat44.AddrKind `json:"wan_kind"`
-	DoubleNAT bool           `json:"double_nat"`
-	NAT       nat44.Status   `json:"nat"`
-	DHCP      *DHCPStatus    `json:"dhcp,omitempty"`
+	Version   string             `json:"version"`
+	Config    string             `json:"config"`
+	WAN       string             `json:"wan"`
+	LANs      []string           `json:"lan"`
+	WANAddr   netip.Addr         `json:"wan_addr"`
+	WANKind   nat44.AddrKind     `json:"wan_kind"`
+	DoubleNAT bool               `json:"double_nat"`
+	NAT       nat44.Status       `json:"nat"`
+	DHCP      *DHCPStatus        `json:"dhcp,omitempty"`
+	Services  []supervise.Status `json:"services"`
 }
 
 // DHCPStatus is the DHCP server's part of Status.
@@ -53,7 +74,10 @@ type DHCPStatus struct {
 
 // Run runs the daemon with the config at path until ctx is done. A value
 // on reload re-reads the config; an invalid one is logged and the running
-// config stays.
+// config stays. Only what makes the daemon useless ends it at start: a
+// bad config file, a kernel that cannot forward, a control socket in use.
+// A service that fails later (or at start, for want of its interface or
+// address) is logged and restarted with backoff; the others go on.
 func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Logger, level *slog.LevelVar) error {
 	cfg, err := LoadConfig(path)
 	if err != nil {
@@ -63,89 +87,55 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 	if err := prepareKernel(cfg, log); err != nil {
 		return err
 	}
-	nat, err := nat44.New(nat44.Config{
-		WAN:       cfg.WAN,
-		LANs:      cfg.LANs,
-		Filtering: cfg.NAT.Filtering,
-		UDPHold:   cfg.NAT.UDPHold,
-		StateDir:  cfg.StateDir,
-		Logger:    log.With(slog.String("service", "nat44")),
-	})
+	nat, err := nat44.New(natConfig(cfg, log))
 	if err != nil {
 		return err
 	}
 	if err := nat.SetStatic(cfg.Forwards); err != nil {
 		return err
 	}
-	d := &Daemon{log: log, level: level, nat: nat, cfg: cfg}
-
 	ln, err := listenControl(cfg.ControlSocket)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           web.NewAPI(d, time.Now, log.With(slog.String("service", "api"))),
-		ReadHeaderTimeout: 5 * time.Second,
+	d := &Daemon{
+		log:   log,
+		level: level,
+		sup:   supervise.New(supervise.Config{Logger: log}),
+		facts: facts.NewBoard(),
+		watch: netwatch.New(append([]string{cfg.WAN}, cfg.LANs...)...),
+		cfg:   cfg,
+		nat:   nat,
+		ln:    ln,
 	}
+	d.snaps = d.watch.Subscribe()
+	d.sup.Add(svcNetwatch, d.watch.Run)
+	d.sup.Add(svcFacts, d.runFacts)
+	d.sup.Add(svcNAT, d.runNAT)
+	if cfg.DHCP != nil {
+		d.sup.Add(svcDHCP, d.runDHCP)
+	}
+	d.sup.Add(svcAPI, d.runAPI)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	watch := netwatch.New(append([]string{cfg.WAN}, cfg.LANs...)...)
-	snaps := watch.Subscribe()
-	errc := make(chan error, 4)
-	var wg sync.WaitGroup
-	wg.Go(func() { errc <- watch.Run(ctx) })
-	wg.Go(func() { errc <- nat.Run(ctx) })
-	wg.Go(func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("gateway: control socket: %w", err)
-		}
-	})
+	supCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	supDone := make(chan error, 1)
+	go func() { supDone <- d.sup.Run(supCtx) }()
 	log.Info("gateway running", slog.String("version", Version), slog.String("config", path), slog.String("wan", cfg.WAN), slog.Any("lan", cfg.LANs))
-
-	var runErr error
-	ready := nat.Ready()
-	// The DHCP server starts once the LAN interface has its address, from
-	// which it takes its subnet and pool.
-	dhcpPending := cfg.DHCP != nil
-loop:
 	for {
 		select {
-		case <-ctx.Done():
-			break loop
-		case err := <-errc:
-			if err != nil {
-				runErr = err
-			}
-			break loop
-		case <-ready:
-			conntrackTimeouts(cfg, log)
-			ready = nil
-		case s := <-snaps:
-			d.follow(s)
-			if dhcpPending {
-				if lan, ok := s[cfg.DHCP.Interface].IPv4(); ok {
-					dhcpPending = false
-					srv, err := d.newDHCP(cfg, lan)
-					if err != nil {
-						runErr = err
-						break loop
-					}
-					wg.Go(func() { errc <- srv.Run(ctx) })
-				}
-			}
 		case <-reload:
 			d.reload(path)
+			continue
+		case <-ctx.Done():
 		}
+		break
 	}
-	cancel()
-	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
-	srv.Shutdown(shut)
-	done()
-	wg.Wait()
+	stop()
+	err = <-supDone // bounded: the supervisor leaves behind what does not stop
 	os.Remove(cfg.ControlSocket)
-	log.Info("gateway stopped")
-	return runErr
+	d.log.Info("gateway stopped")
+	return err
 }
 
 func listenControl(path string) (net.Listener, error) {
@@ -163,25 +153,40 @@ func listenControl(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// follow acts on an interface change: the WAN's IPv4 address moves the
-// mappings with it.
-func (d *Daemon) follow(s netwatch.Snapshot) {
+func (d *Daemon) config() *Config {
 	d.mu.Lock()
-	cfg := d.cfg
-	d.mu.Unlock()
-	var addr netip.Addr
-	if p, ok := s[cfg.WAN].IPv4(); ok {
-		addr = p.Addr()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+func (d *Daemon) currentNAT() *nat44.NAT {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.nat
+}
+
+// runFacts turns the interface snapshots into the WAN and LAN facts.
+func (d *Daemon) runFacts(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case s := <-d.snaps:
+			d.publish(s)
+		}
 	}
-	kind := nat44.ClassifyWAN(addr, cfg.AllowDocumentationWAN)
-	d.mu.Lock()
-	changed := addr != d.wanAddr
-	d.wanAddr, d.wanKind = addr, kind
-	d.mu.Unlock()
-	if !changed {
+}
+
+// publish derives the facts from an interface snapshot and publishes
+// them; a new WAN address is logged with its kind.
+func (d *Daemon) publish(s netwatch.Snapshot) {
+	cfg := d.config()
+	wan, lan := factsOf(cfg, s)
+	d.facts.LAN.Publish(lan)
+	if !d.facts.WAN.Publish(wan) {
 		return
 	}
-	switch {
+	switch addr, kind := wan.Addr, wan.Kind; {
 	case !addr.IsValid():
 		d.log.Warn("WAN has no IPv4 address", slog.String("wan", cfg.WAN))
 	case kind.DoubleNAT():
@@ -191,47 +196,157 @@ func (d *Daemon) follow(s netwatch.Snapshot) {
 	default:
 		d.log.Info("WAN address", slog.String("addr", addr.String()), slog.String("kind", kind.String()))
 	}
-	if err := d.nat.SetWAN(addr); err != nil {
-		d.log.Error("apply the new WAN address", slog.Any("err", err))
+}
+
+// factsOf is what a snapshot of the interfaces says under cfg.
+func factsOf(cfg *Config, s netwatch.Snapshot) (facts.WAN, facts.LAN) {
+	wan := facts.WAN{Iface: cfg.WAN}
+	if p, ok := s[cfg.WAN].IPv4(); ok {
+		wan.Addr = p.Addr()
+	}
+	wan.Kind = nat44.ClassifyWAN(wan.Addr, cfg.AllowDocumentationWAN)
+	lan := facts.LAN{Addrs: map[string][]netip.Prefix{}}
+	for _, name := range cfg.LANs {
+		if i, ok := s[name]; ok {
+			lan.Addrs[name] = slices.Clone(i.Addrs)
+		}
+	}
+	return wan, lan
+}
+
+// natConfig is the NAT service's config under cfg.
+func natConfig(cfg *Config, log *slog.Logger) nat44.Config {
+	return nat44.Config{
+		WAN:       cfg.WAN,
+		LANs:      cfg.LANs,
+		Filtering: cfg.NAT.Filtering,
+		UDPHold:   cfg.NAT.UDPHold,
+		StateDir:  cfg.StateDir,
+		Policy:    cfg.NAT.Policy,
+		Reserved:  cfg.NAT.Reserved,
+		Logger:    log.With(slog.String("service", svcNAT)),
 	}
 }
 
-// reload re-reads the config. Settings that pick devices or files need a
-// restart; the rest take effect now. A bad file changes nothing.
-func (d *Daemon) reload(path string) {
-	cfg, err := LoadConfig(path)
+// runNAT runs the NAT service and feeds it the WAN address and the LAN
+// prefixes from the facts board.
+func (d *Daemon) runNAT(ctx context.Context) error {
+	nat, err := d.natForRun()
 	if err != nil {
-		d.log.Error("reload refused; the running config stays", slog.Any("err", err))
-		return
+		return err
 	}
-	d.mu.Lock()
-	old := d.cfg
-	d.mu.Unlock()
-	if cfg.WAN != old.WAN || !slices.Equal(cfg.LANs, old.LANs) || cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket {
-		d.log.Warn("reload: interfaces, state_dir and control_socket change only on restart")
-		cfg.WAN, cfg.LANs, cfg.StateDir, cfg.ControlSocket = old.WAN, old.LANs, old.StateDir, old.ControlSocket
-	}
-	if err := d.nat.SetStatic(cfg.Forwards); err != nil {
-		d.log.Error("reload refused; the running config stays", slog.Any("err", err))
-		d.nat.SetStatic(old.Forwards)
-		return
-	}
-	if err := d.nat.SetFiltering(cfg.NAT.Filtering); err != nil {
-		d.log.Error("reload: filtering", slog.Any("err", err))
-	}
-	if err := prepareKernel(cfg, d.log); err != nil {
-		d.log.Error("reload: kernel settings", slog.Any("err", err))
-	}
-	conntrackTimeouts(cfg, d.log)
-	d.level.Set(cfg.LogLevel)
-	d.mu.Lock()
-	d.cfg = cfg
-	d.mu.Unlock()
-	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wans, stopW := d.facts.WAN.Subscribe()
+	defer stopW()
+	lans, stopL := d.facts.LAN.Subscribe()
+	defer stopL()
+	wg.Go(func() {
+		ready := nat.Ready()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ready:
+				ready = nil
+				conntrackTimeouts(d.config(), d.log)
+			case w := <-wans:
+				if err := nat.SetWAN(w.Addr); err != nil {
+					d.log.Error("apply the new WAN address", slog.String("service", svcNAT), slog.Any("err", err))
+				}
+			case l := <-lans:
+				nat.SetLANPrefixes(l.Prefixes())
+			}
+		}
+	})
+	return nat.Run(ctx)
 }
 
-// newDHCP makes the DHCP server for the LAN address lan.
-func (d *Daemon) newDHCP(cfg *Config, lan netip.Prefix) (*dhcp.Server, error) {
+// natForRun returns the NAT to run: the one made at start, else a new one
+// for the current config, since a nat44.NAT runs only once.
+func (d *Daemon) natForRun() (*nat44.NAT, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.natRan {
+		d.natRan = true
+		return d.nat, nil
+	}
+	nat, err := nat44.New(natConfig(d.cfg, d.log))
+	if err != nil {
+		return nil, err
+	}
+	if err := nat.SetStatic(d.cfg.Forwards); err != nil {
+		return nil, err
+	}
+	d.nat = nat
+	return nat, nil
+}
+
+// runDHCP waits for the DHCP interface's IPv4 address, then serves with
+// the pool taken from it; when the address changes it starts again with
+// the new one.
+func (d *Daemon) runDHCP(ctx context.Context) error {
+	cfg := d.config()
+	if cfg.DHCP == nil {
+		return nil // turned off by a reload
+	}
+	iface := cfg.DHCP.Interface
+	hasAddr := func(l facts.LAN) bool { _, ok := l.IPv4(iface); return ok }
+	for {
+		l, err := d.facts.LAN.Wait(ctx, hasAddr)
+		if err != nil {
+			return nil // ctx is done
+		}
+		lan, _ := l.IPv4(iface)
+		if err := checkDHCP(cfg, lan); err != nil {
+			return err
+		}
+		dc, _ := dhcpConfig(cfg, lan, d.log)
+		srv, err := dhcp.New(dc)
+		if err != nil {
+			return err
+		}
+		moved, err := d.serveDHCP(ctx, srv, iface, lan)
+		if !moved || ctx.Err() != nil {
+			return err
+		}
+		d.log.Info("the LAN address changed; the DHCP server restarts with it", slog.String("interface", iface))
+	}
+}
+
+// serveDHCP runs srv until ctx is done, it fails, or iface's address is
+// no longer lan (moved).
+func (d *Daemon) serveDHCP(ctx context.Context, srv *dhcp.Server, iface string, lan netip.Prefix) (moved bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		_, err := d.facts.LAN.Wait(ctx, func(l facts.LAN) bool { p, _ := l.IPv4(iface); return p != lan })
+		if err == nil {
+			moved = true
+			cancel()
+		}
+	})
+	d.mu.Lock()
+	d.dhcp = srv
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.dhcp = nil
+		d.mu.Unlock()
+	}()
+	err = srv.Run(ctx)
+	cancel()
+	wg.Wait()
+	return moved, err
+}
+
+// dhcpConfig is the DHCP server's config under cfg for the LAN address
+// lan.
+func dhcpConfig(cfg *Config, lan netip.Prefix, log *slog.Logger) (dhcp.Config, error) {
 	c := cfg.DHCP
 	core := dhcp.CoreConfig{
 		ServerAddr:    lan,
@@ -256,23 +371,16 @@ func (d *Daemon) newDHCP(cfg *Config, lan netip.Prefix) (*dhcp.Server, error) {
 			core.PoolEnd = hostInPrefix(lan, 1<<(32-lan.Bits())-2)
 		}
 		if !core.PoolStart.IsValid() || !core.PoolEnd.IsValid() {
-			return nil, fmt.Errorf("gateway: %s: dhcp pool start %d limit %d does not fit in %v", cfg.File, start, c.Limit, lan.Masked())
+			return dhcp.Config{}, fmt.Errorf("dhcp pool start %d limit %d does not fit in %v", start, c.Limit, lan.Masked())
 		}
 	}
-	srv, err := dhcp.New(dhcp.Config{
+	return dhcp.Config{
 		CoreConfig:          core,
 		Interface:           c.Interface,
 		StateDir:            cfg.StateDir,
 		NoConflictDetection: c.NoConflictDetection,
-		Logger:              d.log.With(slog.String("service", "dhcp")),
-	})
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	d.dhcp = srv
-	d.mu.Unlock()
-	return srv, nil
+		Logger:              log.With(slog.String("service", svcDHCP)),
+	}, nil
 }
 
 // hostInPrefix is host number n of p's subnet, or invalid if outside.
@@ -287,7 +395,137 @@ func hostInPrefix(p netip.Prefix, n int) netip.Addr {
 	return a
 }
 
-// DHCP implements web.Backend; nil when the server is off.
+// runAPI serves the JSON API on the control socket. net/http recovers a
+// panic in a handler and logs it; the service goes on.
+func (d *Daemon) runAPI(ctx context.Context) error {
+	d.mu.Lock()
+	ln := d.ln
+	d.ln = nil
+	path := d.cfg.ControlSocket
+	d.mu.Unlock()
+	if ln == nil { // a restart: the last run closed it
+		var err error
+		if ln, err = listenControl(path); err != nil {
+			return err
+		}
+	}
+	log := d.log.With(slog.String("service", svcAPI))
+	srv := &http.Server{
+		Handler:           web.NewAPI(d, log),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelError),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("gateway: control socket: %w", err)
+	case <-ctx.Done():
+	}
+	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	srv.Shutdown(shut)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// reload re-reads the config. Settings that pick devices or files need a
+// restart; the rest take effect now. A config that the running services
+// would refuse changes nothing.
+func (d *Daemon) reload(path string) {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		d.log.Error("reload refused; the running config stays", slog.Any("err", err))
+		return
+	}
+	old := d.config()
+	if cfg.WAN != old.WAN || !slices.Equal(cfg.LANs, old.LANs) || cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket {
+		d.log.Warn("reload: interfaces, state_dir and control_socket change only on restart")
+		cfg.WAN, cfg.LANs, cfg.StateDir, cfg.ControlSocket = old.WAN, old.LANs, old.StateDir, old.ControlSocket
+	}
+	// The DHCP section is checked against the LAN address in use before
+	// anything changes.
+	if cfg.DHCP != nil {
+		if l, ok := d.facts.LAN.Get(); ok {
+			if lan, ok := l.IPv4(cfg.DHCP.Interface); ok {
+				if err := checkDHCP(cfg, lan); err != nil {
+					d.log.Error("reload refused; the running config stays", slog.Any("err", err))
+					return
+				}
+			}
+		}
+	}
+	nat := d.currentNAT()
+	if err := nat.SetStatic(cfg.Forwards); err != nil {
+		d.log.Error("reload refused; the running config stays", slog.Any("err", err))
+		nat.SetStatic(old.Forwards)
+		return
+	}
+	if err := nat.SetFiltering(cfg.NAT.Filtering); err != nil {
+		d.log.Error("reload: filtering", slog.Any("err", err))
+	}
+	d.setPolicy(nat, old, cfg)
+	if err := prepareKernel(cfg, d.log); err != nil {
+		d.log.Error("reload: kernel settings", slog.Any("err", err))
+	}
+	conntrackTimeouts(cfg, d.log)
+	d.level.Set(cfg.LogLevel)
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
+	if s := d.watch.Current(); s != nil {
+		d.publish(s) // allow_documentation_wan may change the WAN's kind
+	}
+	switch {
+	case old.DHCP == nil && cfg.DHCP != nil:
+		d.sup.Add(svcDHCP, d.runDHCP)
+	case old.DHCP != nil && cfg.DHCP == nil:
+		d.sup.Remove(svcDHCP)
+	case dhcpChanged(old.DHCP, cfg.DHCP):
+		// Its leases are in its journal: a new server takes them over.
+		d.log.Info("reload: the DHCP server restarts with the new config")
+		d.sup.Restart(svcDHCP)
+	}
+	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
+}
+
+// policySetter is how nat44 will take a new request policy at run time.
+//
+// LEAD: the setter nat44 adds for Policy and Reserved. Until *nat44.NAT
+// has it (with this signature, or change it here), a policy change takes
+// effect when the NAT service next starts.
+type policySetter interface {
+	SetPolicy(p nat44.Policy, reserved []nat44.Key) error
+}
+
+func (d *Daemon) setPolicy(nat *nat44.NAT, old, cfg *Config) {
+	if reflect.DeepEqual(old.NAT.Policy, cfg.NAT.Policy) && slices.Equal(old.NAT.Reserved, cfg.NAT.Reserved) {
+		return
+	}
+	ps, ok := any(nat).(policySetter)
+	if !ok {
+		d.log.Warn("reload: the mapping policy and reserved ports change only on restart")
+		return
+	}
+	if err := ps.SetPolicy(cfg.NAT.Policy, cfg.NAT.Reserved); err != nil {
+		d.log.Error("reload: mapping policy", slog.Any("err", err))
+	}
+}
+
+// dhcpChanged reports whether the DHCP server must restart to go from a
+// to b.
+func dhcpChanged(a, b *DHCPConfig) bool {
+	if a == nil || b == nil {
+		return a != b
+	}
+	x, y := *a, *b
+	x.Line, y.Line = 0, 0
+	return !reflect.DeepEqual(x, y)
+}
+
+// DHCP implements web.Backend; nil when no DHCP server runs.
 func (d *Daemon) DHCP() web.DHCP {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -299,27 +537,34 @@ func (d *Daemon) DHCP() web.DHCP {
 
 // Status implements web.Backend.
 func (d *Daemon) Status() any {
+	wan, _ := d.facts.WAN.Get()
+	nat := d.currentNAT()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	var ds *DHCPStatus
 	if d.dhcp != nil {
 		ds = &DHCPStatus{Stats: d.dhcp.Stats(), Counters: d.dhcp.Counters()}
 	}
+	cfg := d.cfg
+	d.mu.Unlock()
 	return Status{
 		DHCP:      ds,
 		Version:   Version,
-		Config:    d.cfg.File,
-		WAN:       d.cfg.WAN,
-		LANs:      d.cfg.LANs,
-		WANAddr:   d.wanAddr,
-		WANKind:   d.wanKind,
-		DoubleNAT: d.wanKind.DoubleNAT(),
-		NAT:       d.nat.Status(),
+		Config:    cfg.File,
+		WAN:       cfg.WAN,
+		LANs:      cfg.LANs,
+		WANAddr:   wan.Addr,
+		WANKind:   wan.Kind,
+		DoubleNAT: wan.Kind.DoubleNAT(),
+		NAT:       nat.Status(),
+		Services:  d.sup.Status(),
 	}
 }
 
 // NAT implements web.Backend.
-func (d *Daemon) NAT() web.NAT { return d.nat }
+func (d *Daemon) NAT() web.NAT { return d.currentNAT() }
+
+// Firewall implements web.Backend.
+func (d *Daemon) Firewall() web.Firewall { return d.currentNAT() }
 
 // Version is stamped by the build.
 var Version = "dev"

@@ -17,12 +17,19 @@ import (
 	"gateway/nat44"
 )
 
-// NAT is what the API needs of the NAT service.
+// NAT is what the API needs of the mapping service (nat44.NAT).
 type NAT interface {
 	List() []nat44.Mapping
-	Add(ms ...nat44.Mapping) error
-	Remove(keys ...nat44.Key) error
+	Map(r nat44.Request) (nat44.Mapping, error)
+	Unmap(rel nat44.Release, keys ...nat44.Key) error
 	Sessions() ([]nat44.Session, error)
+}
+
+// Firewall is what the API needs of the IPv6 pinholes (nat44.NAT).
+type Firewall interface {
+	Pinholes() []nat44.Pinhole
+	OpenPinhole(r nat44.PinholeRequest) (nat44.Pinhole, error)
+	ClosePinhole(rel nat44.Release, k nat44.PinholeKey) error
 }
 
 // DHCP is what the API needs of the DHCP server.
@@ -37,7 +44,8 @@ type DHCP interface {
 type Backend interface {
 	Status() any
 	NAT() NAT
-	DHCP() DHCP // nil when the DHCP server is off
+	Firewall() Firewall
+	DHCP() DHCP // nil when the DHCP server is off (or not running)
 }
 
 // MappingRequest is the body of POST /api/v1/mappings. Lifetime 0 makes a
@@ -49,6 +57,21 @@ type MappingRequest struct {
 	Lifetime     Seconds        `json:"lifetime,omitempty"`
 	Description  string         `json:"description,omitempty"`
 }
+
+// PinholeRequest is the body of POST /api/v1/pinholes. Lifetime 0 makes
+// a permanent pinhole; an invalid Remote lets any host in.
+type PinholeRequest struct {
+	Proto       nat44.Proto    `json:"proto"`
+	Internal    netip.AddrPort `json:"internal"`
+	Remote      netip.Addr     `json:"remote,omitzero"`
+	Lifetime    Seconds        `json:"lifetime,omitempty"`
+	Description string         `json:"description,omitempty"`
+}
+
+// admin is who every request of the API acts for: the administrator, who
+// is not bound by the request policy but may not touch static forwards
+// (they belong to the config).
+var admin = nat44.Release{Owner: nat44.OwnerAdmin}
 
 // Seconds is a duration written as whole seconds in JSON.
 type Seconds time.Duration
@@ -69,7 +92,7 @@ func (s *Seconds) UnmarshalJSON(b []byte) error {
 }
 
 // NewAPI returns the handler of /api/v1/.
-func NewAPI(b Backend, now func() time.Time, log *slog.Logger) http.Handler {
+func NewAPI(b Backend, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -88,19 +111,39 @@ func NewAPI(b Backend, now func() time.Time, log *slog.Logger) http.Handler {
 			fail(w, http.StatusBadRequest, fmt.Errorf("body must be a JSON array of mappings: %w", err))
 			return
 		}
-		ms := make([]nat44.Mapping, len(reqs))
-		for i, q := range reqs {
-			ms[i] = nat44.Mapping{Proto: q.Proto, ExternalPort: q.ExternalPort, Internal: q.Internal, Owner: nat44.OwnerAdmin, Description: q.Description}
-			if q.Lifetime > 0 {
-				ms[i].Expires = now().Add(time.Duration(q.Lifetime))
+		// All or nothing, as the body is one request: what this request
+		// made is taken back if a later mapping is refused.
+		before := map[nat44.Key]bool{}
+		for _, m := range b.NAT().List() {
+			before[m.Key()] = true
+		}
+		var made []nat44.Mapping
+		for _, q := range reqs {
+			if q.ExternalPort == 0 {
+				// The admin names the port; 0 would be "any" to Map.
+				fail(w, http.StatusBadRequest, fmt.Errorf("%w: external port 0", nat44.ErrInvalid))
+				undo(b.NAT(), made, before)
+				return
 			}
+			m, err := b.NAT().Map(nat44.Request{
+				Owner:        nat44.OwnerAdmin,
+				Client:       q.Internal.Addr(),
+				Proto:        q.Proto,
+				ExternalPort: q.ExternalPort,
+				Exact:        true,
+				Internal:     q.Internal,
+				Lifetime:     time.Duration(q.Lifetime),
+				Description:  q.Description,
+			})
+			if err != nil {
+				fail(w, statusOf(err), err)
+				undo(b.NAT(), made, before)
+				return
+			}
+			made = append(made, m)
 		}
-		if err := b.NAT().Add(ms...); err != nil {
-			fail(w, statusOf(err), err)
-			return
-		}
-		log.Info("mappings added through the API", slog.Int("count", len(ms)))
-		reply(w, http.StatusCreated, ms)
+		log.Info("mappings added through the API", slog.Int("count", len(made)))
+		reply(w, http.StatusCreated, made)
 	})
 	mux.HandleFunc("DELETE /api/v1/mappings/{proto}/{port}", func(w http.ResponseWriter, r *http.Request) {
 		p, err := nat44.ParseProto(r.PathValue("proto"))
@@ -113,11 +156,56 @@ func NewAPI(b Backend, now func() time.Time, log *slog.Logger) http.Handler {
 			fail(w, http.StatusBadRequest, fmt.Errorf("port %q: %w", r.PathValue("port"), err))
 			return
 		}
-		if err := b.NAT().Remove(nat44.Key{Proto: p, ExternalPort: uint16(port)}); err != nil {
+		if err := b.NAT().Unmap(admin, nat44.Key{Proto: p, ExternalPort: uint16(port)}); err != nil {
 			fail(w, statusOf(err), err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /api/v1/pinholes", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, b.Firewall().Pinholes())
+	})
+	mux.HandleFunc("POST /api/v1/pinholes", func(w http.ResponseWriter, r *http.Request) {
+		var q PinholeRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&q); err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("body must be a pinhole {proto, internal, remote, lifetime, description}: %w", err))
+			return
+		}
+		p, err := b.Firewall().OpenPinhole(nat44.PinholeRequest{
+			Owner:       nat44.OwnerAdmin,
+			Client:      q.Internal.Addr(),
+			Proto:       q.Proto,
+			Internal:    q.Internal,
+			Remote:      q.Remote,
+			Lifetime:    time.Duration(q.Lifetime),
+			Description: q.Description,
+		})
+		if err != nil {
+			fail(w, statusOf(err), err)
+			return
+		}
+		log.Info("pinhole opened through the API", slog.String("pinhole", p.PinholeKey.String()))
+		reply(w, http.StatusCreated, p)
+	})
+	mux.HandleFunc("DELETE /api/v1/pinholes/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 16)
+		if err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("pinhole id %q: %w", r.PathValue("id"), err))
+			return
+		}
+		for _, p := range b.Firewall().Pinholes() {
+			if p.ID == uint16(id) {
+				if err := b.Firewall().ClosePinhole(admin, p.PinholeKey); err != nil {
+					fail(w, statusOf(err), err)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		fail(w, http.StatusNotFound, fmt.Errorf("%w: no pinhole %d", nat44.ErrNotFound, id))
 	})
 	dhcpOr404 := func(w http.ResponseWriter) DHCP {
 		d := b.DHCP()
@@ -181,14 +269,37 @@ func NewAPI(b Backend, now func() time.Time, log *slog.Logger) http.Handler {
 	return mux
 }
 
+// undo takes back the mappings of a refused request that it made anew.
+func undo(n NAT, made []nat44.Mapping, before map[nat44.Key]bool) {
+	for _, m := range made {
+		if !before[m.Key()] {
+			n.Unmap(admin, m.Key())
+		}
+	}
+}
+
+// statuses maps the mapping service's errors to HTTP statuses.
+var statuses = []struct {
+	err  error
+	code int
+}{
+	{nat44.ErrInvalid, http.StatusBadRequest},
+	{nat44.ErrNotFound, http.StatusNotFound},
+	{nat44.ErrNotAllowed, http.StatusForbidden}, // the rules refuse it
+	{nat44.ErrNotOwner, http.StatusForbidden},   // a static forward, or someone else's
+	{nat44.ErrConflict, http.StatusConflict},
+	{nat44.ErrNoPort, http.StatusConflict},
+	{nat44.ErrHostLimit, http.StatusTooManyRequests},
+	{nat44.ErrTableFull, http.StatusInsufficientStorage},
+	{nat44.ErrNoWAN, http.StatusServiceUnavailable},
+	{errors.ErrUnsupported, http.StatusNotImplemented},
+}
+
 func statusOf(err error) int {
-	switch {
-	case errors.Is(err, nat44.ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, nat44.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, nat44.ErrInvalid):
-		return http.StatusBadRequest
+	for _, s := range statuses {
+		if errors.Is(err, s.err) {
+			return s.code
+		}
 	}
 	return http.StatusInternalServerError
 }

@@ -2,9 +2,11 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -14,27 +16,75 @@ import (
 )
 
 // fakeNAT keeps mappings in a real nat44.Table, so conflicts and
-// validation are nat44's own.
-type fakeNAT struct{ t *nat44.Table }
+// validation are nat44's own; it keeps the owner rules the API relies on
+// (the admin may not touch static forwards) as the mapping service does.
+type fakeNAT struct {
+	t        *nat44.Table
+	now      time.Time
+	pinholes []nat44.Pinhole
+	noWAN    bool
+}
 
 func (f *fakeNAT) List() []nat44.Mapping { return f.t.List() }
-func (f *fakeNAT) Add(ms ...nat44.Mapping) error {
-	for _, m := range ms {
-		if err := f.t.Put(m, time.Unix(0, 0)); err != nil {
-			return err
-		}
+
+func (f *fakeNAT) Map(r nat44.Request) (nat44.Mapping, error) {
+	if f.noWAN {
+		return nat44.Mapping{}, nat44.ErrNoWAN
 	}
-	return nil
+	m := nat44.Mapping{Proto: r.Proto, ExternalPort: r.ExternalPort, Internal: r.Internal, Owner: r.Owner, Description: r.Description, Lifetime: r.Lifetime}
+	if r.Lifetime > 0 {
+		m.Expires = f.now.Add(r.Lifetime)
+	}
+	if old, ok := f.t.Get(m.Key()); ok && old.Owner == nat44.OwnerStatic {
+		return nat44.Mapping{}, fmt.Errorf("%w: %v is a static forward", nat44.ErrNotOwner, m.Key())
+	}
+	if err := f.t.Put(m, f.now); err != nil {
+		return nat44.Mapping{}, err
+	}
+	return m, nil
 }
-func (f *fakeNAT) Remove(ks ...nat44.Key) error {
+
+func (f *fakeNAT) Unmap(rel nat44.Release, ks ...nat44.Key) error {
 	for _, k := range ks {
-		if _, err := f.t.Delete(k); err != nil {
-			return err
+		m, ok := f.t.Get(k)
+		if !ok {
+			return fmt.Errorf("%w: %v", nat44.ErrNotFound, k)
 		}
+		if m.Owner == nat44.OwnerStatic {
+			return fmt.Errorf("%w: %v is a static forward", nat44.ErrNotOwner, k)
+		}
+	}
+	for _, k := range ks {
+		f.t.Delete(k)
 	}
 	return nil
 }
+
 func (f *fakeNAT) Sessions() ([]nat44.Session, error) { return nil, nil }
+
+func (f *fakeNAT) Pinholes() []nat44.Pinhole { return f.pinholes }
+
+func (f *fakeNAT) OpenPinhole(r nat44.PinholeRequest) (nat44.Pinhole, error) {
+	p := nat44.Pinhole{PinholeKey: nat44.PinholeKey{Proto: r.Proto, Internal: r.Internal, Remote: r.Remote}, Owner: r.Owner, ID: uint16(len(f.pinholes) + 1), Description: r.Description}
+	if err := p.Validate(); err != nil {
+		return nat44.Pinhole{}, err
+	}
+	if r.Lifetime > 0 {
+		p.Expires = f.now.Add(r.Lifetime)
+	}
+	f.pinholes = append(f.pinholes, p)
+	return p, nil
+}
+
+func (f *fakeNAT) ClosePinhole(rel nat44.Release, k nat44.PinholeKey) error {
+	for i, p := range f.pinholes {
+		if p.PinholeKey == k {
+			f.pinholes = append(f.pinholes[:i], f.pinholes[i+1:]...)
+			return nil
+		}
+	}
+	return nat44.ErrNotFound
+}
 
 type fakeDHCP struct{ res []dhcp.Reservation }
 
@@ -51,15 +101,20 @@ type fakeBackend struct {
 	dhcp DHCP
 }
 
-func (b fakeBackend) Status() any { return map[string]string{"ok": "yes"} }
-func (b fakeBackend) NAT() NAT    { return b.nat }
-func (b fakeBackend) DHCP() DHCP  { return b.dhcp }
+func (b fakeBackend) Status() any        { return map[string]string{"ok": "yes"} }
+func (b fakeBackend) NAT() NAT           { return b.nat }
+func (b fakeBackend) Firewall() Firewall { return b.nat }
+func (b fakeBackend) DHCP() DHCP         { return b.dhcp }
 
 func TestAPI(t *testing.T) {
-	now := func() time.Time { return time.Unix(1000, 0) }
-	withDHCP := fakeBackend{nat: &fakeNAT{nat44.NewTable()}, dhcp: &fakeDHCP{}}
-	h := NewAPI(withDHCP, now, nil)
-	noDHCP := NewAPI(fakeBackend{nat: &fakeNAT{nat44.NewTable()}}, now, nil)
+	now := time.Unix(1000, 0)
+	withDHCP := fakeBackend{nat: &fakeNAT{t: nat44.NewTable(), now: now}, dhcp: &fakeDHCP{}}
+	static := nat44.Mapping{Proto: nat44.TCP, ExternalPort: 2222, Internal: netip.MustParseAddrPort("192.168.1.5:22"), Owner: nat44.OwnerStatic}
+	if err := withDHCP.nat.t.Put(static, now); err != nil {
+		t.Fatal(err)
+	}
+	h := NewAPI(withDHCP, nil)
+	noDHCP := NewAPI(fakeBackend{nat: &fakeNAT{t: nat44.NewTable(), now: now, noWAN: true}}, nil)
 	cases := []struct {
 		name         string
 		h            http.Handler
@@ -77,6 +132,10 @@ func TestAPI(t *testing.T) {
 		{"unknown field", h, "POST", "/api/v1/mappings", `[{"proto":"tcp","port":1}]`, 400, "unknown field"},
 		{"not an array", h, "POST", "/api/v1/mappings", `{}`, 400, "JSON array"},
 		{"bad lifetime", h, "POST", "/api/v1/mappings", `[{"proto":"tcp","external_port":1,"internal":"192.168.1.11:80","lifetime":-1}]`, 400, "lifetime"},
+		{"batch is all or nothing", h, "POST", "/api/v1/mappings", `[{"proto":"udp","external_port":9000,"internal":"192.168.1.11:9000"},{"proto":"tcp","external_port":8080,"internal":"192.168.1.12:80"}]`, 409, "already mapped"},
+		{"static is the config's", h, "POST", "/api/v1/mappings", `[{"proto":"tcp","external_port":2222,"internal":"192.168.1.11:22"}]`, 403, "static forward"},
+		{"delete static", h, "DELETE", "/api/v1/mappings/tcp/2222", "", 403, "static forward"},
+		{"no WAN", noDHCP, "POST", "/api/v1/mappings", `[{"proto":"tcp","external_port":1,"internal":"192.168.1.11:80"}]`, 503, "WAN"},
 		{"delete", h, "DELETE", "/api/v1/mappings/tcp/8080", "", 204, ""},
 		{"delete again", h, "DELETE", "/api/v1/mappings/tcp/8080", "", 404, "no such mapping"},
 		{"delete bad port", h, "DELETE", "/api/v1/mappings/tcp/99999", "", 400, "port"},
@@ -85,6 +144,12 @@ func TestAPI(t *testing.T) {
 		{"reservation bad mac", h, "POST", "/api/v1/reservations", `{"mac":"zz","addr":"192.168.1.50"}`, 400, "not an Ethernet address"},
 		{"dhcp off", noDHCP, "GET", "/api/v1/leases", "", 404, "DHCP server is off"},
 		{"wrong method", h, "PUT", "/api/v1/mappings", "", 405, ""},
+		{"open pinhole", h, "POST", "/api/v1/pinholes", `{"proto":"udp","internal":"[2001:db8:1::10]:3478","lifetime":600}`, 201, `"id": 1`},
+		{"pinholes", h, "GET", "/api/v1/pinholes", "", 200, `"internal": "[2001:db8:1::10]:3478"`},
+		{"bad pinhole", h, "POST", "/api/v1/pinholes", `{"proto":"udp","internal":"192.168.1.10:3478"}`, 400, "not a global IPv6"},
+		{"close pinhole", h, "DELETE", "/api/v1/pinholes/1", "", 204, ""},
+		{"close pinhole again", h, "DELETE", "/api/v1/pinholes/1", "", 404, "no pinhole 1"},
+		{"close bad id", h, "DELETE", "/api/v1/pinholes/x", "", 400, "pinhole id"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,7 +166,7 @@ func TestAPI(t *testing.T) {
 			}
 		})
 	}
-	if got := withDHCP.nat.t.Len(); got != 0 {
-		t.Fatalf("a refused request changed the table: %d mappings left", got)
+	if got := withDHCP.nat.t.List(); len(got) != 1 || got[0].Key() != static.Key() {
+		t.Fatalf("a refused request changed the table: %v; want only the static forward", got)
 	}
 }

@@ -2,10 +2,6 @@
 // home gateway. See `gateway help`.
 package main
 
-import (
-	"os"
+import "os"
 
-	"gateway/gateway"
-)
-
-func main() { os.Exit(gateway.Main(os.Args)) }
+func main() { os.Exit(cli(os.Args)) }
