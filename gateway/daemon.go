@@ -491,25 +491,11 @@ func (d *Daemon) reload(path string) {
 	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
 }
 
-// policySetter is how nat44 will take a new request policy at run time.
-//
-// LEAD: the setter nat44 adds for Policy and Reserved. Until *nat44.NAT
-// has it (with this signature, or change it here), a policy change takes
-// effect when the NAT service next starts.
-type policySetter interface {
-	SetPolicy(p nat44.Policy, reserved []nat44.Key) error
-}
-
 func (d *Daemon) setPolicy(nat *nat44.NAT, old, cfg *Config) {
 	if reflect.DeepEqual(old.NAT.Policy, cfg.NAT.Policy) && slices.Equal(old.NAT.Reserved, cfg.NAT.Reserved) {
 		return
 	}
-	ps, ok := any(nat).(policySetter)
-	if !ok {
-		d.log.Warn("reload: the mapping policy and reserved ports change only on restart")
-		return
-	}
-	if err := ps.SetPolicy(cfg.NAT.Policy, cfg.NAT.Reserved); err != nil {
+	if err := nat.SetPolicy(cfg.NAT.Policy, cfg.NAT.Reserved); err != nil {
 		d.log.Error("reload: mapping policy", slog.Any("err", err))
 	}
 }
