@@ -179,27 +179,33 @@ func labUp(ctx context.Context, opt lab.Options, cfgPath string, httpPort int) e
 	if err := labPrintStatus(os.Stdout, st, false); err != nil {
 		return err
 	}
-	prog := os.Args[0]
-	sock := st.Socket
-	wan, wan6, pub6 := lab.WANAddr.Addr(), lab.WANAddr6.Addr(), lab.PublicAddrs6[0].Addr()
+	lab1 := os.Args[0] + " lab"
+	if l.Name != lab.DefaultName {
+		lab1 += " --name " + l.Name
+	}
 	fmt.Printf(`
 The LAN hosts got their IPv4 addresses from the gateway's DHCP server
-(reservations by MAC); IPv6 is routed to the LAN (static addresses until
-router advertisements come). The gateway runs under a respawner, as procd
-would run it: kill -9 it and it is back in a second, with its state.
+(reserved for their MACs); IPv6 is routed to the LAN (static addresses
+until router advertisements come). The gateway runs under a respawner, as
+procd runs it on a router: kill -9 it and it is back a second later, with
+its mappings and leases.
 
 Try:
-  %[1]s lab exec lan1 -- busybox httpd -p 80 -h /etc          a web server on lan1
-  %[1]s lab exec pub -- curl -s http://%[2]v:8080/hostname     in through the static forward
-  %[1]s lab exec lan2 -- curl -s http://%[2]v:8080/hostname    NAT loopback (hairpin)
-  %[1]s lab exec lan1 -- busybox ping -6 -c1 %[4]v         IPv6 to the internet
-  %[1]s lab exec pub -- busybox ping -6 -c1 %[3]v           IPv6 to the gateway's WAN
-  %[1]s leases -s %[5]s
-  %[1]s mappings -s %[5]s add udp 3074 %[6]v:3074 3600 game
-  kill -9 $(cat %[7]s); sleep 2; %[1]s mappings -s %[5]s
-  %[1]s lab status [--json]                                  hosts, leases, processes
-  %[1]s lab down                                             removes everything
-`, prog, wan, wan6, pub6, sock, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon))
+  # a web server on lan1, reached from the internet through the static
+  # forward, and from lan2 through NAT loopback
+  %[1]s exec lan1 -- sh -c 'mkdir -p /run/www; hostname >/run/www/index.html; busybox httpd -p 80 -h /run/www'
+  %[1]s exec pub -- curl -s http://%[2]v:8080/
+  %[1]s exec lan2 -- curl -s http://%[2]v:8080/
+  # IPv6, end to end
+  %[1]s exec lan1 -- busybox ping -6 -c1 %[3]v
+  %[1]s exec pub -- busybox ping -6 -c1 %[4]v
+  # the daemon: leases, a port mapping, kill -9 and back with it
+  %[5]s leases -s %[6]s
+  %[5]s mappings -s %[6]s add udp 3074 %[7]v:3074 3600 game
+  kill -9 $(cat %[8]s); sleep 2; %[5]s mappings -s %[6]s
+  %[1]s status
+  %[1]s down
+`, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon))
 	if httpPort != 0 {
 		fmt.Printf("  http://127.0.0.1:%d/ on this machine reaches %v:%d on the LAN (the panel, to come)\n", httpPort, lab.LANAddr.Addr(), labPanelPort)
 	}
