@@ -1,6 +1,6 @@
 //go:build linux && !nolab
 
-package gateway
+package gateway_test
 
 // DHCP interop: real clients from Debian (dhclient, busybox udhcpc, dhcpcd)
 // get, renew, release and get back leases from the daemon in the lab.
@@ -12,8 +12,6 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +19,8 @@ import (
 
 	"gateway/dhcp"
 	"gateway/gateway/lab"
+	"gateway/gateway/labgw"
+	"gateway/internal/testenv"
 )
 
 // dhcpExtra is the config of these tests: a short lease so that clients
@@ -32,14 +32,6 @@ config dhcp 'lan'
 	list dns '192.168.1.1'
 	list route '10.0.0.0/8 192.168.1.1'
 `
-
-func hookPath(t *testing.T) string {
-	p, err := filepath.Abs("testdata/dhcp-hook.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // dhcpClient is how to drive one client program.
 type dhcpClient struct {
@@ -77,14 +69,13 @@ var dhcpClients = []dhcpClient{
 }
 
 func lookClient(t *testing.T, c dhcpClient) {
-	if _, err := exec.LookPath(c.name); err != nil {
-		t.Skipf("%s not installed (Debian package %s; `make test` installs it)", c.name, c.pkg)
-	}
+	t.Helper()
+	testenv.Tool(t, c.name, c.pkg)
 }
 
 // hookEvents reads the events the hook logged in host.
 func hookEvents(l *lab.Lab, host string) []map[string]string {
-	f, err := os.Open(filepath.Join(l.Dir, host, "run", "dhcp-hook.log"))
+	f, err := os.Open(l.HookLog(host))
 	if err != nil {
 		return nil
 	}
@@ -129,7 +120,7 @@ func waitEvent(t *testing.T, l *lab.Lab, host string, n int, d time.Duration, na
 func (g *gw) leases() []dhcp.Lease {
 	g.t.Helper()
 	var ls []dhcp.Lease
-	if err := g.api().do("GET", "/api/v1/leases", nil, &ls); err != nil {
+	if err := g.api().Do("GET", "/api/v1/leases", nil, &ls); err != nil {
 		g.t.Fatal(err)
 	}
 	return ls
@@ -153,10 +144,10 @@ func (g *gw) mac(host string) string {
 // restart stops the daemon with sig and starts it again.
 func (g *gw) restart(sig syscall.Signal) {
 	g.t.Helper()
-	if err := g.l.Stop(labDaemon, sig); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := g.l.Stop(labgw.Daemon, sig); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		g.t.Fatal(err) // a daemon already stopped is fine
 	}
-	if err := StartLabGateway(g.t.Context(), g.l, binary, g.cfg); err != nil {
+	if err := labgw.Start(g.t.Context(), g.l, binary, g.cfg); err != nil {
 		g.t.Fatal(err)
 	}
 }
@@ -166,8 +157,9 @@ func TestDHCPClients(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			lookClient(t, c)
 			t.Parallel()
-			g := startGateway(t, dhcpExtra)
-			hook := hookPath(t)
+			// lan1 runs the client under test, not the lab's.
+			g := startWith(t, labgw.BaseConfig, dhcpExtra)
+			hook := g.l.DHCPHook()
 			g.mustRun(lab.LAN1, "ip", "-4", "addr", "flush", "dev", lab.HostIf)
 			mac := g.mac(lab.LAN1)
 
@@ -272,7 +264,7 @@ func TestDHCPClients(t *testing.T) {
 func udhcpcOnce(t *testing.T, g *gw, host string, tries int) string {
 	t.Helper()
 	lookClient(t, dhcpClients[1])
-	out, err := g.run(host, "udhcpc", "-q", "-n", "-f", "-t", fmt.Sprint(tries), "-T", "1", "-A", "1", "-s", hookPath(t), "-i", lab.HostIf, "-x", "hostname:"+host)
+	out, err := g.run(host, "udhcpc", "-q", "-n", "-f", "-t", fmt.Sprint(tries), "-T", "1", "-A", "1", "-s", g.l.DHCPHook(), "-i", lab.HostIf, "-x", "hostname:"+host)
 	if err != nil {
 		return ""
 	}
@@ -287,13 +279,13 @@ func udhcpcOnce(t *testing.T, g *gw, host string, tries int) string {
 }
 
 func TestDHCPReservations(t *testing.T) {
-	g := startGateway(t, dhcpExtra)
+	g := startWith(t, labgw.BaseConfig, dhcpExtra)
 	g.mustRun(lab.LAN1, "ip", "-4", "addr", "flush", "dev", lab.HostIf)
 	g.mustRun(lab.LAN2, "ip", "-4", "addr", "flush", "dev", lab.HostIf)
 	mac1, mac2 := g.mac(lab.LAN1), g.mac(lab.LAN2)
 
 	// A reservation in the config, with a host name.
-	g.writeConfig(LabConfig(g.l, dhcpExtra+fmt.Sprintf("\nconfig host\n\toption mac '%s'\n\toption ip '192.168.1.201'\n\toption name 'pinned'\n", mac1)))
+	g.writeConfig(labgw.BaseConfig(g.l, dhcpExtra+fmt.Sprintf("\nconfig host\n\toption mac '%s'\n\toption ip '192.168.1.201'\n\toption name 'pinned'\n", mac1)))
 	g.restart(syscall.SIGTERM)
 	if got := udhcpcOnce(t, g, lab.LAN1, 5); got != "192.168.1.201" {
 		t.Fatalf("lan1 got %q; want its reservation 192.168.1.201", got)
@@ -301,18 +293,18 @@ func TestDHCPReservations(t *testing.T) {
 
 	// One added at run time through the API survives a restart.
 	req := map[string]string{"mac": mac2, "addr": "192.168.1.202", "hostname": "runtime"}
-	if err := g.api().do("POST", "/api/v1/reservations", req, nil); err != nil {
+	if err := g.api().Do("POST", "/api/v1/reservations", req, nil); err != nil {
 		t.Fatal(err)
 	}
 	// An address reserved for another MAC is refused.
-	if err := g.api().do("POST", "/api/v1/reservations", map[string]string{"mac": "02:00:00:00:00:99", "addr": "192.168.1.202"}, nil); err == nil {
+	if err := g.api().Do("POST", "/api/v1/reservations", map[string]string{"mac": "02:00:00:00:00:99", "addr": "192.168.1.202"}, nil); err == nil {
 		t.Fatal("a second reservation of 192.168.1.202 was accepted")
 	}
 	g.restart(syscall.SIGKILL)
 	if got := udhcpcOnce(t, g, lab.LAN2, 5); got != "192.168.1.202" {
 		t.Fatalf("lan2 got %q; want its run-time reservation 192.168.1.202", got)
 	}
-	if err := g.api().do("DELETE", "/api/v1/reservations/"+mac2, nil, nil); err != nil {
+	if err := g.api().Do("DELETE", "/api/v1/reservations/"+mac2, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -320,16 +312,19 @@ func TestDHCPReservations(t *testing.T) {
 // TestDHCPConflictDetection: lan2 uses 192.168.1.11 without a lease; the
 // server finds it by ARP before offering it and gives lan1 another one.
 func TestDHCPConflictDetection(t *testing.T) {
-	g := startGateway(t, dhcpExtra+"\toption start '11'\n\toption limit '2'\n")
+	g := startWith(t, labgw.BaseConfig, dhcpExtra+"\toption start '11'\n\toption limit '2'\n")
 	g.mustRun(lab.LAN1, "ip", "-4", "addr", "flush", "dev", lab.HostIf)
-	// lan2 keeps its static 192.168.1.11.
+	// lan2 uses 192.168.1.11 without asking.
+	if err := g.l.SetStaticIPv4(lab.LAN2); err != nil {
+		t.Fatal(err)
+	}
 	got := udhcpcOnce(t, g, lab.LAN1, 5)
 	if got != "192.168.1.12" {
 		t.Fatalf("lan1 got %q; want 192.168.1.12 (192.168.1.11 is in use by lan2)", got)
 	}
 	// With only the taken address in the pool there is no lease at all,
 	// and the server says why.
-	g.writeConfig(LabConfig(g.l, dhcpExtra+"\toption start '11'\n\toption limit '1'\n"))
+	g.writeConfig(labgw.BaseConfig(g.l, dhcpExtra+"\toption start '11'\n\toption limit '1'\n"))
 	g.restart(syscall.SIGTERM)
 	g.mustRun(lab.LAN1, "ip", "-4", "addr", "flush", "dev", lab.HostIf)
 	if got := udhcpcOnce(t, g, lab.LAN1, 2); got != "" {
@@ -350,9 +345,13 @@ func TestDHCPConflictDetection(t *testing.T) {
 func TestDHCPDecline(t *testing.T) {
 	c := dhcpClients[2]
 	lookClient(t, c)
-	g := startGateway(t, dhcpExtra+"\toption start '11'\n\toption limit '1'\n\toption conflict_detection '0'\n")
+	g := startWith(t, labgw.BaseConfig, dhcpExtra+"\toption start '11'\n\toption limit '1'\n\toption conflict_detection '0'\n")
 	g.mustRun(lab.LAN1, "ip", "-4", "addr", "flush", "dev", lab.HostIf)
-	if _, err := g.l.Start(lab.LAN1, "dhcpcd", []string{"dhcpcd", "-4", "-B", "-L", "-f", "/dev/null", "-c", hookPath(t), lab.HostIf}, ""); err != nil {
+	// lan2 uses 192.168.1.11 without asking.
+	if err := g.l.SetStaticIPv4(lab.LAN2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.l.Start(lab.LAN1, "dhcpcd", []string{"dhcpcd", "-4", "-B", "-L", "-f", "/dev/null", "-c", g.l.DHCPHook(), lab.HostIf}, ""); err != nil {
 		t.Fatal(err)
 	}
 	// As patient as a DHCP client's retries.

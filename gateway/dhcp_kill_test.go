@@ -1,6 +1,6 @@
 //go:build linux && !nolab
 
-package gateway
+package gateway_test
 
 import (
 	"crypto/sha256"
@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gateway/gateway/lab"
+	"gateway/gateway/labgw"
 )
 
 // doraClient runs DHCP transactions for synthetic clients from a socket in
@@ -146,7 +147,10 @@ func (c *doraClient) dora(mac net.HardwareAddr) (netip.Addr, error) {
 // is killed with SIGKILL; after a restart every lease that was ACKed is
 // there, and no address belongs to two clients.
 func TestDHCPLeasesSurviveKill9MidLoad(t *testing.T) {
-	g := startGateway(t, "\nconfig dhcp 'lan'\n\toption start '20'\n\toption limit '230'\n\toption conflict_detection '0'\n")
+	g := startWith(t, labgw.BaseConfig, "\nconfig dhcp 'lan'\n\toption start '20'\n\toption limit '230'\n\toption conflict_detection '0'\n")
+	if err := g.l.SetStaticIPv4(lab.LAN1); err != nil {
+		t.Fatal(err)
+	}
 	c := newDORAClient(t, g.l, lab.LAN1)
 
 	const clients = 200
@@ -182,7 +186,7 @@ func TestDHCPLeasesSurviveKill9MidLoad(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		killed.Store(true)
-		g.l.Stop(labDaemon, syscall.SIGKILL)
+		g.l.Stop(labgw.Daemon, syscall.SIGKILL)
 	}()
 	for i := range clients {
 		work <- i

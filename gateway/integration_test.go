@@ -1,6 +1,6 @@
 //go:build linux && !nolab
 
-package gateway
+package gateway_test
 
 // Integration tests: the real binary runs in a lab built of network
 // namespaces, and real TCP and UDP cross it. They need root; without it, or
@@ -23,8 +23,11 @@ import (
 	"testing"
 	"time"
 
+	"gateway/gateway"
 	"gateway/gateway/lab"
 	"gateway/gateway/lab/labtest"
+	"gateway/gateway/labgw"
+	"gateway/internal/testenv"
 	"gateway/nat44"
 	"gateway/web"
 )
@@ -65,23 +68,40 @@ type gw struct {
 }
 
 // startGateway builds a lab and runs the daemon with the lab's default
-// config plus extra.
+// config (every service on) plus extra; the LAN hosts get their usual
+// addresses from it through the lab's DHCP client.
 func startGateway(t *testing.T, extra string) *gw {
 	t.Helper()
+	return startWith(t, labgw.Config, extra, lab.LANHosts...)
+}
+
+// startWith builds a lab and runs the daemon, without a respawner, with
+// config(l, extra); in each of dhcpHosts the lab's DHCP client runs and
+// the test waits for its lease. The other LAN hosts have no IPv4 address.
+func startWith(t *testing.T, config func(*lab.Lab, string) string, extra string, dhcpHosts ...string) *gw {
+	t.Helper()
 	l := labtest.New(t)
-	g := &gw{t: t, l: l, cfg: filepath.Join(l.Dir, "gateway.conf")}
-	g.writeConfig(LabConfig(l, extra))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := StartLabGateway(ctx, l, binary, g.cfg); err != nil {
-		t.Fatal(err)
-	}
+	g := &gw{t: t, l: l, cfg: labgw.ConfigPath(l)}
+	g.writeConfig(config(l, extra))
 	t.Cleanup(func() {
 		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(l.Dir, "gateway.log"))
-			t.Logf("gateway log:\n%s", tail(b, 40))
+			b, _ := os.ReadFile(labgw.Log(l))
+			t.Logf("gateway log:\n%s", labgw.Tail(b, 40))
 		}
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	if err := labgw.Start(ctx, l, binary, g.cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range dhcpHosts {
+		if _, err := l.StartDHCPClient(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := labgw.WaitLeases(ctx, l, dhcpHosts...); err != nil {
+		t.Fatal(err)
+	}
 	return g
 }
 
@@ -92,12 +112,12 @@ func (g *gw) writeConfig(text string) {
 	}
 }
 
-func (g *gw) api() *client { return newClient(LabSocket(g.l)) }
+func (g *gw) api() *labgw.Client { return labgw.NewClient(labgw.Socket(g.l)) }
 
-func (g *gw) status() Status {
+func (g *gw) status() gateway.Status {
 	g.t.Helper()
-	var st Status
-	if err := g.api().do("GET", "/api/v1/status", nil, &st); err != nil {
+	var st gateway.Status
+	if err := g.api().Do("GET", "/api/v1/status", nil, &st); err != nil {
 		g.t.Fatal(err)
 	}
 	return st
@@ -125,7 +145,7 @@ func (g *gw) signal(sig syscall.Signal) {
 	st := g.l.Status()
 	for _, h := range st.Hosts {
 		for _, p := range h.Processes {
-			if p.Name == labDaemon && p.Alive {
+			if p.Name == labgw.Daemon && p.Alive {
 				if err := syscall.Kill(p.PID, sig); err != nil {
 					g.t.Fatal(err)
 				}
@@ -244,7 +264,7 @@ func TestNATOutForwardInHairpin(t *testing.T) {
 
 	// The session view lists the flows, outbound and inbound.
 	var ss []nat44.Session
-	if err := g.api().do("GET", "/api/v1/sessions", nil, &ss); err != nil {
+	if err := g.api().Do("GET", "/api/v1/sessions", nil, &ss); err != nil {
 		t.Fatal(err)
 	}
 	var out, in bool
@@ -341,7 +361,7 @@ func TestUDPFiltering(t *testing.T) {
 		t.Run(tc.mode.String(), func(t *testing.T) {
 			t.Parallel()
 			g := startGateway(t, "")
-			cfg := strings.Replace(LabConfig(g.l, ""), "address-and-port-dependent", tc.mode.String(), 1)
+			cfg := strings.Replace(labgw.Config(g.l, ""), "address-and-port-dependent", tc.mode.String(), 1)
 			g.writeConfig(cfg)
 			g.signal(syscall.SIGHUP)
 			eventually(t, "filtering reloaded", func() error {
@@ -436,7 +456,7 @@ func TestUDPFiltering(t *testing.T) {
 
 func (g *gw) addMapping(req web.MappingRequest) {
 	g.t.Helper()
-	if err := g.api().do("POST", "/api/v1/mappings", []web.MappingRequest{req}, nil); err != nil {
+	if err := g.api().Do("POST", "/api/v1/mappings", []web.MappingRequest{req}, nil); err != nil {
 		g.t.Fatal(err)
 	}
 }
@@ -450,12 +470,12 @@ func TestMappingsSurviveKill9(t *testing.T) {
 	wantTCP(t, g.l, lab.Public, hostPort(wanAddr, 9000), "lan2 saw")
 
 	// A conflicting request changes nothing.
-	err := g.api().do("POST", "/api/v1/mappings", []web.MappingRequest{{Proto: nat44.TCP, ExternalPort: 9000, Internal: netip.AddrPortFrom(lan1, 90)}}, nil)
+	err := g.api().Do("POST", "/api/v1/mappings", []web.MappingRequest{{Proto: nat44.TCP, ExternalPort: 9000, Internal: netip.AddrPortFrom(lan1, 90)}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "already mapped") {
 		t.Fatalf("conflicting mapping: %v; want a conflict", err)
 	}
 
-	if err := g.l.Stop(labDaemon, syscall.SIGKILL); err != nil {
+	if err := g.l.Stop(labgw.Daemon, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	// Whatever the killed daemon left in the kernel, the new one owns and
@@ -463,11 +483,11 @@ func TestMappingsSurviveKill9(t *testing.T) {
 	g.mustRun(lab.Gateway, "nft", "flush", "map", "inet", nat44.TableName, "fwd4")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := StartLabGateway(ctx, g.l, binary, g.cfg); err != nil {
+	if err := labgw.Start(ctx, g.l, binary, g.cfg); err != nil {
 		t.Fatal(err)
 	}
 	var ms []nat44.Mapping
-	if err := g.api().do("GET", "/api/v1/mappings", nil, &ms); err != nil {
+	if err := g.api().Do("GET", "/api/v1/mappings", nil, &ms); err != nil {
 		t.Fatal(err)
 	}
 	got := map[uint16]string{}
@@ -512,19 +532,20 @@ func TestReloadAndShutdown(t *testing.T) {
 	tcpServer(t, g.l, lab.LAN2, hostPort(lan2, 22))
 
 	// A bad file is refused and the running config stays.
-	g.writeConfig(LabConfig(g.l, "\nconfig redirect\n\toption src_dport 'seventy'\n"))
+	badLine := strings.Count(labgw.Config(g.l, ""), "\n") + 3
+	g.writeConfig(labgw.Config(g.l, "\nconfig redirect\n\toption src_dport 'seventy'\n"))
 	g.signal(syscall.SIGHUP)
 	eventually(t, "reload refused in the log", func() error {
-		b, _ := os.ReadFile(filepath.Join(g.l.Dir, "gateway.log"))
-		if !strings.Contains(string(b), "reload refused") || !strings.Contains(string(b), `gateway.conf:21: src_dport \"seventy\" is not a port number`) {
-			return errors.New("no 'reload refused' naming gateway.conf:21 yet")
+		b, _ := os.ReadFile(labgw.Log(g.l))
+		if !strings.Contains(string(b), "reload refused") || !strings.Contains(string(b), fmt.Sprintf(`gateway.conf:%d: src_dport \"seventy\" is not a port number`, badLine)) {
+			return fmt.Errorf("no 'reload refused' naming gateway.conf:%d yet", badLine)
 		}
 		return nil
 	})
 	wantTCP(t, g.l, lab.Public, hostPort(wanAddr, 8080), "lan1 saw")
 
 	// A good one takes effect: a new forward, and the old one gone.
-	cfg := strings.Replace(LabConfig(g.l, "\nconfig redirect\n\toption proto 'tcp'\n\toption src_dport '2222'\n\toption dest_ip '192.168.1.11'\n\toption dest_port '22'\n"),
+	cfg := strings.Replace(labgw.Config(g.l, "\nconfig redirect\n\toption proto 'tcp'\n\toption src_dport '2222'\n\toption dest_ip '192.168.1.11'\n\toption dest_port '22'\n"),
 		"option src_dport '8080'", "option src_dport '8081'", 1)
 	g.writeConfig(cfg)
 	g.signal(syscall.SIGHUP)
@@ -544,21 +565,33 @@ func TestReloadAndShutdown(t *testing.T) {
 	})
 
 	// SIGTERM: a clean exit that leaves nothing in the kernel.
-	if err := g.l.Stop(labDaemon, syscall.SIGTERM); err != nil {
+	if err := g.l.Stop(labgw.Daemon, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := g.run(lab.Gateway, "nft", "list", "table", "inet", nat44.TableName); err == nil {
 		t.Fatalf("table still there after SIGTERM:\n%s", out)
 	}
-	b, _ := os.ReadFile(filepath.Join(g.l.Dir, "gateway.log"))
+	b, _ := os.ReadFile(labgw.Log(g.l))
 	if !strings.Contains(string(b), "gateway stopped") {
-		t.Fatalf("no clean stop in the log:\n%s", tail(b, 10))
+		t.Fatalf("no clean stop in the log:\n%s", labgw.Tail(b, 10))
 	}
+}
+
+func daemonAlive(st lab.Status) bool {
+	for _, h := range st.Hosts {
+		for _, p := range h.Processes {
+			if p.Name == labgw.Daemon && p.Alive {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // TestLabCLI drives the lab the way a user does, through the binary.
 func TestLabCLI(t *testing.T) {
 	labtest.Skip(t)
+	testenv.Tool(t, "udhcpc", "udhcpc")
 	name := fmt.Sprintf("c%06x", time.Now().UnixNano()&0xffffff)
 	run := func(args ...string) (string, error) {
 		out, err := exec.Command(binary, args...).CombinedOutput()
@@ -568,28 +601,50 @@ func TestLabCLI(t *testing.T) {
 	if out, err := run("lab", "up", "--name", name, "--http-port", "0"); err != nil {
 		t.Fatalf("lab up: %v\n%s", err, out)
 	}
-	// Idempotent: a second up keeps the running lab.
+	pid := func() string {
+		b, _ := os.ReadFile(filepath.Join("/run/gateway-lab", name, "pids", labgw.Daemon))
+		return strings.TrimSpace(string(b))
+	}
+	first := pid()
+	// Idempotent: a second up keeps the running lab and its daemon.
 	if out, err := run("lab", "up", "--name", name, "--http-port", "0"); err != nil {
 		t.Fatalf("second lab up: %v\n%s", err, out)
+	}
+	if again := pid(); again != first || first == "" {
+		t.Errorf("daemon pid %q after the second up, was %q; want it kept", again, first)
 	}
 	out, err := run("lab", "status", "--name", name, "--json")
 	if err != nil {
 		t.Fatalf("lab status: %v\n%s", err, out)
 	}
-	var st lab.Status
+	var st labgw.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("lab status --json: %v\n%s", err, out)
 	}
 	roles := map[string]string{}
+	leases := map[string]netip.Addr{}
 	for _, h := range st.Hosts {
 		roles[h.Name] = h.Role
+		if h.Lease != nil && h.Lease.Held {
+			leases[h.Name] = h.Lease.Addr.Addr()
+		}
 	}
-	if !st.Up || roles["gw"] != "gateway" || roles["pub"] != "public" || roles["lan1"] != "lan" || !daemonAlive(st) {
-		t.Fatalf("lab status: up=%v roles=%v daemon=%v", st.Up, roles, daemonAlive(st))
+	if !st.Up || !st.Ready || roles["gw"] != "gateway" || roles["pub"] != "public" || roles["lan1"] != "lan" || !daemonAlive(st.Status) {
+		t.Fatalf("lab status: up=%v ready=%v (%q) roles=%v daemon=%v", st.Up, st.Ready, st.NotReady, roles, daemonAlive(st.Status))
+	}
+	if leases[lab.LAN1] != lan1 || leases[lab.LAN2] != lan2 {
+		t.Errorf("lab status: leases %v; want lan1 %v and lan2 %v", leases, lan1, lan2)
+	}
+	if l, ok := labgw.Lease(st.Leases, lab.LAN2MAC); !ok || l.Addr != lan2 || l.Hostname != lab.LAN2 {
+		t.Errorf("the daemon's lease for lan2: %+v (%v); want %v named lan2", l, ok, lan2)
 	}
 	out, err = run("lab", "exec", "--name", name, "lan1", "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
 	if err != nil || !strings.Contains(out, lan1.String()) {
 		t.Fatalf("lab exec: %v\n%s", err, out)
+	}
+	out, err = run("lab", "status", "--name", name)
+	if err != nil || !strings.Contains(out, "ready=true") || !strings.Contains(out, "192.168.1.11 until") {
+		t.Fatalf("lab status: %v\n%s", err, out)
 	}
 	out, err = run("status", "-s", "/run/gateway-lab/"+name+"/gateway.sock")
 	if err != nil || !strings.Contains(out, `"wan_kind": "public"`) {
@@ -601,4 +656,75 @@ func TestLabCLI(t *testing.T) {
 	if out, _ := exec.Command("ip", "netns", "list").CombinedOutput(); strings.Contains(string(out), "gwl-"+name+"-") {
 		t.Fatalf("namespaces left after lab down:\n%s", out)
 	}
+}
+
+// TestRespawnAfterKill9: under the lab's respawner, as under procd on a
+// router, a daemon killed with SIGKILL is back within seconds, with its
+// mappings, and the LAN hosts keep their leases.
+func TestRespawnAfterKill9(t *testing.T) {
+	l := labtest.New(t)
+	cfg := labgw.ConfigPath(l)
+	if err := os.WriteFile(cfg, []byte(labgw.Config(l, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	if err := labgw.Up(ctx, l, binary, cfg); err != nil {
+		t.Fatal(err)
+	}
+	g := &gw{t: t, l: l, cfg: cfg}
+	tcpServer(t, l, lab.LAN2, hostPort(lan2, 90))
+	g.addMapping(web.MappingRequest{Proto: nat44.TCP, ExternalPort: 9000, Internal: netip.AddrPortFrom(lan2, 90), Lifetime: web.Seconds(time.Hour), Description: "timed"})
+	wantTCP(t, l, lab.Public, hostPort(wanAddr, 9000), "lan2 saw")
+
+	before, ok := l.Process(labgw.Daemon)
+	if !ok || !before.Alive {
+		t.Fatalf("daemon: %+v, %v", before, ok)
+	}
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyWithin(t, 5*time.Second, "the daemon is back", func() error {
+		p, ok := l.Process(labgw.Daemon)
+		if !ok || !p.Alive || p.PID == before.PID {
+			return fmt.Errorf("daemon %+v", p)
+		}
+		if p.Restarts != 1 {
+			return fmt.Errorf("restarts %d, want 1", p.Restarts)
+		}
+		return labgw.Wait(ctx, l, cfg)
+	})
+	var ms []nat44.Mapping
+	if err := g.api().Do("GET", "/api/v1/mappings", nil, &ms); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint16]string{}
+	for _, m := range ms {
+		got[m.ExternalPort] = m.Internal.String() + " " + string(m.Owner)
+	}
+	want := map[uint16]string{8080: "192.168.1.10:80 static", 9000: "192.168.1.11:90 admin"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after kill -9 and respawn: mappings %v, want %v", got, want)
+	}
+	wantTCP(t, l, lab.Public, hostPort(wanAddr, 9000), "lan2 saw")
+	if st := labgw.Read(l); !st.Ready {
+		t.Errorf("after the respawn the lab is not ready: %q", st.NotReady)
+	}
+	b, _ := os.ReadFile(labgw.Log(l))
+	if !strings.Contains(string(b), "lab: respawn gateway: signal: killed") {
+		t.Errorf("no respawn in the log:\n%s", labgw.Tail(b, 20))
+	}
+}
+
+// TestIPv6 checks the lab's IPv6 with the gateway running: the public
+// host reaches the gateway's WAN, and the LAN hosts reach the public host.
+func TestIPv6(t *testing.T) {
+	g := startGateway(t, "")
+	testenv.Tool(t, "busybox", "busybox")
+	g.mustRun(lab.Public, "busybox", "ping", "-6", "-c", "1", "-W", "2", lab.WANAddr6.Addr().String())
+	pub6 := lab.PublicAddrs6[0].Addr()
+	tcpServer(t, g.l, lab.Public, hostPort(pub6, 80))
+	// No NAT for IPv6: pub sees the LAN host's own address.
+	wantTCP(t, g.l, lab.LAN1, hostPort(pub6, 80), "pub saw ["+lab.LAN1Addr6.Addr().String()+"]:")
+	wantTCP(t, g.l, lab.LAN2, hostPort(pub6, 80), "pub saw ["+lab.LAN2Addr6.Addr().String()+"]:")
 }

@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"gateway/gateway"
 	"gateway/gateway/lab"
+	"gateway/gateway/labgw"
 )
 
 func main() {
@@ -50,11 +50,11 @@ func run(n int) error {
 	}
 	defer l.Down()
 	cfg := filepath.Join(l.Dir, "gateway.conf")
-	text := strings.Replace(gateway.LabConfig(l, "\nconfig dhcp 'lan'\n"), "option log_level 'debug'", "option log_level 'info'", 1)
+	text := strings.Replace(labgw.Config(l, ""), "option log_level 'debug'", "option log_level 'info'", 1)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return err
 	}
-	if err := gateway.StartLabGateway(ctx, l, bin, cfg); err != nil {
+	if err := labgw.Start(ctx, l, bin, cfg); err != nil {
 		return err
 	}
 	pid, err := daemonPID(l)
@@ -69,7 +69,7 @@ func run(n int) error {
 	// Mappings through the API, in batches of 1,000, as a busy LAN would
 	// build them up.
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", gateway.LabSocket(l))
+		return (&net.Dialer{}).DialContext(ctx, "unix", labgw.Socket(l))
 	}}}
 	for i := 0; i < n; i += 1000 {
 		var batch []map[string]any
@@ -102,7 +102,7 @@ func run(n int) error {
 func daemonPID(l *lab.Lab) (int, error) {
 	for _, h := range l.Status().Hosts {
 		for _, p := range h.Processes {
-			if p.Name == "gateway" && p.Alive {
+			if p.Name == labgw.Daemon && p.Alive {
 				return p.PID, nil
 			}
 		}

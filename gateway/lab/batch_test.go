@@ -2,15 +2,14 @@ package lab
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"gateway/internal/testenv"
 )
 
 func TestRunBatchNamesTheFailedCommand(t *testing.T) {
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip(8)")
-	}
+	testenv.Tool(t, "ip", "iproute2")
 	b := batch{cmds: [][]string{{"link", "show", "lo"}, {"link", "show", "gwl-nosuch0"}, {"link", "show", "lo"}}}
 	err := runBatch(context.Background(), b)
 	if err == nil {

@@ -15,3 +15,12 @@ func BuildSteps() []string {
 	}
 	return append(steps, "state")
 }
+
+// Bare returns a Lab value for dir without building anything: enough for
+// what only uses the state folder, such as Respawn.
+func Bare(dir string) *Lab {
+	return &Lab{Name: "bare", Dir: dir, exited: make(map[string]chan struct{})}
+}
+
+// ReadLease is readLease.
+var ReadLease = readLease

@@ -1,20 +1,31 @@
 // Package lab builds the virtual home network of `gateway lab` and of the
 // integration tests: an ISP router with a public host behind it, the gateway,
 // and two LAN hosts, each in its own network namespace, wired with veth pairs
-// and bridges. It only builds the topology and runs processes in it; the
-// daemon is started by whoever uses the lab.
+// and bridges. It builds the topology and runs processes in it (a DHCP
+// client in a LAN host, a daemon under a respawner); the daemon itself is
+// started by whoever uses the lab (gateway/labgw).
 //
-//	pub (198.51.100.10, .11)
+//	pub (198.51.100.10, .11; 2001:db8:100::10, ::11)
 //	 | eth0 ── pub0
-//	isp: br-inet 198.51.100.1, gw-wan 203.0.113.1, forwarding
+//	isp: br-inet 198.51.100.1 2001:db8:100::1, gw-wan 203.0.113.1 2001:db8:0:1::1,
+//	     route 2001:db8:1:1::/64 via 2001:db8:0:1::2, forwarding
 //	 | gw-wan ── wan
-//	gw: wan 203.0.113.2, br-lan 192.168.1.1 (ports lan1, lan2), forwarding
-//	 | lan1 ── eth0            | lan2 ── eth0
-//	lan1 (192.168.1.10)        lan2 (192.168.1.11)
+//	gw: wan 203.0.113.2 2001:db8:0:1::2, br-lan 192.168.1.1 2001:db8:1:1::1
+//	    (ports lan1, lan2), forwarding
+//	 | lan1 ── eth0                     | lan2 ── eth0
+//	lan1 02:00:00:00:01:10              lan2 02:00:00:00:01:11
+//	  IPv4 by DHCP (192.168.1.10)         IPv4 by DHCP (192.168.1.11)
+//	  2001:db8:1:1::10                    2001:db8:1:1::11
 //
-// The addresses are documentation ranges (RFC 5737) and a private LAN range;
-// the ISP has no route to 192.168.1.0/24, as on the real internet, so LAN
-// hosts reach the public side only through the gateway's NAT.
+// The addresses are documentation ranges (RFC 5737, RFC 3849) and a private
+// LAN range; the ISP has no route to 192.168.1.0/24, as on the real
+// internet, so LAN hosts reach the public side over IPv4 only through the
+// gateway's NAT. Over IPv6 the ISP routes the LAN's /64 to the gateway.
+//
+// The build gives LAN hosts no IPv4 address: they get one from the
+// gateway's DHCP server through a real client (StartDHCPClient), and the
+// gateway's default config reserves LAN1Addr and LAN2Addr for their MACs.
+// SetStaticIPv4 gives them those addresses without a DHCP server.
 //
 // Namespaces are named gwl-<lab>-<host>. Every interface is created directly
 // in its namespace, so labs with different names never collide.
@@ -66,7 +77,7 @@ const (
 	LAN2Port   = "lan2" // br-lan's port to lan2
 )
 
-// Addresses.
+// IPv4 addresses.
 var (
 	ISPWANAddr  = netip.MustParsePrefix("203.0.113.1/24")  // on ISPWAN; the gateway's default route
 	WANAddr     = netip.MustParsePrefix("203.0.113.2/24")  // on GatewayWAN
@@ -75,10 +86,42 @@ var (
 		netip.MustParsePrefix("198.51.100.10/24"),
 		netip.MustParsePrefix("198.51.100.11/24"),
 	}
-	LANAddr  = netip.MustParsePrefix("192.168.1.1/24")  // on GatewayLAN; the LAN hosts' default route
-	LAN1Addr = netip.MustParsePrefix("192.168.1.10/24") // on lan1's HostIf
-	LAN2Addr = netip.MustParsePrefix("192.168.1.11/24") // on lan2's HostIf
+	LANAddr = netip.MustParsePrefix("192.168.1.1/24") // on GatewayLAN; the LAN hosts' default route
+	// LAN1Addr and LAN2Addr are what the LAN hosts get by DHCP: the lab's
+	// default config reserves them for LAN1MAC and LAN2MAC.
+	LAN1Addr = netip.MustParsePrefix("192.168.1.10/24")
+	LAN2Addr = netip.MustParsePrefix("192.168.1.11/24")
 )
+
+// MAC addresses of the LAN hosts' HostIf, fixed so that DHCP reservations
+// can name them and a lab keeps them across restarts of its gateway.
+const (
+	LAN1MAC = "02:00:00:00:01:10"
+	LAN2MAC = "02:00:00:00:01:11"
+)
+
+// IPv6 addresses (RFC 3849 documentation prefix 2001:db8::/32). The ISP
+// routes LANPrefix6 to the gateway's WAN6Addr.
+//
+// LAN1Addr6 and LAN2Addr6 are static for now, with duplicate address
+// detection off so that they are usable at once: router advertisements
+// from the gateway (SLAAC) come in a later issue.
+var (
+	InetAddr6    = netip.MustParsePrefix("2001:db8:100::1/64") // on ISPInet; the public hosts' default route
+	PublicAddrs6 = [2]netip.Prefix{                            // both on pub's HostIf
+		netip.MustParsePrefix("2001:db8:100::10/64"),
+		netip.MustParsePrefix("2001:db8:100::11/64"),
+	}
+	ISPWANAddr6 = netip.MustParsePrefix("2001:db8:0:1::1/64") // on ISPWAN; the gateway's default route
+	WANAddr6    = netip.MustParsePrefix("2001:db8:0:1::2/64") // on GatewayWAN
+	LANPrefix6  = netip.MustParsePrefix("2001:db8:1:1::/64")  // the LAN's prefix, routed by the ISP to WANAddr6
+	LANAddr6    = netip.MustParsePrefix("2001:db8:1:1::1/64") // on GatewayLAN; the LAN hosts' default route
+	LAN1Addr6   = netip.MustParsePrefix("2001:db8:1:1::10/64")
+	LAN2Addr6   = netip.MustParsePrefix("2001:db8:1:1::11/64")
+)
+
+// LANHosts are the hosts on the gateway's LAN, in order.
+var LANHosts = []string{LAN1, LAN2}
 
 // Host is one machine of the lab.
 type Host struct {

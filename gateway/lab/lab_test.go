@@ -158,6 +158,11 @@ func dialFrom(l *lab.Lab, host, addr string, timeout time.Duration) (net.Conn, e
 func TestReachability(t *testing.T) {
 	leakcheck.Check(t)
 	l := labtest.New(t)
+	// No gateway runs here, so no DHCP server: the LAN hosts get the
+	// addresses it would reserve for them.
+	if err := l.SetStaticIPv4(lab.LAN1, lab.LAN2); err != nil {
+		t.Fatal(err)
+	}
 	a := func(p netip.Prefix) string { return p.Addr().String() }
 	tests := []struct {
 		name     string
@@ -177,6 +182,15 @@ func TestReachability(t *testing.T) {
 		// NAT the answers cannot come back.
 		{"lan1 to public without NAT", lab.LAN1, lab.Public, a(lab.PublicAddrs[0]), false},
 		{"public to lan1", lab.Public, lab.LAN1, a(lab.LAN1Addr), false},
+		// IPv6: routed end to end, the ISP routes the LAN's /64 to the
+		// gateway (no gateway firewall runs here).
+		{"pub to the gateway's WAN over IPv6", lab.Public, lab.Gateway, a(lab.WANAddr6), true},
+		{"gateway to the ISP over IPv6", lab.Gateway, lab.ISP, a(lab.ISPWANAddr6), true},
+		{"lan1 to the gateway's LAN over IPv6", lab.LAN1, lab.Gateway, a(lab.LANAddr6), true},
+		{"lan1 to lan2 over IPv6", lab.LAN1, lab.LAN2, a(lab.LAN2Addr6), true},
+		{"lan1 to public over IPv6", lab.LAN1, lab.Public, a(lab.PublicAddrs6[0]), true},
+		{"lan2 to the second public address over IPv6", lab.LAN2, lab.Public, a(lab.PublicAddrs6[1]), true},
+		{"public to lan2 over IPv6", lab.Public, lab.LAN2, a(lab.LAN2Addr6), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,10 +226,10 @@ func TestReachability(t *testing.T) {
 
 // hostView is the part of HostStatus that the topology fixes.
 type hostView struct {
-	Role, Namespace string
-	Present         bool
-	Gateway         netip.Addr
-	Ifs             map[string]string // name → master and IPv4 addresses
+	Role, Namespace   string
+	Present           bool
+	Gateway, Gateway6 netip.Addr
+	Ifs               map[string]string // name → master, MAC if fixed, IPv4 and global IPv6 addresses
 }
 
 func TestStatus(t *testing.T) {
@@ -228,9 +242,10 @@ func TestStatus(t *testing.T) {
 	if st.Name != l.Name || st.Dir != l.Dir {
 		t.Errorf("Status names lab %q in %q, want %q in %q", st.Name, st.Dir, l.Name, l.Dir)
 	}
+	fixedMAC := map[string]bool{lab.LAN1MAC: true, lab.LAN2MAC: true}
 	got := map[string]hostView{}
 	for _, h := range st.Hosts {
-		v := hostView{Role: h.Role, Namespace: h.Namespace, Present: h.Present, Gateway: h.Gateway, Ifs: map[string]string{}}
+		v := hostView{Role: h.Role, Namespace: h.Namespace, Present: h.Present, Gateway: h.Gateway, Gateway6: h.Gateway6, Ifs: map[string]string{}}
 		for _, f := range h.Interfaces {
 			if !f.Up {
 				t.Errorf("%s: %s is down", h.Name, f.Name)
@@ -239,11 +254,17 @@ func TestStatus(t *testing.T) {
 			if f.Master != "" {
 				s = append(s, "master "+f.Master)
 			}
+			if fixedMAC[f.MAC] {
+				s = append(s, f.MAC)
+			}
+			var addrs []string
 			for _, a := range f.Addrs {
-				if a.Addr().Is4() {
-					s = append(s, a.String())
+				if a.Addr().Is4() || a.Addr().IsGlobalUnicast() {
+					addrs = append(addrs, a.String())
 				}
 			}
+			slices.Sort(addrs) // the kernel lists IPv6 addresses newest first
+			s = append(s, addrs...)
 			v.Ifs[f.Name] = strings.Join(s, " ")
 		}
 		got[h.Name] = v
@@ -253,29 +274,38 @@ func TestStatus(t *testing.T) {
 		for _, a := range ps {
 			s = append(s, a.String())
 		}
+		slices.Sort(s)
 		return strings.Join(s, " ")
 	}
 	want := map[string]hostView{
 		lab.ISP: {Role: lab.RoleISP, Namespace: l.NS(lab.ISP), Present: true, Ifs: map[string]string{
-			"lo": "127.0.0.1/8", lab.ISPWAN: p(lab.ISPWANAddr), lab.ISPInet: p(lab.InetAddr),
+			"lo": "127.0.0.1/8", lab.ISPWAN: p(lab.ISPWANAddr, lab.ISPWANAddr6), lab.ISPInet: p(lab.InetAddr, lab.InetAddr6),
 			lab.PublicPort: "master " + lab.ISPInet,
 		}},
-		lab.Public: {Role: lab.RolePublic, Namespace: l.NS(lab.Public), Present: true, Gateway: lab.InetAddr.Addr(), Ifs: map[string]string{
-			"lo": "127.0.0.1/8", lab.HostIf: p(lab.PublicAddrs[:]...),
+		lab.Public: {Role: lab.RolePublic, Namespace: l.NS(lab.Public), Present: true,
+			Gateway: lab.InetAddr.Addr(), Gateway6: lab.InetAddr6.Addr(), Ifs: map[string]string{
+				"lo": "127.0.0.1/8", lab.HostIf: p(lab.PublicAddrs[0], lab.PublicAddrs[1], lab.PublicAddrs6[0], lab.PublicAddrs6[1]),
+			}},
+		lab.Gateway: {Role: lab.RoleGateway, Namespace: l.NS(lab.Gateway), Present: true,
+			Gateway: lab.ISPWANAddr.Addr(), Gateway6: lab.ISPWANAddr6.Addr(), Ifs: map[string]string{
+				"lo": "127.0.0.1/8", lab.GatewayWAN: p(lab.WANAddr, lab.WANAddr6), lab.GatewayLAN: p(lab.LANAddr, lab.LANAddr6),
+				lab.LAN1Port: "master " + lab.GatewayLAN, lab.LAN2Port: "master " + lab.GatewayLAN,
+			}},
+		// No IPv4 on the LAN hosts: that comes from DHCP.
+		lab.LAN1: {Role: lab.RoleLAN, Namespace: l.NS(lab.LAN1), Present: true, Gateway6: lab.LANAddr6.Addr(), Ifs: map[string]string{
+			"lo": "127.0.0.1/8", lab.HostIf: lab.LAN1MAC + " " + p(lab.LAN1Addr6),
 		}},
-		lab.Gateway: {Role: lab.RoleGateway, Namespace: l.NS(lab.Gateway), Present: true, Gateway: lab.ISPWANAddr.Addr(), Ifs: map[string]string{
-			"lo": "127.0.0.1/8", lab.GatewayWAN: p(lab.WANAddr), lab.GatewayLAN: p(lab.LANAddr),
-			lab.LAN1Port: "master " + lab.GatewayLAN, lab.LAN2Port: "master " + lab.GatewayLAN,
-		}},
-		lab.LAN1: {Role: lab.RoleLAN, Namespace: l.NS(lab.LAN1), Present: true, Gateway: lab.LANAddr.Addr(), Ifs: map[string]string{
-			"lo": "127.0.0.1/8", lab.HostIf: p(lab.LAN1Addr),
-		}},
-		lab.LAN2: {Role: lab.RoleLAN, Namespace: l.NS(lab.LAN2), Present: true, Gateway: lab.LANAddr.Addr(), Ifs: map[string]string{
-			"lo": "127.0.0.1/8", lab.HostIf: p(lab.LAN2Addr),
+		lab.LAN2: {Role: lab.RoleLAN, Namespace: l.NS(lab.LAN2), Present: true, Gateway6: lab.LANAddr6.Addr(), Ifs: map[string]string{
+			"lo": "127.0.0.1/8", lab.HostIf: lab.LAN2MAC + " " + p(lab.LAN2Addr6),
 		}},
 	}
 	if diff := cmp.Diff(want, got, netipComparers); diff != "" {
 		t.Errorf("hosts (-want +got):\n%s", diff)
+	}
+	for _, h := range st.Hosts {
+		if h.Lease != nil {
+			t.Errorf("%s has a lease %+v without a DHCP client", h.Name, h.Lease)
+		}
 	}
 
 	b, err := json.Marshal(st)
@@ -333,6 +363,15 @@ func TestUpRebuildsPartial(t *testing.T) {
 		}},
 		{"default route missing", func(t *testing.T, l *lab.Lab) {
 			run(t, "ip", "-n", l.NS(lab.Public), "route", "del", "default")
+		}},
+		{"IPv6 default route missing", func(t *testing.T, l *lab.Lab) {
+			run(t, "ip", "-n", l.NS(lab.LAN1), "-6", "route", "del", "default")
+		}},
+		{"IPv6 route to the LAN missing", func(t *testing.T, l *lab.Lab) {
+			run(t, "ip", "-n", l.NS(lab.ISP), "-6", "route", "del", lab.LANPrefix6.String())
+		}},
+		{"MAC changed", func(t *testing.T, l *lab.Lab) {
+			run(t, "ip", "-n", l.NS(lab.LAN2), "link", "set", lab.HostIf, "address", "02:00:00:00:99:99")
 		}},
 		{"build unfinished", func(t *testing.T, l *lab.Lab) {
 			if err := os.WriteFile(filepath.Join(l.Dir, "lab.json"), []byte(`{"name":"`+l.Name+`"}`), 0o644); err != nil {
@@ -557,6 +596,9 @@ func TestParallelLabs(t *testing.T) {
 		}
 	}
 	for _, l := range labs {
+		if err := l.SetStaticIPv4(lab.LAN1); err != nil {
+			t.Fatal(err)
+		}
 		ln := listenIn(t, l, lab.Gateway, net.JoinHostPort(lab.LANAddr.Addr().String(), "0"))
 		serve(t, ln, func(c net.Conn) { io.WriteString(c, l.Name) })
 		c, err := dialFrom(l, lab.LAN1, ln.Addr().String(), 5*time.Second)
@@ -871,6 +913,9 @@ func TestDo(t *testing.T) {
 func TestProxy(t *testing.T) {
 	leakcheck.Check(t)
 	l := labtest.New(t)
+	if err := l.SetStaticIPv4(lab.LAN1); err != nil {
+		t.Fatal(err)
+	}
 	srv := listenIn(t, l, lab.Gateway, net.JoinHostPort(lab.LANAddr.Addr().String(), "0"))
 	serve(t, srv, echo)
 	target := srv.Addr().(*net.TCPAddr).AddrPort()

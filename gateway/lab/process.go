@@ -103,6 +103,8 @@ type procInfo struct {
 	// (proc(5), /proc/PID/stat field 22); it tells the process from a
 	// later one with the same pid. 0 if unknown.
 	Start uint64 `json:"start"`
+	// Restarts counts the restarts by Respawn before this process.
+	Restarts int `json:"restarts,omitempty"`
 }
 
 func validProcName(name string) error {
@@ -232,6 +234,20 @@ func (l *Lab) removeProc(name string) error {
 	return errors.Join(errs...)
 }
 
+// Process returns what Start (or Respawn) recorded about process name,
+// and whether there is such a record.
+func (l *Lab) Process(name string) (Process, bool) {
+	if validProcName(name) != nil {
+		return Process{}, false
+	}
+	p, err := l.readProc(name)
+	if err != nil {
+		return Process{}, false
+	}
+	return Process{Name: p.Name, Host: p.Host, PID: p.PID, Alive: alive(p.PID, p.Start),
+		Args: p.Args, Log: p.Log, Restarts: p.Restarts}, true
+}
+
 // processes lists what Start recorded, by name.
 func (l *Lab) processes() ([]Process, error) {
 	entries, err := os.ReadDir(filepath.Join(l.Dir, pidsDir))
@@ -246,14 +262,9 @@ func (l *Lab) processes() ([]Process, error) {
 		if validProcName(e.Name()) != nil {
 			continue // a temporary file
 		}
-		p, err := l.readProc(e.Name())
-		if err != nil {
-			continue
+		if p, ok := l.Process(e.Name()); ok {
+			procs = append(procs, p)
 		}
-		procs = append(procs, Process{
-			Name: p.Name, Host: p.Host, PID: p.PID, Alive: alive(p.PID, p.Start),
-			Args: p.Args, Log: p.Log,
-		})
 	}
 	return procs, nil
 }

@@ -18,9 +18,12 @@ import (
 type Status struct {
 	Name string `json:"name"`
 	Dir  string `json:"dir"`
-	// Up is true when the lab is complete: built by this version of the
-	// package, every namespace present and every interface, address and
-	// default route in place.
+	// Up is true when the topology is complete: built by this version of
+	// the package, every namespace present and every interface, MAC,
+	// static address and route in place. The LAN hosts' IPv4 addresses
+	// are not part of it: they come from a DHCP server that the lab does
+	// not run (HostStatus.Lease reports them; gateway/labgw's status
+	// counts them).
 	Up bool `json:"up"`
 	// Problems says why Up is false.
 	Problems []string     `json:"problems,omitempty"`
@@ -35,8 +38,13 @@ type HostStatus struct {
 	// Present tells whether the namespace exists.
 	Present    bool        `json:"present"`
 	Interfaces []Interface `json:"interfaces"`
-	// Gateway is the default route's next hop; zero if none.
-	Gateway netip.Addr `json:"gateway,omitzero"`
+	// Gateway and Gateway6 are the next hops of the IPv4 and IPv6
+	// default routes; zero if none.
+	Gateway  netip.Addr `json:"gateway,omitzero"`
+	Gateway6 netip.Addr `json:"gateway6,omitzero"`
+	// Lease is what the host's DHCP client holds, from its hook's log
+	// (see Lease); nil if it never logged one.
+	Lease *Lease `json:"lease,omitempty"`
 	// Processes are those started with Start in this host, running or not.
 	Processes []Process `json:"processes"`
 }
@@ -60,6 +68,8 @@ type Process struct {
 	Alive bool     `json:"alive"`
 	Args  []string `json:"args"`
 	Log   string   `json:"log"`
+	// Restarts counts the restarts of a process run by Respawn.
+	Restarts int `json:"restarts,omitempty"`
 }
 
 // Status reads the state of the lab. It never fails: what cannot be read
@@ -110,13 +120,32 @@ func (l *Lab) status(ctx context.Context, t *topology) Status {
 			continue
 		}
 		st.Hosts[len(st.Hosts)-1].Interfaces = ifs
-		gw, err := readGateway(ctx, hs.Namespace)
+		gw, err := readGateway(ctx, hs.Namespace, "-4")
 		if err != nil {
 			problem("host %s: %v", h.name, err)
 		}
-		st.Hosts[len(st.Hosts)-1].Gateway = gw
-		if h.gateway != gw {
+		gw6, err := readGateway(ctx, hs.Namespace, "-6")
+		if err != nil {
+			problem("host %s: %v", h.name, err)
+		}
+		st.Hosts[len(st.Hosts)-1].Gateway, st.Hosts[len(st.Hosts)-1].Gateway6 = gw, gw6
+		if h.gateway != gw && !h.dhcp {
 			problem("host %s: default route via %v, want %v", h.name, gw, h.gateway)
+		}
+		if h.gateway6 != gw6 {
+			problem("host %s: IPv6 default route via %v, want %v", h.name, gw6, h.gateway6)
+		}
+		for _, r := range h.routes {
+			if via, err := readRoute(ctx, hs.Namespace, r.dst); err != nil {
+				problem("host %s: %v", h.name, err)
+			} else if via != r.via {
+				problem("host %s: route to %v via %v, want %v", h.name, r.dst, via, r.via)
+			}
+		}
+		if h.dhcp {
+			if ls, ok := l.Lease(h.name); ok {
+				st.Hosts[len(st.Hosts)-1].Lease = &ls
+			}
 		}
 		want := append([]iface{{host: h.name, name: "lo"}}, t.ifaces(h.name)...)
 		for _, w := range want {
@@ -131,6 +160,9 @@ func (l *Lab) status(ctx context.Context, t *topology) Status {
 			}
 			if f.Master != w.master {
 				problem("host %s: %s has master %q, want %q", h.name, f.Name, f.Master, w.master)
+			}
+			if w.mac != "" && f.MAC != w.mac {
+				problem("host %s: %s has MAC %s, want %s", h.name, f.Name, f.MAC, w.mac)
 			}
 			for _, a := range w.addrs {
 				if !slices.Contains(f.Addrs, a) {
@@ -193,10 +225,24 @@ func readInterfaces(ctx context.Context, ns string) ([]Interface, error) {
 	return ifs, nil
 }
 
-// readGateway returns the next hop of the IPv4 default route of ns, or the
-// zero Addr.
-func readGateway(ctx context.Context, ns string) (netip.Addr, error) {
-	out, err := output(ctx, "ip", "-n", ns, "-4", "-j", "route", "show", "default")
+// readGateway returns the next hop of the default route of family ("-4"
+// or "-6") in ns, or the zero Addr.
+func readGateway(ctx context.Context, ns, family string) (netip.Addr, error) {
+	return readNextHop(ctx, ns, family, "default")
+}
+
+// readRoute returns the next hop of the route to dst in ns, or the zero
+// Addr.
+func readRoute(ctx context.Context, ns string, dst netip.Prefix) (netip.Addr, error) {
+	family := "-4"
+	if dst.Addr().Is6() {
+		family = "-6"
+	}
+	return readNextHop(ctx, ns, family, dst.String())
+}
+
+func readNextHop(ctx context.Context, ns, family, dst string) (netip.Addr, error) {
+	out, err := output(ctx, "ip", "-n", ns, family, "-j", "route", "show", dst)
 	if err != nil {
 		return netip.Addr{}, err
 	}

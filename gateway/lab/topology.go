@@ -23,15 +23,27 @@ type iface struct {
 	host   string
 	name   string
 	master string // the bridge it is a port of, in the same host; "" if none
+	mac    string // its MAC address; "" for the kernel's random one
 	addrs  []netip.Prefix
+}
+
+// route is a static route other than the default ones.
+type route struct {
+	dst netip.Prefix
+	via netip.Addr
 }
 
 // hostSpec is one namespace.
 type hostSpec struct {
-	name    string
-	role    string
-	forward bool       // net.ipv4.ip_forward=1
-	gateway netip.Addr // default route; invalid if none
+	name     string
+	role     string
+	forward  bool       // net.ipv4.ip_forward=1 and net.ipv6.conf.all.forwarding=1
+	gateway  netip.Addr // IPv4 default route; invalid if none
+	gateway6 netip.Addr // IPv6 default route; invalid if none
+	routes   []route
+	// dhcp marks a host whose IPv4 address and default route come from a
+	// DHCP client, not from the build.
+	dhcp    bool
 	bridges []iface
 }
 
@@ -46,37 +58,41 @@ type topology struct {
 func newTopology() *topology {
 	t := &topology{}
 	t.addHost(hostSpec{name: ISP, role: RoleISP, forward: true,
-		bridges: []iface{{host: ISP, name: ISPInet, addrs: []netip.Prefix{InetAddr}}}})
-	t.addInetHost(Public, RolePublic, PublicPort, PublicAddrs[:]...)
-	t.addHost(hostSpec{name: Gateway, role: RoleGateway, forward: true, gateway: ISPWANAddr.Addr(),
-		bridges: []iface{{host: Gateway, name: GatewayLAN, addrs: []netip.Prefix{LANAddr}}}})
+		routes:  []route{{dst: LANPrefix6, via: WANAddr6.Addr()}},
+		bridges: []iface{{host: ISP, name: ISPInet, addrs: []netip.Prefix{InetAddr, InetAddr6}}}})
+	t.addInetHost(Public, RolePublic, PublicPort, PublicAddrs[0], PublicAddrs[1], PublicAddrs6[0], PublicAddrs6[1])
+	t.addHost(hostSpec{name: Gateway, role: RoleGateway, forward: true,
+		gateway: ISPWANAddr.Addr(), gateway6: ISPWANAddr6.Addr(),
+		bridges: []iface{{host: Gateway, name: GatewayLAN, addrs: []netip.Prefix{LANAddr, LANAddr6}}}})
 	t.links = append(t.links, veth{
-		iface{host: ISP, name: ISPWAN, addrs: []netip.Prefix{ISPWANAddr}},
-		iface{host: Gateway, name: GatewayWAN, addrs: []netip.Prefix{WANAddr}},
+		iface{host: ISP, name: ISPWAN, addrs: []netip.Prefix{ISPWANAddr, ISPWANAddr6}},
+		iface{host: Gateway, name: GatewayWAN, addrs: []netip.Prefix{WANAddr, WANAddr6}},
 	})
-	t.addLANHost(LAN1, LAN1Port, LAN1Addr)
-	t.addLANHost(LAN2, LAN2Port, LAN2Addr)
+	t.addLANHost(LAN1, LAN1Port, LAN1MAC, LAN1Addr6)
+	t.addLANHost(LAN2, LAN2Port, LAN2MAC, LAN2Addr6)
 	return t
 }
 
 func (t *topology) addHost(h hostSpec) { t.hosts = append(t.hosts, h) }
 
 // addInetHost adds a host on the internet: its HostIf with addrs is a port
-// of the ISP's bridge, and its default route goes to the ISP.
+// of the ISP's bridge, and its default routes go to the ISP.
 func (t *topology) addInetHost(name, role, port string, addrs ...netip.Prefix) {
-	t.addHost(hostSpec{name: name, role: role, gateway: InetAddr.Addr()})
+	t.addHost(hostSpec{name: name, role: role, gateway: InetAddr.Addr(), gateway6: InetAddr6.Addr()})
 	t.links = append(t.links, veth{
 		iface{host: ISP, name: port, master: ISPInet},
 		iface{host: name, name: HostIf, addrs: addrs},
 	})
 }
 
-// addLANHost adds a host on the gateway's LAN bridge.
-func (t *topology) addLANHost(name, port string, addr netip.Prefix) {
-	t.addHost(hostSpec{name: name, role: RoleLAN, gateway: LANAddr.Addr()})
+// addLANHost adds a host on the gateway's LAN bridge. Its IPv4 address and
+// default route come from DHCP; its IPv6 address is static until the
+// gateway sends router advertisements.
+func (t *topology) addLANHost(name, port, mac string, addr6 netip.Prefix) {
+	t.addHost(hostSpec{name: name, role: RoleLAN, gateway6: LANAddr6.Addr(), dhcp: true})
 	t.links = append(t.links, veth{
 		iface{host: Gateway, name: port, master: GatewayLAN},
-		iface{host: name, name: HostIf, addrs: []netip.Prefix{addr}},
+		iface{host: name, name: HostIf, mac: mac, addrs: []netip.Prefix{addr6}},
 	})
 }
 
@@ -134,10 +150,17 @@ type phase struct {
 func (l *Lab) plan(t *topology) []phase {
 	var netns, links batch
 	var hosts []batch
-	var sysctls []sysctl
+	var sysctls, early []sysctl
 	for _, h := range t.hosts {
 		ns := l.NS(h.name)
 		netns.cmds = append(netns.cmds, []string{"netns", "add", ns})
+		// No duplicate address detection on the interfaces to come,
+		// link-local addresses included: until a link-local address
+		// has passed it (1-2 s), neighbour discovery holds packets
+		// back, and the first ping of a new lab takes 2 s.
+		for _, k := range []string{"all", "default"} {
+			early = append(early, sysctl{host: h.name, path: "net/ipv6/conf/" + k + "/accept_dad", value: "0"})
+		}
 		b := batch{ns: ns, cmds: [][]string{{"link", "set", "lo", "up"}}}
 		for _, br := range h.bridges {
 			b.cmds = append(b.cmds, []string{"link", "add", br.name, "type", "bridge",
@@ -149,17 +172,36 @@ func (l *Lab) plan(t *topology) []phase {
 			if f.master != "" {
 				b.cmds = append(b.cmds, []string{"link", "set", f.name, "master", f.master})
 			}
+			if f.mac != "" {
+				b.cmds = append(b.cmds, []string{"link", "set", f.name, "address", f.mac})
+			}
 			for _, a := range f.addrs {
-				b.cmds = append(b.cmds, []string{"addr", "add", a.String(), "dev", f.name})
+				cmd := []string{"addr", "add", a.String(), "dev", f.name}
+				if a.Addr().Is6() {
+					// No duplicate address detection: nobody else
+					// on these links has the address, and a
+					// tentative address cannot be used for a
+					// second or so.
+					cmd = append(cmd, "nodad")
+				}
+				b.cmds = append(b.cmds, cmd)
 			}
 			b.cmds = append(b.cmds, []string{"link", "set", f.name, "up"})
 		}
-		if h.gateway.IsValid() {
-			b.cmds = append(b.cmds, []string{"route", "add", "default", "via", h.gateway.String()})
+		// ip(8) takes the family of a default route from its next hop.
+		for _, gw := range []netip.Addr{h.gateway, h.gateway6} {
+			if gw.IsValid() {
+				b.cmds = append(b.cmds, []string{"route", "add", "default", "via", gw.String()})
+			}
+		}
+		for _, r := range h.routes {
+			b.cmds = append(b.cmds, []string{"route", "add", r.dst.String(), "via", r.via.String()})
 		}
 		hosts = append(hosts, b)
 		if h.forward {
-			sysctls = append(sysctls, sysctl{host: h.name, path: "net/ipv4/ip_forward", value: "1"})
+			sysctls = append(sysctls,
+				sysctl{host: h.name, path: "net/ipv4/ip_forward", value: "1"},
+				sysctl{host: h.name, path: "net/ipv6/conf/all/forwarding", value: "1"})
 		}
 		if len(h.bridges) > 0 {
 			// br_netfilter is loaded on this machine and on in every
@@ -176,6 +218,7 @@ func (l *Lab) plan(t *topology) []phase {
 	}
 	return []phase{
 		{name: "netns", batches: []batch{netns}},
+		{name: "nodad", sysctls: early},
 		{name: "links", batches: []batch{links}},
 		{name: "hosts", batches: hosts},
 		{name: "sysctl", sysctls: sysctls},
@@ -312,6 +355,9 @@ func (l *Lab) makeDirs(t *topology) error {
 		if err := os.MkdirAll(filepath.Join(l.Dir, d), 0o755); err != nil {
 			return fmt.Errorf("lab: %w", err)
 		}
+	}
+	if err := l.writeHook(); err != nil {
+		return err
 	}
 	for _, h := range t.hosts {
 		hd := filepath.Join(l.Dir, h.name)

@@ -5,18 +5,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"gateway/gateway/lab"
+	"gateway/internal/testenv"
 )
 
 // New builds a lab with a unique name and its folder under t.TempDir(),
-// and removes it when the test ends. It skips the test with -short, when
-// not root, or when not on Linux.
+// and removes it when the test ends. It skips the test as Skip does.
 func New(t testing.TB) *lab.Lab {
 	t.Helper()
 	Skip(t)
@@ -41,15 +39,11 @@ func New(t testing.TB) *lab.Lab {
 }
 
 // Skip skips the test, with the reason, if it cannot build a lab: with
-// -short, when not root, or when not on Linux.
+// -short, or when not root, not on Linux or without ip(8) and unshare(1).
+// Under CI=true only -short skips; anything missing fails the test.
 func Skip(t testing.TB) {
 	t.Helper()
-	switch {
-	case testing.Short():
-		t.Skip("labtest: integration test, skipped with -short")
-	case runtime.GOOS != "linux":
-		t.Skipf("labtest: needs Linux network namespaces, not %s", runtime.GOOS)
-	case os.Geteuid() != 0:
-		t.Skip("labtest: needs root to create network namespaces (CAP_NET_ADMIN, CAP_SYS_ADMIN)")
-	}
+	testenv.Root(t)
+	testenv.Tool(t, "ip", "iproute2")
+	testenv.Tool(t, "unshare", "util-linux")
 }

@@ -1,6 +1,6 @@
 //go:build nolab
 
-package gateway
+package main
 
 import "errors"
 
