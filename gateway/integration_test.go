@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gateway/gateway/client"
 	"net"
 	"net/netip"
 	"os"
@@ -112,7 +113,7 @@ func (g *gw) writeConfig(text string) {
 	}
 }
 
-func (g *gw) api() *labgw.Client { return labgw.NewClient(labgw.Socket(g.l)) }
+func (g *gw) api() *client.Client { return client.New(labgw.Socket(g.l)) }
 
 func (g *gw) status() gateway.Status {
 	g.t.Helper()

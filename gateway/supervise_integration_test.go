@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"gateway/gateway/labgw"
 	"net"
 	"net/netip"
 	"os"
@@ -48,7 +49,7 @@ func (s *supLab) run(host string, args ...string) (string, error) {
 
 func (s *supLab) status() (gateway.Status, error) {
 	var st gateway.Status
-	err := client.New(gateway.LabSocket(s.l)).Do("GET", "/api/v1/status", nil, &st)
+	err := client.New(labgw.Socket(s.l)).Do("GET", "/api/v1/status", nil, &st)
 	return st, err
 }
 
@@ -102,7 +103,7 @@ func (s *supLab) signal(sig syscall.Signal) {
 
 func (s *supLab) writeConfig(extra string) {
 	s.t.Helper()
-	if err := os.WriteFile(s.cfg, []byte(gateway.LabConfig(s.l, extra)), 0o644); err != nil {
+	if err := os.WriteFile(s.cfg, []byte(labgw.BaseConfig(s.l, extra)), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -129,12 +130,12 @@ func TestSupervisedDHCP(t *testing.T) {
 	// A reservation outside the LAN's subnet: check-config on the router
 	// refuses it (the LAN interface is there, with its address)...
 	s.writeConfig(dhcpWith("10.9.9.9"))
-	if out, err := s.run(lab.Gateway, gateway.DaemonBinary(), "check-config", "-c", s.cfg); err == nil || !strings.Contains(out, "10.9.9.9") {
+	if out, err := s.run(lab.Gateway, binary, "check-config", "-c", s.cfg); err == nil || !strings.Contains(out, "10.9.9.9") {
 		t.Fatalf("check-config accepted a reservation outside the LAN: %v\n%s", err, out)
 	}
 	// ...and the daemon runs without its DHCP service, which is logged
 	// and retried.
-	if _, err := l.Start(lab.Gateway, daemonName, []string{gateway.DaemonBinary(), "run", "-c", s.cfg}, s.log); err != nil {
+	if _, err := l.Start(lab.Gateway, daemonName, []string{binary, "run", "-c", s.cfg}, s.log); err != nil {
 		t.Fatal(err)
 	}
 	s.until(15*time.Second, "NAT up, DHCP failing and retried", func() error {
@@ -249,7 +250,7 @@ func TestSupervisedDHCP(t *testing.T) {
 	if out, err := s.run(lab.Gateway, "nft", "list", "table", "inet", "gateway"); err == nil {
 		t.Fatalf("the table outlived the daemon:\n%s", out)
 	}
-	if _, err := os.Stat(gateway.LabSocket(l)); err == nil {
+	if _, err := os.Stat(labgw.Socket(l)); err == nil {
 		t.Fatal("the control socket outlived the daemon")
 	}
 }

@@ -31,7 +31,8 @@ const usage = `gateway: a home gateway in one binary
   gateway pinholes [-s SOCKET] [list | add PROTO [ADDR]:PORT [LIFETIME [REMOTE]] | del ID]
   gateway sessions [-s SOCKET]      live NAT sessions
   gateway leases [-s SOCKET]        DHCP leases
-` + gateway.LabUsage + `
+  gateway lab up|down|status|exec ...   a virtual home network to try it in; "gateway lab" says more
+
 FILE defaults to ` + gateway.DefaultConfigPath + `; SOCKET to the config's control_socket
 (` + gateway.DefaultControlSocket + ` if unset).
 `
@@ -53,7 +54,7 @@ func cli(args []string) int {
 	case "status", "mappings", "pinholes", "sessions", "leases":
 		err = clientCmd(cmd, rest)
 	case "lab":
-		err = gateway.Lab(rest)
+		err = labCmd(rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

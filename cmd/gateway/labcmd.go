@@ -30,8 +30,6 @@ import (
 	"gateway/gateway/labgw"
 )
 
-func init() { gateway.LabMain = labCmd }
-
 const labUsage = `usage:
   gateway lab up [--name N] [--config FILE] [--http-port P]
   gateway lab down|status [--name N] [--json]

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gateway/gateway/client"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,7 +152,7 @@ func Wait(ctx context.Context, l *lab.Lab, cfgPath string) error {
 	if c, err := gateway.LoadConfig(cfgPath); err == nil {
 		socket, wantDHCP = c.ControlSocket, c.DHCP != nil
 	}
-	cl := NewClient(socket)
+	cl := client.New(socket)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)

@@ -2,6 +2,7 @@ package labgw
 
 import (
 	"fmt"
+	"gateway/gateway/client"
 	"slices"
 
 	"gateway/dhcp"
@@ -46,7 +47,7 @@ func Read(l *lab.Lab) Status {
 	if c, err := gateway.LoadConfig(st.Config); err == nil {
 		st.Socket = c.ControlSocket
 	}
-	cl := NewClient(st.Socket)
+	cl := client.New(st.Socket)
 	var gs gateway.Status
 	if err := cl.Do("GET", "/api/v1/status", nil, &gs); err != nil {
 		bad("the daemon does not answer: %v", err)
