@@ -29,10 +29,19 @@ func conntrackTimeouts(cfg *Config, log *slog.Logger) {
 }
 
 // prepareKernel sets what forwarding needs of this network namespace:
-// IPv4 forwarding, and no bridge netfilter on a LAN bridge.
+// IPv4 and IPv6 forwarding, and no bridge netfilter on a LAN bridge.
 func prepareKernel(cfg *Config, log *slog.Logger) error {
 	if err := writeSysctl("net/ipv4/ip_forward", 1, false); err != nil {
 		return err
+	}
+	// A router forwards IPv6 too (the IPv6 filter in our table keeps the
+	// LAN closed, RFC 6092). Forwarding makes the kernel ignore router
+	// advertisements, so the WAN is told to take them anyway (accept_ra
+	// 2): an ISP's RA still gives it its address and default route.
+	if err := writeSysctl("net/ipv6/conf/all/forwarding", 1, false); err != nil {
+		log.Warn("cannot turn on IPv6 forwarding", slog.Any("err", err))
+	} else if cur, err := readSysctl("net/ipv6/conf/" + cfg.WAN + "/accept_ra"); err == nil && cur == 1 {
+		writeSysctl("net/ipv6/conf/"+cfg.WAN+"/accept_ra", 2, false)
 	}
 	// Bridged LAN traffic must not pass the IP hooks: with it, traffic
 	// between two LAN hosts is seen by NAT and hairpinning breaks. OpenWrt

@@ -112,11 +112,13 @@ func TestSupervisedDHCP(t *testing.T) {
 	testenv.Root(t)
 	testenv.Tool(t, "nft", "nftables")
 	testenv.Tool(t, "udhcpc", "udhcpc")
-	hook, err := filepath.Abs("testdata/dhcp-hook.sh")
-	if err != nil {
+	l := labtest.New(t)
+	hook := l.DHCPHook()
+	// lan1 serves the static forward by its usual address while the DHCP
+	// service is down.
+	if err := l.SetStaticIPv4(lab.LAN1); err != nil {
 		t.Fatal(err)
 	}
-	l := labtest.New(t)
 	s := &supLab{t: t, l: l, cfg: filepath.Join(l.Dir, "gateway.conf"), log: filepath.Join(l.Dir, "gateway.log")}
 	out, err := s.run(lab.LAN1, "cat", "/sys/class/net/"+lab.HostIf+"/address")
 	if err != nil {
