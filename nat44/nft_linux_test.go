@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gateway/internal/leakcheck"
+	"gateway/internal/testenv"
 )
 
 // These tests program nftables in a network namespace of their own and
@@ -27,17 +27,9 @@ import (
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("skipped in -short mode: programs nftables in a network namespace")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create a network namespace and program nftables")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s(8): %v", tool, err)
-		}
-	}
+	testenv.Root(t)
+	testenv.Tool(t, "ip", "iproute2")
+	testenv.Tool(t, "nft", "nftables")
 }
 
 // testNS is a network namespace that the test created and removes.
@@ -222,7 +214,13 @@ func wantTable(s *State) kernelTable {
 			"forward filter forward 0 accept",
 		},
 		Comments: map[string][]string{},
-		Elements: map[string][]string{setForward: {}, setCone: {}, setRemotes: {}, setWANInput: {}},
+		Elements: map[string][]string{},
+	}
+	if s.Filtering != AddressAndPortDependent {
+		kt.Chains = append(kt.Chains, "ctevents filter prerouting -150 accept", "ctevents_local filter output -150 accept")
+	}
+	for _, name := range setNames {
+		kt.Elements[name] = []string{}
 	}
 	for _, c := range buildRuleset(s).chains {
 		for _, r := range c.rules {
@@ -232,9 +230,23 @@ func wantTable(s *State) kernelTable {
 	ap := func(a netip.AddrPort) string { return fmt.Sprintf("%v . %d", a.Addr(), a.Port()) }
 	if s.Mappings != nil {
 		s.Mappings.All(func(m Mapping) {
+			if m.Remote.IsValid() {
+				kt.Elements[setForwardRemote] = append(kt.Elements[setForwardRemote], fmt.Sprintf("%v . %v . %d : %s", m.Remote, m.Proto, m.ExternalPort, ap(m.Internal)))
+				return
+			}
 			kt.Elements[setForward] = append(kt.Elements[setForward], fmt.Sprintf("%v . %d : %s", m.Proto, m.ExternalPort, ap(m.Internal)))
 		})
 	}
+	if s.Pinholes != nil {
+		s.Pinholes.All(func(p Pinhole) {
+			if p.Remote.IsValid() {
+				kt.Elements[setPinholesFrom] = append(kt.Elements[setPinholesFrom], fmt.Sprintf("%v . %v . %v . %d", p.Remote, p.Internal.Addr(), p.Proto, p.Internal.Port()))
+				return
+			}
+			kt.Elements[setPinholes] = append(kt.Elements[setPinholes], fmt.Sprintf("%v . %v . %d", p.Internal.Addr(), p.Proto, p.Internal.Port()))
+		})
+	}
+	kt.Elements[setOutside] = append(kt.Elements[setOutside], outsideNames(s)...)
 	for p, a := range s.Cone {
 		kt.Elements[setCone] = append(kt.Elements[setCone], fmt.Sprintf("%d : %s", p, ap(a)))
 	}
@@ -306,15 +318,24 @@ func TestNFTablesApplyReadBack(t *testing.T) {
 				t.Errorf("Drifted right after Apply = %v, %v", drifted, err)
 			}
 			// Spot checks that do not come from buildRuleset.
-			if tt.state.WANAddr.IsValid() {
-				if want := fmt.Sprintf("ip daddr %v dnat ip to meta l4proto . th dport map @fwd4", tt.state.WANAddr); len(got.Comments["prerouting"]) == 0 || got.Comments["prerouting"][0] != want {
-					t.Errorf("first prerouting rule = %q, want %q", got.Comments["prerouting"], want)
+			if a := tt.state.WANAddr; a.IsValid() {
+				want := []string{
+					fmt.Sprintf("ip daddr %v dnat ip to ip saddr . meta l4proto . th dport map @fwd4r", a),
+					fmt.Sprintf("ip daddr %v dnat ip to meta l4proto . th dport map @fwd4", a),
+				}
+				if got := got.Comments["prerouting"]; len(got) < 2 || !slices.Equal(got[:2], want) {
+					t.Errorf("prerouting rules = %q, want first %q", got, want)
 				}
 			} else if len(got.Comments["prerouting"]) != 0 {
 				t.Errorf("without a WAN address prerouting has rules: %q", got.Comments["prerouting"])
 			}
-			if last := got.Comments["input"]; len(last) == 0 || last[len(last)-1] != "iifname "+tt.state.WAN+" counter drop" {
-				t.Errorf("input chain does not end in a drop: %q", last)
+			for _, chain := range []string{"input", "forward"} {
+				if last := got.Comments[chain]; len(last) == 0 || last[len(last)-1] != "iifname @outside counter drop" {
+					t.Errorf("%s chain does not end in a drop: %q", chain, last)
+				}
+			}
+			if !slices.Contains(got.Elements[setOutside], tt.state.WAN) {
+				t.Errorf("@outside = %q lacks the WAN %s", got.Elements[setOutside], tt.state.WAN)
 			}
 		})
 	}
