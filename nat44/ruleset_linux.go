@@ -176,7 +176,9 @@ func buildRuleset(s *State) ruleset {
 	// filter DNATed (IPv4), through a pinhole (IPv6), and with the ICMPv6
 	// errors that must not be dropped in transit (RFC 4890 section 4.3.1;
 	// time exceeded code 1 and parameter problem code 0 are section
-	// 4.3.2's "should not be dropped").
+	// 4.3.2's "should not be dropped"). An error about a flow is related
+	// and passes the first rule; one about no flow is invalid to conntrack
+	// and dropped by the second, as RFC 6092 REC-5 asks.
 	forward := []ruleSpec{
 		rule("ct state established,related accept", ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept)),
 		rule(out+" ct state invalid counter drop", outside(), ctBits(expr.CtKeySTATE, expr.CtStateBitINVALID), &expr.Counter{}, verdict(expr.VerdictDrop)),
