@@ -2,6 +2,7 @@ package nat44
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
 	"github.com/ti-mo/netfilter"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // KernelConntrack reads the kernel's conntrack table over netlink.
@@ -32,35 +35,39 @@ func (k *KernelConntrack) dial() (*conntrack.Conn, error) {
 	return c, nil
 }
 
-// Listen implements Conntrack.
+// Listen implements Conntrack. It receives the events on a netlink
+// socket of its own rather than through conntrack.Conn, whose socket is
+// out of reach: a socket filter (udpEventFilter) has the kernel drop every
+// event but those of IPv4 UDP flows before they are queued to us, and one
+// receive loop on this goroutine replaces the library's worker.
 func (k *KernelConntrack) Listen(ctx context.Context, started func([]FlowEvent), fn func(FlowEvent)) error {
-	c, err := k.dial()
-	if err != nil {
-		return err
+	cfg := &netlink.Config{}
+	if k.netns >= 0 {
+		cfg.NetNS = k.netns
 	}
-	// A large buffer rides out bursts of new flows; if it still overflows,
-	// Listen ends with the error and the caller listens again, resyncing.
-	_ = c.SetReadBuffer(4 << 20)
-	events := make(chan conntrack.Event, 1024)
-	errs, err := c.Listen(events, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTDestroy})
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
 	if err != nil {
-		c.Close()
-		return fmt.Errorf("nat44: conntrack listen: %w", err)
+		return fmt.Errorf("nat44: conntrack events: %w", err)
 	}
-	// Close waits for the library's worker, which may be blocked handing
-	// over an event or an error: keep taking them until Close returns.
+	stop := context.AfterFunc(ctx, func() { c.Close() }) // unblocks Receive
 	defer func() {
-		closed := make(chan struct{})
-		go func() { c.Close(); close(closed) }()
-		for {
-			select {
-			case <-closed:
-				return
-			case <-events:
-			case <-errs:
-			}
+		if stop() {
+			c.Close()
 		}
 	}()
+	// A large buffer rides out bursts of new flows; if it still overflows,
+	// Listen ends with the error and the caller listens again, resyncing.
+	bigReadBuffer(c, 8<<20)
+	// The filter goes on before the groups are joined: no unfiltered
+	// event is ever queued.
+	if err := c.SetBPF(udpEventFilter()); err != nil {
+		return fmt.Errorf("nat44: conntrack event filter: %w", err)
+	}
+	for _, g := range []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTDestroy} {
+		if err := c.JoinGroup(uint32(g)); err != nil {
+			return fmt.Errorf("nat44: conntrack listen: %w", err)
+		}
+	}
 	// Subscribed first, dumped second: no flow falls between the two.
 	live, err := k.dump()
 	if err != nil {
@@ -68,23 +75,112 @@ func (k *KernelConntrack) Listen(ctx context.Context, started func([]FlowEvent),
 	}
 	started(live)
 	for {
-		select {
-		case <-ctx.Done():
+		msgs, err := c.Receive()
+		if ctx.Err() != nil {
 			return nil
-		case err := <-errs:
-			if ctx.Err() != nil {
-				return nil
-			}
+		}
+		if err != nil {
 			return fmt.Errorf("nat44: conntrack events: %w", err)
-		case ev := <-events:
+		}
+		for _, m := range msgs {
+			var ev conntrack.Event
+			if err := ev.Unmarshal(m); err != nil {
+				return fmt.Errorf("nat44: conntrack event: %w", err)
+			}
 			if ev.Flow == nil || (ev.Type != conntrack.EventNew && ev.Type != conntrack.EventDestroy) {
 				continue
 			}
 			e := flowEvent(*ev.Flow)
 			e.Destroy = ev.Type == conntrack.EventDestroy
 			fn(e)
+			if ctx.Err() != nil {
+				return nil
+			}
 		}
 	}
+}
+
+// bigReadBuffer asks for n bytes of receive buffer past the system-wide
+// cap (root may), else for what the cap allows.
+func bigReadBuffer(c *netlink.Conn, n int) {
+	rc, err := c.SyscallConn()
+	if err == nil {
+		var serr error
+		err = rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) })
+		if err == nil && serr == nil {
+			return
+		}
+	}
+	_ = c.SetReadBuffer(n)
+}
+
+// Offsets into a ctnetlink event, which the kernel writes as: nlmsghdr
+// (16 bytes), nfgenmsg (4: family first), then CTA_TUPLE_ORIG nesting
+// CTA_TUPLE_IP (for IPv4: source and destination, 8 bytes each) and
+// CTA_TUPLE_PROTO, whose first attribute is CTA_PROTO_NUM
+// (ctnetlink_conntrack_event, ctnetlink_dump_tuples).
+const (
+	evFamily       = 16
+	evOrigType     = 22 // CTA_TUPLE_ORIG's nla_type
+	evIPLen        = 24 // CTA_TUPLE_IP's nla_len
+	evIPType       = 26
+	evProtoType    = 46 // CTA_TUPLE_PROTO's nla_type, after 20 bytes of CTA_TUPLE_IP
+	evProtoNumType = 50 // CTA_PROTO_NUM's nla_type
+	evProtoNum     = 52 // its value
+
+	ctaTupleOrig  = 1 // CTA_TUPLE_ORIG
+	ctaTupleIP    = 1 // CTA_TUPLE_IP
+	ctaTupleProto = 2 // CTA_TUPLE_PROTO
+	ctaProtoNum   = 1 // CTA_PROTO_NUM
+	nlaTypeMask   = 0x3fff
+)
+
+// udpEventFilter is a classic BPF socket filter that passes the events of
+// IPv4 UDP flows, the only ones the filtering modes read, and drops the
+// rest (TCP above all: a busy router makes thousands of TCP flows a
+// second). A message whose layout it does not recognise passes, and Listen
+// reads it as before.
+//
+// Netlink headers are in host byte order, while BPF loads read network
+// byte order: the constants are swapped accordingly (host16).
+func udpEventFilter() []bpf.RawInstruction {
+	const pass, drop = 0xffffffff, 0
+	mask := host16(nlaTypeMask)
+	prog := []bpf.Instruction{
+		/* 0 */ bpf.LoadAbsolute{Off: evFamily, Size: 1},
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AF_INET, SkipFalse: 17}, // IPv6 and others: drop
+		/* 2 */ bpf.LoadAbsolute{Off: evOrigType, Size: 2},
+		/* 3 */ bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mask},
+		/* 4 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: host16(ctaTupleOrig), SkipFalse: 10},
+		/* 5 */ bpf.LoadAbsolute{Off: evIPType, Size: 2},
+		/* 6 */ bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mask},
+		/* 7 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: host16(ctaTupleIP), SkipFalse: 7},
+		/* 8 */ bpf.LoadAbsolute{Off: evIPLen, Size: 2},
+		/* 9 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: host16(4 + 2*(4+4)), SkipFalse: 5},
+		/* 10 */ bpf.LoadAbsolute{Off: evProtoType, Size: 2},
+		/* 11 */ bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mask},
+		/* 12 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: host16(ctaTupleProto), SkipFalse: 2},
+		/* 13 */ bpf.LoadAbsolute{Off: evProtoNumType, Size: 2},
+		/* 14 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: host16(ctaProtoNum), SkipTrue: 1},
+		/* 15 */ bpf.RetConstant{Val: pass}, // not the layout we know
+		/* 16 */ bpf.LoadAbsolute{Off: evProtoNum, Size: 1},
+		/* 17 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.IPPROTO_UDP, SkipFalse: 1},
+		/* 18 */ bpf.RetConstant{Val: pass},
+		/* 19 */ bpf.RetConstant{Val: drop},
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		panic(fmt.Sprintf("nat44: conntrack event filter: %v", err)) // a bug in the program above
+	}
+	return raw
+}
+
+// host16 is what a BPF half-word load reads from a field that holds v in
+// host byte order.
+func host16(v uint16) uint32 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], v)
+	return uint32(binary.BigEndian.Uint16(b[:]))
 }
 
 func flowEvent(f conntrack.Flow) FlowEvent {

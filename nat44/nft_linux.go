@@ -3,13 +3,17 @@ package nat44
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"strconv"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -27,12 +31,37 @@ type NFTables struct {
 	// What the last successful Apply installed.
 	applied bool
 	base    base
+	rec     nftRecord
+	// prints holds a fingerprint of each chain (its hook and its rules'
+	// expressions and comments) as read back after the last rebuild, so
+	// that Drifted sees a rule edited in place.
+	prints map[string][sha256.Size]byte
+	stale  bool // the kernel drifted: rebuild on the next Apply
+}
+
+// nftRecord is the content of the table's sets and maps as installed.
+type nftRecord struct {
 	fwd     map[Key]netip.AddrPort
+	fwdr    map[Key]remoteDNAT
 	cone    map[uint16]netip.AddrPort
 	remotes map[RemoteKey]netip.AddrPort
 	input   map[Key]bool
-	rules   map[string]int // rules per chain
-	stale   bool           // the kernel drifted: rebuild on the next Apply
+	outside map[string]bool
+	pin6    map[PinholeKey]bool
+	pin6r   map[PinholeKey]bool
+}
+
+func newNFTRecord() nftRecord {
+	return nftRecord{
+		fwd:     make(map[Key]netip.AddrPort),
+		fwdr:    make(map[Key]remoteDNAT),
+		cone:    make(map[uint16]netip.AddrPort),
+		remotes: make(map[RemoteKey]netip.AddrPort),
+		input:   make(map[Key]bool),
+		outside: make(map[string]bool),
+		pin6:    make(map[PinholeKey]bool),
+		pin6r:   make(map[PinholeKey]bool),
+	}
 }
 
 // NewNFTables returns a datapath for the current network namespace, or for
@@ -81,16 +110,11 @@ func (d *NFTables) Apply(s *State) error {
 	if !d.applied || d.stale || s.base() != d.base {
 		return d.rebuild(s)
 	}
-	n := 0
-	fwd := mappingsOf(s)
-	if s.Changed != nil {
-		fwd = fwd.only(s.Changed)
+	diffs, err := d.rec.diffs(s, true)
+	if err != nil {
+		return err
 	}
-	n += diffInto(d, setForward, d.fwd, fwd, protoPortKey, addrPortVal)
-	n += diffInto(d, setCone, d.cone, mapSeq(s.Cone), portKey, addrPortVal)
-	n += diffInto(d, setRemotes, d.remotes, mapSeq(s.Remotes), remoteKeyBytes, addrPortVal)
-	n += diffInto(d, setWANInput, d.input, inputSeq(s.WANInput), protoPortKey, nil)
-	if n == 0 {
+	if d.queue(diffs) == 0 {
 		return nil
 	}
 	if err := d.conn.Flush(); err != nil {
@@ -135,72 +159,274 @@ func mapSeq[K comparable, V comparable](m map[K]V) seq[K, V] {
 	}
 }
 
+// mappingsOf is the content of fwd4: the mappings without a remote host.
 func mappingsOf(s *State) seq[Key, netip.AddrPort] {
 	t := s.Mappings
 	if t == nil {
 		t = NewTable()
 	}
 	return seq[Key, netip.AddrPort]{
-		all: func(fn func(Key, netip.AddrPort)) { t.All(func(m Mapping) { fn(m.Key(), m.Internal) }) },
-		get: func(k Key) (netip.AddrPort, bool) { m, ok := t.Get(k); return m.Internal, ok },
+		all: func(fn func(Key, netip.AddrPort)) {
+			t.All(func(m Mapping) {
+				if !m.Remote.IsValid() {
+					fn(m.Key(), m.Internal)
+				}
+			})
+		},
+		get: func(k Key) (netip.AddrPort, bool) {
+			m, ok := t.Get(k)
+			return m.Internal, ok && !m.Remote.IsValid()
+		},
 	}
 }
 
-func inputSeq(ks []Key) seq[Key, bool] {
-	m := make(map[Key]bool, len(ks))
+// remoteMappingsOf is the content of fwd4r: the mappings with one.
+func remoteMappingsOf(s *State) seq[Key, remoteDNAT] {
+	t := s.Mappings
+	if t == nil {
+		t = NewTable()
+	}
+	return seq[Key, remoteDNAT]{
+		all: func(fn func(Key, remoteDNAT)) {
+			t.All(func(m Mapping) {
+				if m.Remote.IsValid() {
+					fn(m.Key(), remoteDNAT{m.Remote, m.Internal})
+				}
+			})
+		},
+		get: func(k Key) (remoteDNAT, bool) {
+			m, ok := t.Get(k)
+			return remoteDNAT{m.Remote, m.Internal}, ok && m.Remote.IsValid()
+		},
+	}
+}
+
+// pinholesOf is the content of pin6 (remote false) or pin6r (remote true).
+func pinholesOf(s *State, remote bool) seq[PinholeKey, bool] {
+	t := s.Pinholes
+	if t == nil {
+		t = NewPinholeTable()
+	}
+	return seq[PinholeKey, bool]{
+		all: func(fn func(PinholeKey, bool)) {
+			t.All(func(p Pinhole) {
+				if p.Remote.IsValid() == remote {
+					fn(p.PinholeKey, true)
+				}
+			})
+		},
+		get: func(k PinholeKey) (bool, bool) {
+			_, ok := t.Get(k)
+			return true, ok && k.Remote.IsValid() == remote
+		},
+	}
+}
+
+func listSeq[K comparable](ks []K) seq[K, bool] {
+	m := make(map[K]bool, len(ks))
 	for _, k := range ks {
 		m[k] = true
 	}
 	return mapSeq(m)
 }
 
-// diffInto queues the element changes that turn applied into want, records
-// them in applied, and returns how many it queued. val is nil for sets.
-func diffInto[K comparable, V comparable](d *NFTables, set string, applied map[K]V, want seq[K, V], key func(K) []byte, val func(V) []byte) int {
-	var add, del []nftables.SetElement
+// elemCodec encodes a set's elements and refuses those that do not fit its
+// type (val is nil for sets).
+type elemCodec[K comparable, V comparable] struct {
+	key   func(K, V) []byte
+	val   func(V) []byte
+	check func(K, V) error
+}
+
+var (
+	fwdCodec = elemCodec[Key, netip.AddrPort]{
+		key: func(k Key, _ netip.AddrPort) []byte { return protoPortKey(k) }, val: addrPortVal,
+		check: func(k Key, v netip.AddrPort) error { return checkDNATTarget(k.String(), v) },
+	}
+	fwdRemoteCodec = elemCodec[Key, remoteDNAT]{
+		key: fwdRemoteKey, val: func(v remoteDNAT) []byte { return addrPortVal(v.Internal) },
+		check: func(k Key, v remoteDNAT) error {
+			if !v.Remote.Is4() || v.Remote.IsUnspecified() {
+				return fmt.Errorf("nat44: mapping %v: remote host %v is not an IPv4 host", k, v.Remote)
+			}
+			return checkDNATTarget(k.String(), v.Internal)
+		},
+	}
+	coneCodec = elemCodec[uint16, netip.AddrPort]{
+		key: func(p uint16, _ netip.AddrPort) []byte { return portKey(p) }, val: addrPortVal,
+		check: func(p uint16, v netip.AddrPort) error { return checkDNATTarget(fmt.Sprintf("cone port %d", p), v) },
+	}
+	remotesCodec = elemCodec[RemoteKey, netip.AddrPort]{
+		key: func(k RemoteKey, _ netip.AddrPort) []byte { return remoteKeyBytes(k) }, val: addrPortVal,
+		check: func(k RemoteKey, v netip.AddrPort) error {
+			if !k.Remote.Is4() {
+				return fmt.Errorf("nat44: filter entry %v: remote %v is not IPv4", k.ExternalPort, k.Remote)
+			}
+			return checkDNATTarget(fmt.Sprintf("filter entry %v", k.ExternalPort), v)
+		},
+	}
+	inputCodec = elemCodec[Key, bool]{
+		key: func(k Key, _ bool) []byte { return protoPortKey(k) },
+		check: func(k Key, _ bool) error {
+			if (k.Proto != TCP && k.Proto != UDP) || k.ExternalPort == 0 {
+				return fmt.Errorf("nat44: WAN input port %v: want tcp or udp and a port", k)
+			}
+			return nil
+		},
+	}
+	outsideCodec = elemCodec[string, bool]{
+		key: func(n string, _ bool) []byte { return ifname(n) },
+		check: func(n string, _ bool) error {
+			if n == "" || len(n) >= unix.IFNAMSIZ {
+				return fmt.Errorf("nat44: outside interface name %q", n)
+			}
+			return nil
+		},
+	}
+	pinholeCodec = elemCodec[PinholeKey, bool]{
+		key:   func(k PinholeKey, _ bool) []byte { return pinholeElemKey(k) },
+		check: func(k PinholeKey, _ bool) error { return checkPinholeElem(k) },
+	}
+)
+
+// checkDNATTarget refuses a DNAT target that does not fit ipv4_addr .
+// inet_service.
+func checkDNATTarget(what string, ap netip.AddrPort) error {
+	if a := ap.Addr(); !a.Is4() || a.IsUnspecified() || ap.Port() == 0 {
+		return fmt.Errorf("nat44: %s: target %v is not an IPv4 address and port", what, ap)
+	}
+	return nil
+}
+
+// checkPinholeElem refuses a pinhole that does not fit ipv6_addr keys: an
+// IPv4 (or IPv4-mapped) address would be taken for another IPv6 address.
+func checkPinholeElem(k PinholeKey) error {
+	if a := k.Internal.Addr(); !a.Is6() || a.Is4In6() || k.Internal.Port() == 0 || (k.Proto != TCP && k.Proto != UDP) {
+		return fmt.Errorf("nat44: pinhole %v: want tcp or udp to an IPv6 address and port", k)
+	}
+	if r := k.Remote; r.IsValid() && (!r.Is6() || r.Is4In6()) {
+		return fmt.Errorf("nat44: pinhole %v: remote host is not IPv6", k)
+	}
+	return nil
+}
+
+// elemDiff is the change of one set's elements, computed and checked
+// before anything is sent; commit records it as installed.
+type elemDiff struct {
+	set      string
+	add, del []nftables.SetElement
+	commit   func()
+}
+
+// diff computes the changes that turn applied into want, without
+// changing applied. It refuses an element that does not fit the set.
+func diffSet[K comparable, V comparable](set string, applied map[K]V, want seq[K, V], c elemCodec[K, V]) (elemDiff, error) {
+	d := elemDiff{set: set}
 	elem := func(k K, v V) nftables.SetElement {
-		e := nftables.SetElement{Key: key(k)}
-		if val != nil {
-			e.Val = val(v)
+		e := nftables.SetElement{Key: c.key(k, v)}
+		if c.val != nil {
+			e.Val = c.val(v)
 		}
 		return e
 	}
+	put := make(map[K]V)
+	var gone []K
+	var err error
 	want.all(func(k K, v V) {
 		old, ok := applied[k]
 		if ok && old == v {
 			return
 		}
-		if ok {
-			del = append(del, elem(k, old))
+		if e := c.check(k, v); e != nil {
+			err = errors.Join(err, e)
+			return
 		}
-		add = append(add, elem(k, v))
-		applied[k] = v
+		if ok {
+			d.del = append(d.del, elem(k, old))
+		}
+		d.add = append(d.add, elem(k, v))
+		put[k] = v
 	})
-	gone := func(k K, v V) {
+	if err != nil {
+		return elemDiff{}, err
+	}
+	vanished := func(k K, v V) {
 		if _, ok := want.get(k); !ok {
-			del = append(del, elem(k, v))
-			delete(applied, k)
+			d.del = append(d.del, elem(k, v))
+			gone = append(gone, k)
 		}
 	}
 	if want.keys != nil {
 		for k := range want.keys {
 			if v, ok := applied[k]; ok {
-				gone(k, v)
+				vanished(k, v)
 			}
 		}
 	} else {
 		for k, v := range applied {
-			gone(k, v)
+			vanished(k, v)
 		}
 	}
-	s := d.sets[set]
-	for c := range chunks(del) {
-		_ = d.conn.SetDeleteElements(s, c) // errors come back from Flush
+	d.commit = func() {
+		maps.Copy(applied, put)
+		for _, k := range gone {
+			delete(applied, k)
+		}
 	}
-	for c := range chunks(add) {
-		_ = d.conn.SetAddElements(s, c)
+	return d, nil
+}
+
+// diffs computes the element changes of every set from r to s; with
+// hints, the mappings and pinholes compared are only those that State.
+// Changed and State.ChangedPinholes name, when they are not nil.
+func (r nftRecord) diffs(s *State, hints bool) ([]elemDiff, error) {
+	fwd, fwdr := mappingsOf(s), remoteMappingsOf(s)
+	pin, pinr := pinholesOf(s, false), pinholesOf(s, true)
+	if hints && s.Changed != nil {
+		fwd, fwdr = fwd.only(s.Changed), fwdr.only(s.Changed)
 	}
-	return len(add) + len(del)
+	if hints && s.ChangedPinholes != nil {
+		pin, pinr = pin.only(s.ChangedPinholes), pinr.only(s.ChangedPinholes)
+	}
+	var out []elemDiff
+	var errs []error
+	add := func(d elemDiff, err error) {
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		out = append(out, d)
+	}
+	add(diffSet(setForward, r.fwd, fwd, fwdCodec))
+	add(diffSet(setForwardRemote, r.fwdr, fwdr, fwdRemoteCodec))
+	add(diffSet(setCone, r.cone, mapSeq(s.Cone), coneCodec))
+	add(diffSet(setRemotes, r.remotes, mapSeq(s.Remotes), remotesCodec))
+	add(diffSet(setWANInput, r.input, listSeq(s.WANInput), inputCodec))
+	add(diffSet(setOutside, r.outside, listSeq(outsideNames(s)), outsideCodec))
+	add(diffSet(setPinholes, r.pin6, pin, pinholeCodec))
+	add(diffSet(setPinholesFrom, r.pin6r, pinr, pinholeCodec))
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// queue sends the changes to the batch and records them; it returns how
+// many elements changed.
+func (d *NFTables) queue(diffs []elemDiff) int {
+	n := 0
+	for _, df := range diffs {
+		s := d.sets[df.set]
+		for c := range chunks(df.del) {
+			_ = d.conn.SetDeleteElements(s, c) // errors come back from Flush
+		}
+		for c := range chunks(df.add) {
+			_ = d.conn.SetAddElements(s, c)
+		}
+		df.commit()
+		n += len(df.add) + len(df.del)
+	}
+	return n
 }
 
 func chunks(es []nftables.SetElement) func(func([]nftables.SetElement) bool) {
@@ -217,8 +443,14 @@ func chunks(es []nftables.SetElement) func(func([]nftables.SetElement) bool) {
 
 // rebuild replaces the whole table in one transaction: the kernel never
 // runs with half a ruleset, and existing connections keep their NAT.
+// Then it reads the rules back and keeps their fingerprints.
 func (d *NFTables) rebuild(s *State) error {
 	rs := buildRuleset(s)
+	rec := newNFTRecord()
+	diffs, err := rec.diffs(s, false)
+	if err != nil {
+		return err
+	}
 	c := d.conn
 	c.AddTable(rs.table) // so that the delete below cannot fail
 	c.DelTable(rs.table)
@@ -230,35 +462,102 @@ func (d *NFTables) rebuild(s *State) error {
 		}
 		d.sets[set.Name] = set
 	}
-	d.fwd = make(map[Key]netip.AddrPort)
-	d.cone = make(map[uint16]netip.AddrPort)
-	d.remotes = make(map[RemoteKey]netip.AddrPort)
-	d.input = make(map[Key]bool)
-	diffInto(d, setForward, d.fwd, mappingsOf(s), protoPortKey, addrPortVal)
-	diffInto(d, setCone, d.cone, mapSeq(s.Cone), portKey, addrPortVal)
-	diffInto(d, setRemotes, d.remotes, mapSeq(s.Remotes), remoteKeyBytes, addrPortVal)
-	diffInto(d, setWANInput, d.input, inputSeq(s.WANInput), protoPortKey, nil)
-	d.rules = make(map[string]int)
+	d.rec = rec
+	d.queue(diffs)
 	for _, cs := range rs.chains {
 		ch := c.AddChain(cs.chain)
 		for _, r := range cs.rules {
 			c.AddRule(&nftables.Rule{Table: rs.table, Chain: ch, Exprs: r.exprs, UserData: commentData(r.text)})
 		}
-		d.rules[cs.chain.Name] = len(cs.rules)
 	}
 	if err := c.Flush(); err != nil {
 		d.applied = false
 		return fmt.Errorf("nat44: install table %s: %w", TableName, err)
 	}
 	d.applied, d.stale, d.base = true, false, s.base()
+	prints, err := d.fingerprints()
+	if err != nil {
+		d.stale = true // compare with what we read back next time
+		return err
+	}
+	if len(prints) != len(rs.chains) {
+		d.stale = true
+		return fmt.Errorf("nat44: read back %d chains of table %s, installed %d", len(prints), TableName, len(rs.chains))
+	}
+	d.prints = prints
 	return nil
 }
 
-// Drifted implements Datapath: it reads the table back and compares chains,
-// rule counts and every element with what was installed.
+// fingerprints reads our chains and their rules back from the kernel and
+// sums each chain up: hook, priority, policy, and each rule's expressions
+// (counters zeroed, as traffic moves them) and comment.
+func (d *NFTables) fingerprints() (map[string][sha256.Size]byte, error) {
+	chains, err := d.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("nat44: list chains: %w", err)
+	}
+	t := newTable()
+	out := make(map[string][sha256.Size]byte)
+	for _, ch := range chains {
+		if ch.Table.Name != TableName {
+			continue
+		}
+		rules, err := d.conn.GetRules(t, ch)
+		if err != nil {
+			return nil, fmt.Errorf("nat44: list rules of %s: %w", ch.Name, err)
+		}
+		p, err := chainFingerprint(ch, rules)
+		if err != nil {
+			return nil, err
+		}
+		out[ch.Name] = p
+	}
+	return out, nil
+}
+
+func chainFingerprint(ch *nftables.Chain, rules []*nftables.Rule) ([sha256.Size]byte, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%v|%v|%v|%d\n", ch.Type, ptrValue(ch.Hooknum), ptrValue(ch.Priority), ptrValue(ch.Policy), len(rules))
+	field := func(b []byte) {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	for _, r := range rules {
+		field([]byte{byte(len(r.Exprs))})
+		for _, e := range r.Exprs {
+			if _, ok := e.(*expr.Counter); ok {
+				e = &expr.Counter{}
+			}
+			b, err := expr.Marshal(byte(nftables.TableFamilyINet), e)
+			if err != nil {
+				return [sha256.Size]byte{}, fmt.Errorf("nat44: fingerprint of chain %s: %w", ch.Name, err)
+			}
+			field(b)
+		}
+		field(r.UserData)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+func ptrValue[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// Drifted implements Datapath: it reads the table back and compares the
+// fingerprint of every chain and every element with what was installed.
 func (d *NFTables) Drifted() (bool, error) {
 	if !d.applied {
 		return false, nil
+	}
+	if d.stale {
+		return true, nil
 	}
 	drift, err := d.compare()
 	if err != nil {
@@ -273,30 +572,20 @@ func (d *NFTables) Drifted() (bool, error) {
 
 // compare says what differs between the kernel and the record, or "".
 func (d *NFTables) compare() (string, error) {
-	t := newTable()
-	chains, err := d.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	prints, err := d.fingerprints()
 	if err != nil {
-		return "", fmt.Errorf("nat44: list chains: %w", err)
+		return "", err
 	}
-	found := 0
-	for _, ch := range chains {
-		if ch.Table.Name != TableName {
-			continue
-		}
-		want, ok := d.rules[ch.Name]
+	for name, p := range prints {
+		want, ok := d.prints[name]
 		if !ok {
-			return "chain " + ch.Name + " added", nil
+			return "chain " + name + " added", nil
 		}
-		rules, err := d.conn.GetRules(t, ch)
-		if err != nil {
-			return "", fmt.Errorf("nat44: list rules: %w", err)
+		if p != want {
+			return "chain " + name + " changed", nil
 		}
-		if len(rules) != want {
-			return fmt.Sprintf("chain %s has %d rules, want %d", ch.Name, len(rules), want), nil
-		}
-		found++
 	}
-	if found != len(d.rules) {
+	if len(prints) != len(d.prints) {
 		return "chains missing", nil
 	}
 	for name, set := range d.sets {
@@ -307,7 +596,7 @@ func (d *NFTables) compare() (string, error) {
 			}
 			return "", fmt.Errorf("nat44: list %s: %w", name, err)
 		}
-		want := d.encoded(name)
+		want := d.rec.encoded(name)
 		if len(got) != len(want) {
 			return fmt.Sprintf("set %s has %d elements, want %d", name, len(got), len(want)), nil
 		}
@@ -321,27 +610,38 @@ func (d *NFTables) compare() (string, error) {
 	return "", nil
 }
 
-func (d *NFTables) encoded(set string) map[string][]byte {
+// encoded is the elements of set as the kernel holds them: key to value.
+func (r nftRecord) encoded(set string) map[string][]byte {
 	out := make(map[string][]byte)
 	switch set {
 	case setForward:
-		for k, v := range d.fwd {
-			out[string(protoPortKey(k))] = addrPortVal(v)
-		}
+		encodeInto(out, r.fwd, fwdCodec)
+	case setForwardRemote:
+		encodeInto(out, r.fwdr, fwdRemoteCodec)
 	case setCone:
-		for k, v := range d.cone {
-			out[string(portKey(k))] = addrPortVal(v)
-		}
+		encodeInto(out, r.cone, coneCodec)
 	case setRemotes:
-		for k, v := range d.remotes {
-			out[string(remoteKeyBytes(k))] = addrPortVal(v)
-		}
+		encodeInto(out, r.remotes, remotesCodec)
 	case setWANInput:
-		for k := range d.input {
-			out[string(protoPortKey(k))] = nil
-		}
+		encodeInto(out, r.input, inputCodec)
+	case setOutside:
+		encodeInto(out, r.outside, outsideCodec)
+	case setPinholes:
+		encodeInto(out, r.pin6, pinholeCodec)
+	case setPinholesFrom:
+		encodeInto(out, r.pin6r, pinholeCodec)
 	}
 	return out
+}
+
+func encodeInto[K comparable, V comparable](out map[string][]byte, m map[K]V, c elemCodec[K, V]) {
+	for k, v := range m {
+		var val []byte
+		if c.val != nil {
+			val = c.val(v)
+		}
+		out[string(c.key(k, v))] = val
+	}
 }
 
 // WatchDrift implements DriftWatcher with the nftables monitor: a

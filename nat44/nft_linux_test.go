@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gateway/internal/leakcheck"
+	"gateway/internal/testenv"
 )
 
 // These tests program nftables in a network namespace of their own and
@@ -27,17 +27,9 @@ import (
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("skipped in -short mode: programs nftables in a network namespace")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create a network namespace and program nftables")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s(8): %v", tool, err)
-		}
-	}
+	testenv.Root(t)
+	testenv.Tool(t, "ip", "iproute2")
+	testenv.Tool(t, "nft", "nftables")
 }
 
 // testNS is a network namespace that the test created and removes.
@@ -222,7 +214,13 @@ func wantTable(s *State) kernelTable {
 			"forward filter forward 0 accept",
 		},
 		Comments: map[string][]string{},
-		Elements: map[string][]string{setForward: {}, setCone: {}, setRemotes: {}, setWANInput: {}},
+		Elements: map[string][]string{},
+	}
+	if s.Filtering != AddressAndPortDependent {
+		kt.Chains = append(kt.Chains, "ctevents filter prerouting -150 accept", "ctevents_local filter output -150 accept")
+	}
+	for _, name := range setNames {
+		kt.Elements[name] = []string{}
 	}
 	for _, c := range buildRuleset(s).chains {
 		for _, r := range c.rules {
@@ -232,9 +230,23 @@ func wantTable(s *State) kernelTable {
 	ap := func(a netip.AddrPort) string { return fmt.Sprintf("%v . %d", a.Addr(), a.Port()) }
 	if s.Mappings != nil {
 		s.Mappings.All(func(m Mapping) {
+			if m.Remote.IsValid() {
+				kt.Elements[setForwardRemote] = append(kt.Elements[setForwardRemote], fmt.Sprintf("%v . %v . %d : %s", m.Remote, m.Proto, m.ExternalPort, ap(m.Internal)))
+				return
+			}
 			kt.Elements[setForward] = append(kt.Elements[setForward], fmt.Sprintf("%v . %d : %s", m.Proto, m.ExternalPort, ap(m.Internal)))
 		})
 	}
+	if s.Pinholes != nil {
+		s.Pinholes.All(func(p Pinhole) {
+			if p.Remote.IsValid() {
+				kt.Elements[setPinholesFrom] = append(kt.Elements[setPinholesFrom], fmt.Sprintf("%v . %v . %v . %d", p.Remote, p.Internal.Addr(), p.Proto, p.Internal.Port()))
+				return
+			}
+			kt.Elements[setPinholes] = append(kt.Elements[setPinholes], fmt.Sprintf("%v . %v . %d", p.Internal.Addr(), p.Proto, p.Internal.Port()))
+		})
+	}
+	kt.Elements[setOutside] = append(kt.Elements[setOutside], outsideNames(s)...)
 	for p, a := range s.Cone {
 		kt.Elements[setCone] = append(kt.Elements[setCone], fmt.Sprintf("%d : %s", p, ap(a)))
 	}
@@ -306,15 +318,24 @@ func TestNFTablesApplyReadBack(t *testing.T) {
 				t.Errorf("Drifted right after Apply = %v, %v", drifted, err)
 			}
 			// Spot checks that do not come from buildRuleset.
-			if tt.state.WANAddr.IsValid() {
-				if want := fmt.Sprintf("ip daddr %v dnat ip to meta l4proto . th dport map @fwd4", tt.state.WANAddr); len(got.Comments["prerouting"]) == 0 || got.Comments["prerouting"][0] != want {
-					t.Errorf("first prerouting rule = %q, want %q", got.Comments["prerouting"], want)
+			if a := tt.state.WANAddr; a.IsValid() {
+				want := []string{
+					fmt.Sprintf("ip daddr %v dnat ip to ip saddr . meta l4proto . th dport map @fwd4r", a),
+					fmt.Sprintf("ip daddr %v dnat ip to meta l4proto . th dport map @fwd4", a),
+				}
+				if got := got.Comments["prerouting"]; len(got) < 2 || !slices.Equal(got[:2], want) {
+					t.Errorf("prerouting rules = %q, want first %q", got, want)
 				}
 			} else if len(got.Comments["prerouting"]) != 0 {
 				t.Errorf("without a WAN address prerouting has rules: %q", got.Comments["prerouting"])
 			}
-			if last := got.Comments["input"]; len(last) == 0 || last[len(last)-1] != "iifname "+tt.state.WAN+" counter drop" {
-				t.Errorf("input chain does not end in a drop: %q", last)
+			for _, chain := range []string{"input", "forward"} {
+				if last := got.Comments[chain]; len(last) == 0 || last[len(last)-1] != "iifname @outside counter drop" {
+					t.Errorf("%s chain does not end in a drop: %q", chain, last)
+				}
+			}
+			if !slices.Contains(got.Elements[setOutside], tt.state.WAN) {
+				t.Errorf("@outside = %q lacks the WAN %s", got.Elements[setOutside], tt.state.WAN)
 			}
 		})
 	}
@@ -439,6 +460,31 @@ func TestNFTablesElementDiffs(t *testing.T) {
 			s.Remotes[RemoteKey{netip.MustParseAddr("198.51.100.9"), 7000}] = ap("192.168.1.43:7000")
 		}},
 		{"wan_input", func(s *State) { s.WANInput = []Key{{UDP, 3544}, {UDP, 51820}} }},
+		{"a tunnel comes", func(s *State) { s.Outside = append(s.Outside, "teredo") }},
+		{"the tunnels go", func(s *State) { s.Outside = nil }},
+		{"a mapping gets a remote host", func(s *State) {
+			s.Mappings.Replace(Mapping{Proto: UDP, ExternalPort: 3074, Internal: ap("192.168.1.20:3074"), Remote: netip.MustParseAddr("198.51.100.5"), Owner: OwnerUPnP})
+		}},
+		{"another remote host", func(s *State) {
+			s.Mappings.Replace(Mapping{Proto: UDP, ExternalPort: 3074, Internal: ap("192.168.1.20:3074"), Remote: netip.MustParseAddr("198.51.100.6"), Owner: OwnerUPnP})
+		}},
+		{"the remote host goes", func(s *State) {
+			s.Mappings.Replace(Mapping{Proto: UDP, ExternalPort: 3074, Internal: ap("192.168.1.20:3074"), Owner: OwnerUPnP})
+		}},
+		{"open pinholes", func(s *State) {
+			for _, p := range []Pinhole{
+				{PinholeKey: PinholeKey{Proto: UDP, Internal: ap("[2001:db8:1::20]:3478")}, Owner: OwnerPCP},
+				{PinholeKey: PinholeKey{Proto: TCP, Internal: ap("[2001:db8:1::20]:22"), Remote: netip.MustParseAddr("2001:db8:9::1")}, Owner: OwnerAdmin},
+			} {
+				if _, err := s.Pinholes.Put(p, now0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"close a pinhole", func(s *State) {
+			s.Pinholes.Delete(PinholeKey{Proto: TCP, Internal: ap("[2001:db8:1::10]:443")})
+		}},
+		{"no pinholes", func(s *State) { s.Pinholes = nil }},
 		{"remove every mapping", func(s *State) { s.Mappings = nil }},
 	}
 	for _, st := range steps {
@@ -475,6 +521,10 @@ func TestNFTablesDrift(t *testing.T) {
 		{"add rule", "add rule inet gateway forward counter"},
 		{"delete rule", "flush chain inet gateway postrouting"},
 		{"add chain", "add chain inet gateway extra"},
+		{"delete pinhole", "delete element inet gateway pin6 { 2001:db8:1::10 . tcp . 443 }"},
+		{"add to outside", "add element inet gateway outside { \"eth9\" }"},
+		{"delete remote mapping", "delete element inet gateway fwd4r { 198.51.100.44 . tcp . 2222 }"},
+		{"chain policy", "add chain inet gateway forward { type filter hook forward priority 0; policy drop; }"},
 	}
 	ns := newTestNS(t)
 	d := newTestNFTables(t, ns)
@@ -482,10 +532,17 @@ func TestNFTablesDrift(t *testing.T) {
 	if err := d.Apply(s); err != nil {
 		t.Fatal(err)
 	}
+	// An edited rule: same chain, same number of rules, same comment,
+	// other content (the last drop now accepts).
+	tests = append(tests, struct{ name, nft string }{"replace rule", ""})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if drifted, err := d.Drifted(); drifted || err != nil {
 				t.Fatalf("Drifted before the change = %v, %v", drifted, err)
+			}
+			if tt.nft == "" {
+				h := readTable(t, ns).Handles.Rules["forward"]
+				tt.nft = fmt.Sprintf(`replace rule inet gateway forward handle %d iifname @outside counter accept comment "iifname @outside counter drop"`, h[len(h)-1])
 			}
 			ns.nft(t, tt.nft)
 			if drifted, err := d.Drifted(); !drifted || err != nil {
@@ -495,6 +552,7 @@ func TestNFTablesDrift(t *testing.T) {
 				t.Fatalf("Apply after drift: %v", err)
 			}
 			checkTable(t, ns, s)
+			checkComments(t, ns) // the rules do what they say again
 			if drifted, err := d.Drifted(); drifted || err != nil {
 				t.Errorf("Drifted after the rebuild = %v, %v", drifted, err)
 			}
@@ -745,4 +803,125 @@ func TestNFTablesChangedHint(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTable(t, ns, s)
+}
+
+// TestNFTablesChangedPinholesHint: ChangedPinholes is to pinholes what
+// Changed is to mappings.
+func TestNFTablesChangedPinholesHint(t *testing.T) {
+	requireRoot(t)
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[1].state
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort
+	a := PinholeKey{Proto: TCP, Internal: ap("[2001:db8:1::30]:80")}
+	b := PinholeKey{Proto: TCP, Internal: ap("[2001:db8:1::30]:81"), Remote: netip.MustParseAddr("2001:db8:9::2")}
+	for _, k := range []PinholeKey{a, b} {
+		if _, err := s.Pinholes.Put(Pinhole{PinholeKey: k, Owner: OwnerUPnP}, now0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.ChangedPinholes = map[PinholeKey]bool{a: true} // b is left out on purpose
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	got := readTable(t, ns).Elements
+	if !slices.Contains(got[setPinholes], "2001:db8:1::30 . tcp . 80") || len(got[setPinholesFrom]) != 1 {
+		t.Fatalf("with ChangedPinholes={%v}: pin6 = %q, pin6r = %q; want a and not b", a, got[setPinholes], got[setPinholesFrom])
+	}
+	s.ChangedPinholes = nil
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, s)
+}
+
+// TestNFTablesRefusesElements: an element that does not fit its set is
+// refused before anything is sent, by an incremental Apply and by a
+// rebuild alike.
+func TestNFTablesRefusesElements(t *testing.T) {
+	requireRoot(t)
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[1].state
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	gens := watchGenerations(t, ns)
+	before := readTable(t, ns)
+	tests := []struct {
+		name string
+		edit func(*State)
+	}{
+		{"outside name too long", func(s *State) { s.Outside = []string{"a-very-long-tunnel-name"} }},
+	}
+	for _, tt := range tests {
+		for _, rebuild := range []bool{false, true} {
+			bad := *s
+			tt.edit(&bad)
+			if rebuild {
+				bad.Filtering = AddressDependent // another base
+			}
+			if err := d.Apply(&bad); err == nil {
+				t.Errorf("%s (rebuild %v): Apply accepted it", tt.name, rebuild)
+			}
+		}
+	}
+	if g := generationsBefore(t, ns, gens); len(g) != 0 {
+		t.Errorf("refused Applies committed %d generations", len(g))
+	}
+	if diff := gocmp.Diff(before, readTable(t, ns)); diff != "" {
+		t.Errorf("refused Applies changed the table (-before +after):\n%s", diff)
+	}
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, s)
+}
+
+// TestElementChecks: elements that do not fit their set's type are
+// refused before they are encoded (an IPv4 address in an ipv6_addr field
+// would silently become another IPv6 address).
+func TestElementChecks(t *testing.T) {
+	ap, addr := netip.MustParseAddrPort, netip.MustParseAddr
+	refused := func(name string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	accepted := func(name string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	pin := func(k PinholeKey) error {
+		_, err := diffSet(setPinholes, map[PinholeKey]bool{}, mapSeq(map[PinholeKey]bool{k: true}), pinholeCodec)
+		return err
+	}
+	refused("IPv4 pinhole", pin(PinholeKey{Proto: TCP, Internal: ap("192.168.1.5:80")}))
+	refused("IPv4-mapped pinhole", pin(PinholeKey{Proto: TCP, Internal: ap("[::ffff:192.168.1.5]:80")}))
+	refused("IPv4-mapped remote", pin(PinholeKey{Proto: UDP, Internal: ap("[2001:db8::5]:80"), Remote: addr("::ffff:198.51.100.1")}))
+	refused("pinhole port 0", pin(PinholeKey{Proto: UDP, Internal: ap("[2001:db8::5]:0")}))
+	refused("ICMP pinhole", pin(PinholeKey{Proto: 1, Internal: ap("[2001:db8::5]:1")}))
+	accepted("pinhole", pin(PinholeKey{Proto: UDP, Internal: ap("[2001:db8::5]:80"), Remote: addr("2001:db8:9::1")}))
+
+	fwdr := func(v remoteDNAT) error {
+		_, err := diffSet(setForwardRemote, map[Key]remoteDNAT{}, mapSeq(map[Key]remoteDNAT{{TCP, 80}: v}), fwdRemoteCodec)
+		return err
+	}
+	refused("IPv6 remote host", fwdr(remoteDNAT{addr("2001:db8::1"), ap("192.168.1.5:80")}))
+	refused("IPv6 target", fwdr(remoteDNAT{addr("198.51.100.1"), ap("[2001:db8::1]:80")}))
+	accepted("remote-filtered mapping", fwdr(remoteDNAT{addr("198.51.100.1"), ap("192.168.1.5:80")}))
+
+	out := func(n string) error {
+		_, err := diffSet(setOutside, map[string]bool{}, listSeq([]string{n}), outsideCodec)
+		return err
+	}
+	refused("empty interface name", out(""))
+	refused("16-byte interface name", out("0123456789abcdef"))
+	accepted("15-byte interface name", out("0123456789abcde"))
 }

@@ -16,11 +16,18 @@ import (
 
 // Names of the maps and sets in the table.
 const (
-	setForward  = "fwd4"      // proto . external port : internal addr . port
-	setCone     = "cone4"     // external UDP port : internal addr . port
-	setRemotes  = "remotes4"  // remote addr . external UDP port : internal addr . port
-	setWANInput = "wan_input" // proto . port the router serves on the WAN
+	setForward       = "fwd4"      // proto . external port : internal addr . port
+	setForwardRemote = "fwd4r"     // remote addr . proto . external port : internal addr . port
+	setCone          = "cone4"     // external UDP port : internal addr . port
+	setRemotes       = "remotes4"  // remote addr . external UDP port : internal addr . port
+	setWANInput      = "wan_input" // proto . port the router serves on the WAN
+	setOutside       = "outside"   // interfaces that face the internet
+	setPinholes      = "pin6"      // internal addr . proto . port, from anyone
+	setPinholesFrom  = "pin6r"     // remote addr . internal addr . proto . port
 )
+
+// setNames lists every set and map of the table, in the order it is built.
+var setNames = []string{setForward, setForwardRemote, setCone, setRemotes, setWANInput, setOutside, setPinholes, setPinholesFrom}
 
 // ruleset is the whole table as pure data, built from a State without I/O,
 // so that it is tested against golden text without root.
@@ -47,18 +54,34 @@ func newTable() *nftables.Table {
 }
 
 var (
-	typeProtoPort = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-	typeAddrPort  = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+	typeProtoPort     = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	typeAddrPort      = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+	typeAddrProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+	typePin6          = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
+	typePin6From      = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
 )
 
 func buildSets(t *nftables.Table) []*nftables.Set {
+	be := binaryutil.BigEndian
 	return []*nftables.Set{
-		{Table: t, Name: setForward, IsMap: true, Concatenation: true, KeyType: typeProtoPort, DataType: typeAddrPort, KeyByteOrder: binaryutil.BigEndian},
-		{Table: t, Name: setCone, IsMap: true, KeyType: nftables.TypeInetService, DataType: typeAddrPort, KeyByteOrder: binaryutil.BigEndian},
-		{Table: t, Name: setRemotes, IsMap: true, Concatenation: true, KeyType: typeAddrPort, DataType: typeAddrPort, KeyByteOrder: binaryutil.BigEndian},
-		{Table: t, Name: setWANInput, Concatenation: true, KeyType: typeProtoPort, KeyByteOrder: binaryutil.BigEndian},
+		{Table: t, Name: setForward, IsMap: true, Concatenation: true, KeyType: typeProtoPort, DataType: typeAddrPort, KeyByteOrder: be},
+		{Table: t, Name: setForwardRemote, IsMap: true, Concatenation: true, KeyType: typeAddrProtoPort, DataType: typeAddrPort, KeyByteOrder: be},
+		{Table: t, Name: setCone, IsMap: true, KeyType: nftables.TypeInetService, DataType: typeAddrPort, KeyByteOrder: be},
+		{Table: t, Name: setRemotes, IsMap: true, Concatenation: true, KeyType: typeAddrPort, DataType: typeAddrPort, KeyByteOrder: be},
+		{Table: t, Name: setWANInput, Concatenation: true, KeyType: typeProtoPort, KeyByteOrder: be},
+		// Interface names are strings: nft keeps them in host byte order.
+		{Table: t, Name: setOutside, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian},
+		{Table: t, Name: setPinholes, Concatenation: true, KeyType: typePin6, KeyByteOrder: be},
+		{Table: t, Name: setPinholesFrom, Concatenation: true, KeyType: typePin6From, KeyByteOrder: be},
 	}
 }
+
+// Conntrack event bits (enum ip_conntrack_events): what `ct event set`
+// writes into a flow's event mask.
+const (
+	ctEventNew     = 1 << 0 // IPCT_NEW
+	ctEventDestroy = 1 << 2 // IPCT_DESTROY
+)
 
 // buildRuleset turns the shape of a State into chains and rules. Map
 // elements are not part of it: they change without touching rules.
@@ -74,15 +97,25 @@ func buildRuleset(s *State) ruleset {
 
 	// Destination NAT: mappings, then the dynamic filters. Matching on the
 	// destination address rather than the input interface makes the same
-	// rule serve the WAN and NAT loopback from the LAN.
+	// rule serve the WAN and NAT loopback from the LAN. A mapping with a
+	// remote host is in fwd4r alone, looked up by the packet's source, so
+	// that another remote finds no DNAT and is dropped by the filter.
 	var pre []ruleSpec
 	if hasAddr {
-		pre = append(pre, rule(fmt.Sprintf("ip daddr %v dnat ip to meta l4proto . th dport map @%s", addr, setForward),
-			ipv4(), ipDaddr(addr),
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 8},
-			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Lookup{SourceRegister: 8, DestRegister: 1, IsDestRegSet: true, SetName: setForward},
-			dnatFromRegs()))
+		pre = append(pre,
+			rule(fmt.Sprintf("ip daddr %v dnat ip to ip saddr . meta l4proto . th dport map @%s", addr, setForwardRemote),
+				ipv4(), ipDaddr(addr),
+				&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+				&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 8, DestRegister: 1, IsDestRegSet: true, SetName: setForwardRemote},
+				dnatFromRegs()),
+			rule(fmt.Sprintf("ip daddr %v dnat ip to meta l4proto . th dport map @%s", addr, setForward),
+				ipv4(), ipDaddr(addr),
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 8},
+				&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 8, DestRegister: 1, IsDestRegSet: true, SetName: setForward},
+				dnatFromRegs()))
 		switch s.Filtering {
 		case EndpointIndependent:
 			pre = append(pre, rule(fmt.Sprintf("ip daddr %v dnat ip to udp dport map @%s: endpoint-independent filtering", addr, setCone),
@@ -115,44 +148,96 @@ func buildRuleset(s *State) ruleset {
 	// independent mapping with port preservation (RFC 4787 REQ-1, REQ-3).
 	post = append(post, rule(fmt.Sprintf("oifname %s masquerade", wan), ipv4(), oifname(wan), &expr.Masq{}))
 
-	// Unsolicited input from the WAN is dropped in a filter hook, before
-	// conntrack confirms an entry for it: an accepted stray packet would
-	// take the tuple that masquerade later needs, and the next outbound
-	// flow from that port would get another port (symmetric NAT).
+	// Unsolicited input from the internet is dropped in a filter hook,
+	// before conntrack confirms an entry for it: an accepted stray packet
+	// would take the tuple that masquerade later needs, and the next
+	// outbound flow from that port would get another port (symmetric NAT).
+	// "The internet" is every interface in @outside: the WAN and the IPv6
+	// tunnels alike.
+	out := "iifname @" + setOutside
 	input := []ruleSpec{
-		rule(fmt.Sprintf("iifname %s ct state established,related accept", wan), iifname(wan), ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept)),
-		rule(fmt.Sprintf("iifname %s ct state invalid counter drop", wan), iifname(wan), ctBits(expr.CtKeySTATE, expr.CtStateBitINVALID), &expr.Counter{}, verdict(expr.VerdictDrop)),
-		rule(fmt.Sprintf("iifname %s ct status dnat accept", wan), iifname(wan), ctBits(expr.CtKeySTATUS, ipsDstNAT), verdict(expr.VerdictAccept)),
-		rule(fmt.Sprintf("iifname %s meta l4proto icmp accept", wan), iifname(wan), l4(unix.IPPROTO_ICMP), verdict(expr.VerdictAccept)),
-		rule(fmt.Sprintf("iifname %s meta l4proto ipv6-icmp accept", wan), iifname(wan), l4(unix.IPPROTO_ICMPV6), verdict(expr.VerdictAccept)),
-		rule(fmt.Sprintf("iifname %s udp dport 68 accept: DHCP client", wan), iifname(wan), ipv4(), l4(UDP), dport(68), verdict(expr.VerdictAccept)),
-		rule(fmt.Sprintf("iifname %s udp dport 546 accept: DHCPv6 client", wan), iifname(wan), nfproto(unix.NFPROTO_IPV6), l4(UDP), dport(546), verdict(expr.VerdictAccept)),
-		rule(fmt.Sprintf("iifname %s meta l4proto . th dport @%s accept", wan, setWANInput), iifname(wan),
+		rule(out+" ct state established,related accept", outside(), ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept)),
+		rule(out+" ct state invalid counter drop", outside(), ctBits(expr.CtKeySTATE, expr.CtStateBitINVALID), &expr.Counter{}, verdict(expr.VerdictDrop)),
+		rule(out+" ct status dnat accept", outside(), ctBits(expr.CtKeySTATUS, ipsDstNAT), verdict(expr.VerdictAccept)),
+		rule(out+" meta l4proto icmp accept", outside(), l4(unix.IPPROTO_ICMP), verdict(expr.VerdictAccept)),
+		rule(out+" meta l4proto ipv6-icmp accept", outside(), l4(unix.IPPROTO_ICMPV6), verdict(expr.VerdictAccept)),
+		rule(out+" udp dport 68 accept: DHCP client", outside(), ipv4(), l4(UDP), dport(68), verdict(expr.VerdictAccept)),
+		rule(out+" udp dport 546 accept: DHCPv6 client", outside(), ipv6(), l4(UDP), dport(546), verdict(expr.VerdictAccept)),
+		rule(fmt.Sprintf("%s meta l4proto . th dport @%s accept", out, setWANInput), outside(),
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 8},
 			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Lookup{SourceRegister: 8, SetName: setWANInput},
 			verdict(expr.VerdictAccept)),
-		rule(fmt.Sprintf("iifname %s counter drop", wan), iifname(wan), &expr.Counter{}, verdict(expr.VerdictDrop)),
+		rule(out+" counter drop", outside(), &expr.Counter{}, verdict(expr.VerdictDrop)),
 	}
 
-	// The forward policy: the LAN goes out freely, the WAN gets in only on
-	// established flows and on what a mapping or filter DNATed.
+	// The forward policy (RFC 6092 for IPv6): the LAN goes out freely;
+	// the internet gets in only on established flows, on what a mapping or
+	// filter DNATed (IPv4), through a pinhole (IPv6), and with the ICMPv6
+	// errors that must not be dropped in transit (RFC 4890 section 4.3.1;
+	// time exceeded code 1 and parameter problem code 0 are section
+	// 4.3.2's "should not be dropped"). An error about a flow is related
+	// and passes the first rule; one about no flow is invalid to conntrack
+	// and dropped by the second, as RFC 6092 REC-5 asks.
 	forward := []ruleSpec{
 		rule("ct state established,related accept", ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept)),
-		rule(fmt.Sprintf("iifname %s ct state invalid counter drop", wan), iifname(wan), ctBits(expr.CtKeySTATE, expr.CtStateBitINVALID), &expr.Counter{}, verdict(expr.VerdictDrop)),
-		rule(fmt.Sprintf("iifname %s ct status dnat accept", wan), iifname(wan), ctBits(expr.CtKeySTATUS, ipsDstNAT), verdict(expr.VerdictAccept)),
-		rule(fmt.Sprintf("iifname %s counter drop", wan), iifname(wan), &expr.Counter{}, verdict(expr.VerdictDrop)),
+		rule(out+" ct state invalid counter drop", outside(), ctBits(expr.CtKeySTATE, expr.CtStateBitINVALID), &expr.Counter{}, verdict(expr.VerdictDrop)),
+		rule(out+" ct status dnat accept", outside(), ctBits(expr.CtKeySTATUS, ipsDstNAT), verdict(expr.VerdictAccept)),
+		rule(out+" icmpv6 type destination-unreachable accept", outside(), icmpv6Type(1), verdict(expr.VerdictAccept)),
+		rule(out+" icmpv6 type packet-too-big accept", outside(), icmpv6Type(2), verdict(expr.VerdictAccept)),
+		rule(out+" icmpv6 type time-exceeded icmpv6 code 0-1 accept", outside(), icmpv6Type(3), icmpv6Codes(0, 1), verdict(expr.VerdictAccept)),
+		rule(out+" icmpv6 type parameter-problem icmpv6 code 0-2 accept", outside(), icmpv6Type(4), icmpv6Codes(0, 2), verdict(expr.VerdictAccept)),
+		rule(out+" icmpv6 type echo-request accept", outside(), icmpv6Type(128), verdict(expr.VerdictAccept)),
+		rule(out+" icmpv6 type echo-reply accept", outside(), icmpv6Type(129), verdict(expr.VerdictAccept)),
+		rule(fmt.Sprintf("%s ip6 daddr . meta l4proto . th dport @%s accept: pinholes", out, setPinholes), outside(), ipv6(),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 12},
+			&expr.Payload{DestRegister: 13, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetName: setPinholes},
+			verdict(expr.VerdictAccept)),
+		rule(fmt.Sprintf("%s ip6 saddr . ip6 daddr . meta l4proto . th dport @%s accept: pinholes for one remote host", out, setPinholesFrom), outside(), ipv6(),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+			&expr.Payload{DestRegister: 2, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 16},
+			&expr.Payload{DestRegister: 17, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetName: setPinholesFrom},
+			verdict(expr.VerdictAccept)),
+		rule(out+" meta nfproto ipv6 counter drop: unsolicited IPv6 (RFC 6092)", outside(), ipv6(), &expr.Counter{}, verdict(expr.VerdictDrop)),
+		rule(out+" counter drop", outside(), &expr.Counter{}, verdict(expr.VerdictDrop)),
 	}
 
-	return ruleset{
-		table: t,
-		sets:  buildSets(t),
-		chains: []chainSpec{
-			{chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest), pre},
-			{chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource), post},
-			{chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter), input},
-			{chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter), forward},
-		},
+	chains := []chainSpec{
+		{chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest), pre},
+		{chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource), post},
+		{chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter), input},
+		{chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter), forward},
+	}
+	if s.Filtering == EndpointIndependent || s.Filtering == AddressDependent {
+		chains = append(chains, eventChains(chain)...)
+	}
+	return ruleset{table: t, sets: buildSets(t), chains: chains}
+}
+
+// eventChains narrow the conntrack events to what the filtering modes
+// read: new and destroyed IPv4 UDP flows. Every other flow gets an empty
+// event mask, so the kernel builds no event for it, listener or not (the
+// cost of events is the cost of new connections).
+//
+// nft_ct's `ct event set` writes the mask into the flow's event cache,
+// which conntrack allocates with every event (~0) when the flow is created
+// while a listener exists. The rule must therefore run after the conntrack
+// lookup (priority -200) has made the flow, and before confirmation
+// (priority INT_MAX) delivers the new event: the mangle priority (-150) of
+// prerouting for what arrives, and of output for what the router sends.
+func eventChains(chain func(string, nftables.ChainType, *nftables.ChainHook, *nftables.ChainPriority) *nftables.Chain) []chainSpec {
+	none := rule("ct state new ct event set 0x0", ctBits(expr.CtKeySTATE, expr.CtStateBitNEW), ctEventSet(0))
+	udp := rule("ct state new meta nfproto ipv4 meta l4proto udp ct event set new,destroy: what the UDP filtering reads",
+		ctBits(expr.CtKeySTATE, expr.CtStateBitNEW), ipv4(), l4(UDP), ctEventSet(ctEventNew|ctEventDestroy))
+	return []chainSpec{
+		{chain("ctevents", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityMangle), []ruleSpec{none, udp}},
+		// The router's own flows come from the WAN address, which the
+		// filters ignore: no events at all.
+		{chain("ctevents_local", nftables.ChainTypeFilter, nftables.ChainHookOutput, nftables.ChainPriorityMangle), []ruleSpec{none}},
 	}
 }
 
@@ -185,6 +270,43 @@ func nfproto(p byte) []expr.Any {
 // ipv4 guards every IPv4 header match: the table is inet, and an IPv6
 // packet read at IPv4 offsets would match garbage.
 func ipv4() []expr.Any { return nfproto(unix.NFPROTO_IPV4) }
+
+// ipv6 guards every IPv6 header match, as ipv4 does.
+func ipv6() []expr.Any { return nfproto(unix.NFPROTO_IPV6) }
+
+// outside matches packets that came in on an interface of @outside.
+func outside() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: setOutside},
+	}
+}
+
+// icmpv6Type matches ICMPv6 messages of type typ.
+func icmpv6Type(typ byte) []expr.Any {
+	return append(append(ipv6(), l4(unix.IPPROTO_ICMPV6)...),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}})
+}
+
+// icmpv6Codes matches ICMPv6 codes from lo to hi, as nft writes `icmpv6
+// code lo-hi`.
+func icmpv6Codes(lo, hi byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 1, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{lo}},
+		&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: []byte{hi}},
+	}
+}
+
+// ctEventSet writes mask into the flow's conntrack event mask. The mask
+// is a 32-bit number in host byte order.
+func ctEventSet(mask uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(mask)},
+		&expr.Ct{Register: 1, SourceRegister: true, Key: expr.CtKeyEVENTMASK},
+	}
+}
 
 func ifname(n string) []byte {
 	b := make([]byte, unix.IFNAMSIZ)
@@ -269,6 +391,36 @@ func remoteKeyBytes(k RemoteKey) []byte {
 	return addrPortVal(netip.AddrPortFrom(k.Remote, k.ExternalPort))
 }
 
+// remoteDNAT is a remote-filtered mapping's element of fwd4r, less the
+// key's protocol and port.
+type remoteDNAT struct {
+	Remote   netip.Addr
+	Internal netip.AddrPort
+}
+
+// fwdRemoteKey is the key of fwd4r: remote . proto . external port.
+func fwdRemoteKey(k Key, v remoteDNAT) []byte {
+	b := make([]byte, 12)
+	a := v.Remote.As4()
+	copy(b, a[:])
+	copy(b[4:], protoPortKey(k))
+	return b
+}
+
+// pinholeKey is the key of pin6 (internal addr . proto . port) or, when the
+// pinhole names a remote host, of pin6r (remote . internal addr . proto .
+// port).
+func pinholeElemKey(k PinholeKey) []byte {
+	var b []byte
+	if k.Remote.IsValid() {
+		r := k.Remote.As16()
+		b = append(b, r[:]...)
+	}
+	a := k.Internal.Addr().As16()
+	b = append(b, a[:]...)
+	return append(b, protoPortKey(Key{k.Proto, k.Internal.Port()})...)
+}
+
 // render writes the ruleset and elements as text, for golden tests and for
 // `gateway` debug output.
 func render(rs ruleset, s *State) string {
@@ -292,8 +444,12 @@ func render(rs ruleset, s *State) string {
 		fmt.Fprintf(&b, "  chain %s { type %s hook %d priority %d policy accept }\n", c.chain.Name, c.chain.Type, *c.chain.Hooknum, *c.chain.Priority)
 		for _, r := range c.rules {
 			fmt.Fprintf(&b, "    %s\n", r.text)
-			for _, e := range r.exprs {
-				fmt.Fprintf(&b, "      %s\n", exprText(e))
+			for i, e := range r.exprs {
+				var next expr.Any
+				if i+1 < len(r.exprs) {
+					next = r.exprs[i+1]
+				}
+				fmt.Fprintf(&b, "      %s\n", exprText(e, next))
 			}
 		}
 	}
@@ -301,24 +457,43 @@ func render(rs ruleset, s *State) string {
 }
 
 // exprText writes an expression for the golden text. Masks of conntrack
-// state and status are in host byte order (the kernel's): they are written
-// as numbers, so that the text is the same on big- and little-endian.
-func exprText(e expr.Any) string {
+// state and status, and the event mask that `ct event set` loads (an
+// immediate followed by a ct store), are in host byte order (the
+// kernel's): they are written as numbers, so that the text is the same on
+// big- and little-endian.
+func exprText(e, next expr.Any) string {
 	if b, ok := e.(*expr.Bitwise); ok && b.Len == 4 {
 		return fmt.Sprintf("*expr.Bitwise{SourceRegister:%d DestRegister:%d Len:4 Mask:%#x Xor:%#x}", b.SourceRegister, b.DestRegister,
 			binaryutil.NativeEndian.Uint32(b.Mask), binaryutil.NativeEndian.Uint32(b.Xor))
 	}
+	if im, ok := e.(*expr.Immediate); ok && len(im.Data) == 4 {
+		if ct, ok := next.(*expr.Ct); ok && ct.SourceRegister {
+			return fmt.Sprintf("*expr.Immediate{Register:%d Data:%#x}", im.Register, binaryutil.NativeEndian.Uint32(im.Data))
+		}
+	}
 	return fmt.Sprintf("%T%+v", e, e)
+}
+
+// outsideNames is the content of @outside: State.Outside and the WAN.
+func outsideNames(s *State) []string {
+	names := slices.DeleteFunc(append([]string{s.WAN}, s.Outside...), func(n string) bool { return n == "" })
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // elementTexts lists a set's elements of s in a stable order.
 func elementTexts(set string, s *State) []string {
 	var out []string
 	switch set {
-	case setForward:
+	case setForward, setForwardRemote:
 		if s.Mappings != nil {
 			for _, m := range s.Mappings.List() {
-				out = append(out, fmt.Sprintf("%s . %d : %v", m.Proto, m.ExternalPort, m.Internal))
+				switch {
+				case set == setForward && !m.Remote.IsValid():
+					out = append(out, fmt.Sprintf("%s . %d : %v", m.Proto, m.ExternalPort, m.Internal))
+				case set == setForwardRemote && m.Remote.IsValid():
+					out = append(out, fmt.Sprintf("%v . %s . %d : %v", m.Remote, m.Proto, m.ExternalPort, m.Internal))
+				}
 			}
 		}
 	case setCone:
@@ -332,6 +507,19 @@ func elementTexts(set string, s *State) []string {
 	case setWANInput:
 		for _, k := range s.WANInput {
 			out = append(out, fmt.Sprintf("%s . %d", k.Proto, k.ExternalPort))
+		}
+	case setOutside:
+		out = outsideNames(s)
+	case setPinholes, setPinholesFrom:
+		if s.Pinholes != nil {
+			for _, p := range s.Pinholes.List() {
+				switch {
+				case set == setPinholes && !p.Remote.IsValid():
+					out = append(out, fmt.Sprintf("%v . %s . %d", p.Internal.Addr(), p.Proto, p.Internal.Port()))
+				case set == setPinholesFrom && p.Remote.IsValid():
+					out = append(out, fmt.Sprintf("%v . %v . %s . %d", p.Remote, p.Internal.Addr(), p.Proto, p.Internal.Port()))
+				}
+			}
 		}
 	}
 	slices.Sort(out)

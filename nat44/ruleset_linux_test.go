@@ -7,11 +7,39 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// now0 is the time of the tables that the datapath tests build.
+var now0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// mappingTable returns a table holding ms.
+func mappingTable(t *testing.T, ms ...Mapping) *Table {
+	t.Helper()
+	tb := NewTable()
+	for _, m := range ms {
+		if err := tb.Put(m, now0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tb
+}
+
+// pinholeTable returns a table holding ps.
+func pinholeTable(t *testing.T, ps ...Pinhole) *PinholeTable {
+	t.Helper()
+	tb := NewPinholeTable()
+	for _, p := range ps {
+		if _, err := tb.Put(p, now0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tb
+}
 
 // goldenStates are the states of the golden tests and of the namespace
 // tests that read the same rules back from the kernel.
@@ -20,13 +48,7 @@ func goldenStates(t *testing.T) []struct {
 	state *State
 } {
 	t.Helper()
-	twoMappings := NewTable()
-	mustPut(t, twoMappings, t0,
-		Mapping{Proto: TCP, ExternalPort: 8080, Internal: netip.MustParseAddrPort("192.168.1.10:80"), Owner: OwnerStatic, Description: "web"},
-		Mapping{Proto: UDP, ExternalPort: 3074, Internal: netip.MustParseAddrPort("192.168.1.20:3074"), Owner: OwnerUPnP},
-	)
-	oneMapping := NewTable()
-	mustPut(t, oneMapping, t0, Mapping{Proto: TCP, ExternalPort: 22, Internal: netip.MustParseAddrPort("10.0.0.2:22"), Owner: OwnerAdmin})
+	ap, addr := netip.MustParseAddrPort, netip.MustParseAddr
 	return []struct {
 		name  string
 		state *State
@@ -38,25 +60,35 @@ func goldenStates(t *testing.T) []struct {
 		{"public-endpoint-independent", &State{
 			WAN:       "eth1",
 			LANs:      []string{"br-lan"},
-			WANAddr:   netip.MustParseAddr("203.0.113.7"),
+			WANAddr:   addr("203.0.113.7"),
 			Filtering: EndpointIndependent,
-			Mappings:  twoMappings,
+			Mappings: mappingTable(t,
+				Mapping{Proto: TCP, ExternalPort: 8080, Internal: ap("192.168.1.10:80"), Owner: OwnerStatic, Description: "web"},
+				Mapping{Proto: UDP, ExternalPort: 3074, Internal: ap("192.168.1.20:3074"), Owner: OwnerUPnP},
+				Mapping{Proto: TCP, ExternalPort: 2222, Internal: ap("192.168.1.21:22"), Remote: addr("198.51.100.44"), Owner: OwnerPCP},
+			),
 			Cone: map[uint16]netip.AddrPort{
-				40000: netip.MustParseAddrPort("192.168.1.30:40000"),
-				5000:  netip.MustParseAddrPort("192.168.1.31:5000"),
+				40000: ap("192.168.1.30:40000"),
+				5000:  ap("192.168.1.31:5000"),
 			},
 			WANInput: []Key{{UDP, 3544}, {TCP, 443}},
+			Outside:  []string{"tun6to4", "eth1"},
+			Pinholes: pinholeTable(t,
+				Pinhole{PinholeKey: PinholeKey{Proto: TCP, Internal: ap("[2001:db8:1::10]:443")}, Owner: OwnerUPnP},
+				Pinhole{PinholeKey: PinholeKey{Proto: UDP, Internal: ap("[2001:db8:1::11]:9000"), Remote: addr("2001:db8:ffff::9")}, Owner: OwnerPCP},
+			),
 		}},
 		{"address-dependent-two-lans", &State{
 			WAN:       "wan",
 			LANs:      []string{"lan1", "lan2"},
-			WANAddr:   netip.MustParseAddr("100.64.1.2"),
+			WANAddr:   addr("100.64.1.2"),
 			Filtering: AddressDependent,
-			Mappings:  oneMapping,
+			Mappings:  mappingTable(t, Mapping{Proto: TCP, ExternalPort: 22, Internal: ap("10.0.0.2:22"), Owner: OwnerAdmin}),
 			Remotes: map[RemoteKey]netip.AddrPort{
-				{netip.MustParseAddr("198.51.100.7"), 5000}: netip.MustParseAddrPort("10.0.0.5:5000"),
-				{netip.MustParseAddr("198.51.100.8"), 5000}: netip.MustParseAddrPort("10.0.0.5:5000"),
+				{addr("198.51.100.7"), 5000}: ap("10.0.0.5:5000"),
+				{addr("198.51.100.8"), 5000}: ap("10.0.0.5:5000"),
 			},
+			Outside: []string{"teredo"},
 		}},
 	}
 }
@@ -108,13 +140,18 @@ func TestRulesetShape(t *testing.T) {
 					}
 				}
 			}
-			if diff := gocmp.Diff([]string{"prerouting", "postrouting", "input", "forward"}, chains); diff != "" {
+			want := []string{"prerouting", "postrouting", "input", "forward"}
+			if f := tt.state.Filtering; f == EndpointIndependent || f == AddressDependent {
+				want = append(want, "ctevents", "ctevents_local")
+			}
+			if diff := gocmp.Diff(want, chains); diff != "" {
 				t.Errorf("chains (-want +got):\n%s", diff)
 			}
 			// Elements do not shape rules: a state with other map contents
 			// but the same base renders the same rules.
 			other := *tt.state
 			other.Mappings, other.Cone, other.Remotes, other.WANInput = nil, nil, nil, nil
+			other.Outside, other.Pinholes = nil, nil
 			a, b := render(buildRuleset(tt.state), &other), render(buildRuleset(&other), &other)
 			if a != b {
 				t.Errorf("map contents changed the rules:\n%s", gocmp.Diff(a, b))

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"gateway/internal/testenv"
 )
 
 // inFreshNetns runs fn on a thread that has a network namespace of its
@@ -16,7 +18,7 @@ import (
 func inFreshNetns(t *testing.T, fn func()) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace and /dev/net/tun")
+		testenv.Skip(t, "needs root for a network namespace and /dev/net/tun")
 	}
 	done := make(chan struct{})
 	go func() {
@@ -35,9 +37,7 @@ func inFreshNetns(t *testing.T, fn func()) {
 // arm in `make test-arch`: it proves that creating a TUN device gets past
 // the point where wireguard-go's CreateTUN dies with SIGBUS on MIPS.
 func TestOpen(t *testing.T) {
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("no /dev/net/tun: %v", err)
-	}
+	testenv.Device(t, "/dev/net/tun")
 	inFreshNetns(t, func() {
 		dev, err := Open("gwtest0", 1280)
 		if err != nil {

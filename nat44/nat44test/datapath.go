@@ -27,8 +27,15 @@ const ifNameMax = 15
 
 // FakeDatapath is a nat44.Datapath that keeps the table that the kernel
 // would hold: whether it is installed, its base (interfaces, WAN address,
-// filtering) and the contents of its maps. Like an nftables transaction an
-// Apply takes effect whole or not at all. It is safe for concurrent use.
+// filtering) and the contents of its sets and maps. Like an nftables
+// transaction an Apply takes effect whole or not at all.
+//
+// Like the real datapath, it takes State.Changed and
+// State.ChangedPinholes at their word: when they are not nil, only the
+// keys they name are compared and updated, so that a service that forgets
+// to name a changed key leaves the fake as stale as it would leave the
+// kernel. A rebuild (the first Apply, a new base, or after Tamper) reads
+// everything. It is safe for concurrent use.
 type FakeDatapath struct {
 	// mu guards every field below.
 	mu        sync.Mutex
@@ -52,14 +59,34 @@ type contents struct {
 	lans      []string
 	addr      netip.Addr
 	filtering nat44.Filtering
-	fwd       map[nat44.Key]netip.AddrPort
+	fwd       map[nat44.Key]netip.AddrPort // mappings for any remote host (fwd4)
+	fwdr      map[nat44.Key]remoteForward  // mappings for one remote host (fwd4r)
 	cone      map[uint16]netip.AddrPort
 	remotes   map[nat44.RemoteKey]netip.AddrPort
 	wanInput  map[nat44.Key]bool
+	outside   map[string]bool
+	pinholes  map[nat44.PinholeKey]bool // pin6 and pin6r: a valid Remote is pin6r's
 }
 
-// Apply implements nat44.Datapath. It installs s whole, refusing a state
-// the kernel would refuse and keeping what it held before; an Apply that
+type remoteForward struct {
+	remote   netip.Addr
+	internal netip.AddrPort
+}
+
+func (c contents) sameBase(o contents) bool {
+	return c.wan == o.wan && slices.Equal(c.lans, o.lans) && c.addr == o.addr && c.filtering == o.filtering
+}
+
+func (c contents) clone() contents {
+	c.lans = slices.Clone(c.lans)
+	c.fwd, c.fwdr = cloneOrEmpty(c.fwd), cloneOrEmpty(c.fwdr)
+	c.cone, c.remotes = cloneOrEmpty(c.cone), cloneOrEmpty(c.remotes)
+	c.wanInput, c.outside, c.pinholes = cloneOrEmpty(c.wanInput), cloneOrEmpty(c.outside), cloneOrEmpty(c.pinholes)
+	return c
+}
+
+// Apply implements nat44.Datapath. It installs s, refusing a state the
+// kernel would refuse and keeping what it held before; an Apply that
 // changes nothing is not counted.
 func (d *FakeDatapath) Apply(s *nat44.State) error {
 	d.mu.Lock()
@@ -71,81 +98,157 @@ func (d *FakeDatapath) Apply(s *nat44.State) error {
 		d.failNext = nil
 		return err
 	}
-	c, err := decode(s)
-	if err != nil {
+	if s == nil {
+		return fmt.Errorf("%w: nil state", ErrRefused)
+	}
+	var p problems
+	next := contents{wan: s.WAN, lans: slices.Clone(s.LANs), addr: s.WANAddr, filtering: s.Filtering}
+	p.base(s)
+	rebuild := !d.installed || d.drifted || !d.contents.sameBase(next)
+	if rebuild {
+		next.fwd, next.fwdr = map[nat44.Key]netip.AddrPort{}, map[nat44.Key]remoteForward{}
+		next.pinholes = map[nat44.PinholeKey]bool{}
+	} else {
+		next = d.contents.clone()
+	}
+	// Mappings and pinholes: only the named keys unless rebuilding, as the
+	// real datapath compares.
+	var mkeys []nat44.Key
+	if s.Changed != nil && !rebuild {
+		mkeys = slices.Collect(maps.Keys(s.Changed))
+	} else {
+		mkeys = slices.Collect(maps.Keys(next.fwd))
+		mkeys = append(mkeys, slices.Collect(maps.Keys(next.fwdr))...)
+		if s.Mappings != nil {
+			s.Mappings.All(func(m nat44.Mapping) { mkeys = append(mkeys, m.Key()) })
+		}
+	}
+	for _, k := range mkeys {
+		delete(next.fwd, k)
+		delete(next.fwdr, k)
+		if s.Mappings == nil {
+			continue
+		}
+		m, ok := s.Mappings.Get(k)
+		if !ok {
+			continue
+		}
+		if err := m.Validate(); err != nil {
+			p.add(err)
+			continue
+		}
+		if m.Remote.IsValid() {
+			next.fwdr[k] = remoteForward{m.Remote, m.Internal}
+		} else {
+			next.fwd[k] = m.Internal
+		}
+	}
+	var pkeys []nat44.PinholeKey
+	if s.ChangedPinholes != nil && !rebuild {
+		pkeys = slices.Collect(maps.Keys(s.ChangedPinholes))
+	} else {
+		pkeys = slices.Collect(maps.Keys(next.pinholes))
+		if s.Pinholes != nil {
+			s.Pinholes.All(func(ph nat44.Pinhole) { pkeys = append(pkeys, ph.PinholeKey) })
+		}
+	}
+	for _, k := range pkeys {
+		delete(next.pinholes, k)
+		if s.Pinholes == nil {
+			continue
+		}
+		if _, ok := s.Pinholes.Get(k); !ok {
+			continue
+		}
+		if err := checkPinhole(k); err != nil {
+			p.add(err)
+			continue
+		}
+		next.pinholes[k] = true
+	}
+	// The rest is compared whole, as the real datapath does.
+	next.cone = make(map[uint16]netip.AddrPort, len(s.Cone))
+	for port, ap := range s.Cone {
+		if port == 0 || !usable(ap) {
+			p.add(fmt.Errorf("cone element %d : %v", port, ap))
+		}
+		next.cone[port] = ap
+	}
+	next.remotes = make(map[nat44.RemoteKey]netip.AddrPort, len(s.Remotes))
+	for k, ap := range s.Remotes {
+		if k.ExternalPort == 0 || !k.Remote.Is4() || !usable(ap) {
+			p.add(fmt.Errorf("remotes element %v . %d : %v", k.Remote, k.ExternalPort, ap))
+		}
+		next.remotes[k] = ap
+	}
+	next.wanInput = make(map[nat44.Key]bool, len(s.WANInput))
+	for _, k := range s.WANInput {
+		if (k.Proto != nat44.TCP && k.Proto != nat44.UDP) || k.ExternalPort == 0 {
+			p.add(fmt.Errorf("wan_input element %v", k))
+		}
+		next.wanInput[k] = true
+	}
+	next.outside = map[string]bool{s.WAN: true}
+	for _, n := range s.Outside {
+		if n == "" || len(n) > ifNameMax {
+			p.add(fmt.Errorf("outside element %q does not fit ifname", n))
+		}
+		next.outside[n] = true
+	}
+	if err := p.err(); err != nil {
 		return err
 	}
-	if d.installed && !d.drifted && d.equal(c) {
+	if !rebuild && d.equal(next) {
 		return nil
 	}
 	d.installed, d.drifted = true, false
-	d.contents = c
+	d.contents = next
 	d.applies++
 	return nil
 }
 
-// decode copies s (whose table the caller keeps changing) and checks it as
-// the kernel's set types and the rule builder would.
-func decode(s *nat44.State) (contents, error) {
-	var problems []error
-	if s == nil {
-		return contents{}, fmt.Errorf("%w: nil state", ErrRefused)
+// problems collects the reasons the kernel would refuse a state.
+type problems []error
+
+func (p *problems) add(err error) { *p = append(*p, err) }
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
 	}
-	c := contents{
-		wan:       s.WAN,
-		lans:      slices.Clone(s.LANs),
-		addr:      s.WANAddr,
-		filtering: s.Filtering,
-		fwd:       make(map[nat44.Key]netip.AddrPort),
-		cone:      make(map[uint16]netip.AddrPort, len(s.Cone)),
-		remotes:   make(map[nat44.RemoteKey]netip.AddrPort, len(s.Remotes)),
-		wanInput:  make(map[nat44.Key]bool, len(s.WANInput)),
-	}
+	return fmt.Errorf("%w: %w", ErrRefused, errors.Join(p...))
+}
+
+// base checks what shapes the rules.
+func (p *problems) base(s *nat44.State) {
 	for _, n := range append([]string{s.WAN}, s.LANs...) {
 		if n == "" || len(n) > ifNameMax {
-			problems = append(problems, fmt.Errorf("interface name %q", n))
+			p.add(fmt.Errorf("interface name %q", n))
 		}
 	}
 	if len(s.LANs) == 0 {
-		problems = append(problems, errors.New("no LAN interface"))
+		p.add(errors.New("no LAN interface"))
 	}
 	if s.WANAddr.IsValid() && !s.WANAddr.Is4() {
-		problems = append(problems, fmt.Errorf("WAN address %v is not IPv4", s.WANAddr))
+		p.add(fmt.Errorf("WAN address %v is not IPv4", s.WANAddr))
 	}
 	if s.Filtering < nat44.AddressAndPortDependent || s.Filtering > nat44.EndpointIndependent {
-		problems = append(problems, fmt.Errorf("filtering %d", int(s.Filtering)))
+		p.add(fmt.Errorf("filtering %d", int(s.Filtering)))
 	}
-	if s.Mappings != nil {
-		s.Mappings.All(func(m nat44.Mapping) {
-			if err := m.Validate(); err != nil {
-				problems = append(problems, err)
-				return
-			}
-			c.fwd[m.Key()] = m.Internal
-		})
+}
+
+// checkPinhole refuses a pinhole that does not fit pin6's or pin6r's
+// ipv6_addr . inet_proto . inet_service: an IPv4 (or IPv4-mapped)
+// address, a protocol without ports, port 0.
+func checkPinhole(k nat44.PinholeKey) error {
+	a := k.Internal.Addr()
+	if !a.Is6() || a.Is4In6() || k.Internal.Port() == 0 || (k.Proto != nat44.TCP && k.Proto != nat44.UDP) {
+		return fmt.Errorf("pinhole %v does not fit ipv6_addr . inet_proto . inet_service", k)
 	}
-	for p, ap := range s.Cone {
-		if p == 0 || !usable(ap) {
-			problems = append(problems, fmt.Errorf("cone element %d : %v", p, ap))
-		}
-		c.cone[p] = ap
+	if r := k.Remote; r.IsValid() && (!r.Is6() || r.Is4In6()) {
+		return fmt.Errorf("pinhole %v: remote host does not fit ipv6_addr", k)
 	}
-	for k, ap := range s.Remotes {
-		if k.ExternalPort == 0 || !k.Remote.Is4() || !usable(ap) {
-			problems = append(problems, fmt.Errorf("remotes element %v . %d : %v", k.Remote, k.ExternalPort, ap))
-		}
-		c.remotes[k] = ap
-	}
-	for _, k := range s.WANInput {
-		if (k.Proto != nat44.TCP && k.Proto != nat44.UDP) || k.ExternalPort == 0 {
-			problems = append(problems, fmt.Errorf("wan_input element %v", k))
-		}
-		c.wanInput[k] = true
-	}
-	if len(problems) > 0 {
-		return contents{}, fmt.Errorf("%w: %w", ErrRefused, errors.Join(problems...))
-	}
-	return c, nil
+	return nil
 }
 
 // usable reports whether ap fits an ipv4_addr . inet_service element and
@@ -156,8 +259,9 @@ func usable(ap netip.AddrPort) bool {
 }
 
 func (d *FakeDatapath) equal(c contents) bool {
-	return d.wan == c.wan && slices.Equal(d.lans, c.lans) && d.addr == c.addr && d.filtering == c.filtering &&
-		maps.Equal(d.fwd, c.fwd) && maps.Equal(d.cone, c.cone) && maps.Equal(d.remotes, c.remotes) && maps.Equal(d.wanInput, c.wanInput)
+	return d.contents.sameBase(c) &&
+		maps.Equal(d.fwd, c.fwd) && maps.Equal(d.fwdr, c.fwdr) && maps.Equal(d.cone, c.cone) && maps.Equal(d.remotes, c.remotes) &&
+		maps.Equal(d.wanInput, c.wanInput) && maps.Equal(d.outside, c.outside) && maps.Equal(d.pinholes, c.pinholes)
 }
 
 // Drifted implements nat44.Datapath: true after Tamper, until the next
@@ -214,7 +318,9 @@ func (d *FakeDatapath) Installed() bool {
 	return d.installed
 }
 
-// Lookup returns where the forward map sends proto/port.
+// Lookup returns where a packet to the WAN address on proto/port goes when
+// it comes from a remote host that no mapping names: mappings with a
+// remote host (fwd4r) do not answer it.
 func (d *FakeDatapath) Lookup(proto nat44.Proto, port uint16) (netip.AddrPort, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -222,12 +328,84 @@ func (d *FakeDatapath) Lookup(proto nat44.Proto, port uint16) (netip.AddrPort, b
 	return ap, ok
 }
 
-// Forwards returns a copy of the forward map; it is empty, not nil, when
-// nothing is installed, so that it compares equal to an empty want.
+// LookupFrom returns where a packet from remote to the WAN address on
+// proto/port goes: as the kernel, it looks up fwd4r (by remote, protocol
+// and port) before fwd4.
+func (d *FakeDatapath) LookupFrom(remote netip.Addr, proto nat44.Proto, port uint16) (netip.AddrPort, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := nat44.Key{Proto: proto, ExternalPort: port}
+	if f, ok := d.fwdr[k]; ok && f.remote == remote {
+		return f.internal, true
+	}
+	ap, ok := d.fwd[k]
+	return ap, ok
+}
+
+// Forwards returns where each installed mapping sends, with or without a
+// remote host; it is empty, not nil, when nothing is installed, so that it
+// compares equal to an empty want.
 func (d *FakeDatapath) Forwards() map[nat44.Key]netip.AddrPort {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return cloneOrEmpty(d.fwd)
+	out := cloneOrEmpty(d.fwd)
+	for k, f := range d.fwdr {
+		out[k] = f.internal
+	}
+	return out
+}
+
+// ForwardRemotes returns the remote host of each installed mapping that
+// has one.
+func (d *FakeDatapath) ForwardRemotes() map[nat44.Key]netip.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[nat44.Key]netip.Addr, len(d.fwdr))
+	for k, f := range d.fwdr {
+		out[k] = f.remote
+	}
+	return out
+}
+
+// Pinholes returns the installed pinholes, in pin6 and pin6r alike,
+// sorted.
+func (d *FakeDatapath) Pinholes() []nat44.PinholeKey {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := slices.Collect(maps.Keys(d.pinholes))
+	slices.SortFunc(out, func(a, b nat44.PinholeKey) int {
+		if c := a.Internal.Compare(b.Internal); c != 0 {
+			return c
+		}
+		if a.Proto != b.Proto {
+			return int(a.Proto) - int(b.Proto)
+		}
+		return a.Remote.Compare(b.Remote)
+	})
+	return out
+}
+
+// Admits reports whether the IPv6 forward filter lets a new flow of proto
+// from remote to internal in: a pinhole for anyone, or one for remote.
+func (d *FakeDatapath) Admits(remote netip.Addr, proto nat44.Proto, internal netip.AddrPort) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := nat44.PinholeKey{Proto: proto, Internal: internal}
+	if d.pinholes[k] {
+		return true
+	}
+	k.Remote = remote
+	return remote.IsValid() && d.pinholes[k]
+}
+
+// Outside returns the interfaces whose inbound traffic the filter treats
+// as the internet's (@outside: the WAN and State.Outside), sorted.
+func (d *FakeDatapath) Outside() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := slices.Collect(maps.Keys(d.outside))
+	slices.Sort(out)
+	return out
 }
 
 // Cone returns a copy of the endpoint-independent filter map.

@@ -36,28 +36,49 @@ func table(t *testing.T, ms ...nat44.Mapping) *nat44.Table {
 	return tb
 }
 
+var (
+	pinA = nat44.PinholeKey{Proto: nat44.TCP, Internal: netip.MustParseAddrPort("[2001:db8:1::10]:443")}
+	pinB = nat44.PinholeKey{Proto: nat44.UDP, Internal: netip.MustParseAddrPort("[2001:db8:1::11]:9000"), Remote: netip.MustParseAddr("2001:db8:ff::9")}
+)
+
+func pinholes(t *testing.T, ks ...nat44.PinholeKey) *nat44.PinholeTable {
+	t.Helper()
+	tb := nat44.NewPinholeTable()
+	for _, k := range ks {
+		if _, err := tb.Put(nat44.Pinhole{PinholeKey: k, Owner: nat44.OwnerUPnP}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tb
+}
+
 func goodState(t *testing.T) *nat44.State {
 	return &nat44.State{
 		WAN: "wan0", LANs: []string{"br-lan"}, WANAddr: wanA, Filtering: nat44.EndpointIndependent,
 		Mappings: table(t, nat44.Mapping{Proto: nat44.TCP, ExternalPort: 8080, Internal: lanA, Owner: nat44.OwnerAdmin}),
 		Cone:     map[uint16]netip.AddrPort{5000: netip.MustParseAddrPort("192.168.1.12:5000")},
 		WANInput: []nat44.Key{{Proto: nat44.UDP, ExternalPort: 3544}},
+		Outside:  []string{"tun6to4"},
+		Pinholes: pinholes(t, pinA),
 	}
 }
 
 // view is what a test can see of the fake kernel.
 type view struct {
-	Installed bool
-	WANAddr   netip.Addr
-	Forwards  map[nat44.Key]netip.AddrPort
-	Cone      map[uint16]netip.AddrPort
-	Remotes   map[nat44.RemoteKey]netip.AddrPort
-	WANInput  []nat44.Key
-	Applies   int
+	Installed      bool
+	WANAddr        netip.Addr
+	Forwards       map[nat44.Key]netip.AddrPort
+	ForwardRemotes map[nat44.Key]netip.Addr
+	Cone           map[uint16]netip.AddrPort
+	Remotes        map[nat44.RemoteKey]netip.AddrPort
+	WANInput       []nat44.Key
+	Outside        []string
+	Pinholes       []nat44.PinholeKey
+	Applies        int
 }
 
 func look(d *FakeDatapath) view {
-	return view{d.Installed(), d.WANAddr(), d.Forwards(), d.Cone(), d.Remotes(), d.WANInput(), d.Applies()}
+	return view{d.Installed(), d.WANAddr(), d.Forwards(), d.ForwardRemotes(), d.Cone(), d.Remotes(), d.WANInput(), d.Outside(), d.Pinholes(), d.Applies()}
 }
 
 func TestFakeDatapathApply(t *testing.T) {
@@ -69,13 +90,16 @@ func TestFakeDatapathApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := view{
-		Installed: true,
-		WANAddr:   wanA,
-		Forwards:  map[nat44.Key]netip.AddrPort{{Proto: nat44.TCP, ExternalPort: 8080}: lanA},
-		Cone:      map[uint16]netip.AddrPort{5000: netip.MustParseAddrPort("192.168.1.12:5000")},
-		Remotes:   map[nat44.RemoteKey]netip.AddrPort{},
-		WANInput:  []nat44.Key{{Proto: nat44.UDP, ExternalPort: 3544}},
-		Applies:   1,
+		Installed:      true,
+		WANAddr:        wanA,
+		Forwards:       map[nat44.Key]netip.AddrPort{{Proto: nat44.TCP, ExternalPort: 8080}: lanA},
+		ForwardRemotes: map[nat44.Key]netip.Addr{},
+		Cone:           map[uint16]netip.AddrPort{5000: netip.MustParseAddrPort("192.168.1.12:5000")},
+		Remotes:        map[nat44.RemoteKey]netip.AddrPort{},
+		WANInput:       []nat44.Key{{Proto: nat44.UDP, ExternalPort: 3544}},
+		Outside:        []string{"tun6to4", "wan0"},
+		Pinholes:       []nat44.PinholeKey{pinA},
+		Applies:        1,
 	}
 	if diff := cmp.Diff(want, look(d), netipComparers); diff != "" {
 		t.Fatalf("after Apply (-want +got):\n%s", diff)
@@ -123,6 +147,8 @@ func TestFakeDatapathRefuses(t *testing.T) {
 		}},
 		{"wan_input protocol", func(s *nat44.State) { s.WANInput = append(s.WANInput, nat44.Key{Proto: 1, ExternalPort: 7}) }},
 		{"wan_input port 0", func(s *nat44.State) { s.WANInput = append(s.WANInput, nat44.Key{Proto: nat44.UDP}) }},
+		{"outside name too long", func(s *nat44.State) { s.Outside = []string{"a-very-long-tunnel"} }},
+		{"empty outside name", func(s *nat44.State) { s.Outside = []string{""} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,5 +294,165 @@ func TestFakeConntrackSessions(t *testing.T) {
 	}
 	if diff := cmp.Diff([]nat44.Session{out}, got, netipComparers); diff != "" {
 		t.Errorf("Sessions(%v) (-want +got):\n%s", wanA, diff)
+	}
+}
+
+// TestFakeDatapathHonoursHints: with State.Changed or ChangedPinholes set,
+// only the keys they name reach the fake, as only they reach the kernel;
+// a key left out stays stale until an Apply without hints.
+func TestFakeDatapathHonoursHints(t *testing.T) {
+	d := NewFakeDatapath()
+	s := goodState(t)
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	k22, k23, k8080 := nat44.Key{Proto: nat44.TCP, ExternalPort: 22}, nat44.Key{Proto: nat44.TCP, ExternalPort: 23}, nat44.Key{Proto: nat44.TCP, ExternalPort: 8080}
+	for _, m := range []nat44.Mapping{
+		{Proto: nat44.TCP, ExternalPort: 22, Internal: lanB, Owner: nat44.OwnerAdmin},
+		{Proto: nat44.TCP, ExternalPort: 23, Internal: lanB, Owner: nat44.OwnerAdmin},
+	} {
+		if err := s.Mappings.Put(m, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Mappings.Delete(k8080)
+	if _, err := s.Pinholes.Put(nat44.Pinhole{PinholeKey: pinB, Owner: nat44.OwnerPCP}, now); err != nil {
+		t.Fatal(err)
+	}
+	s.Pinholes.Delete(pinA)
+	s.Changed = map[nat44.Key]bool{k22: true}                 // 23 and 8080 forgotten
+	s.ChangedPinholes = map[nat44.PinholeKey]bool{pinB: true} // pinA forgotten
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	want := map[nat44.Key]netip.AddrPort{k22: lanB, k8080: lanA}
+	if diff := cmp.Diff(want, d.Forwards(), netipComparers); diff != "" {
+		t.Errorf("with Changed={tcp/22}, forwards (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]nat44.PinholeKey{pinA, pinB}, d.Pinholes(), netipComparers); diff != "" {
+		t.Errorf("with ChangedPinholes={B}, pinholes (-want +got):\n%s", diff)
+	}
+	applies := d.Applies()
+	s.Changed, s.ChangedPinholes = map[nat44.Key]bool{}, map[nat44.PinholeKey]bool{}
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	if d.Applies() != applies {
+		t.Errorf("an Apply with empty hints changed the kernel")
+	}
+	s.Changed, s.ChangedPinholes = nil, nil
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	want = map[nat44.Key]netip.AddrPort{k22: lanB, k23: lanB}
+	if diff := cmp.Diff(want, d.Forwards(), netipComparers); diff != "" {
+		t.Errorf("without hints, forwards (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]nat44.PinholeKey{pinB}, d.Pinholes(), netipComparers); diff != "" {
+		t.Errorf("without hints, pinholes (-want +got):\n%s", diff)
+	}
+
+	// A rebuild (here after Tamper) reads everything, hints or not.
+	s.Mappings.Delete(k23)
+	d.Tamper()
+	s.Changed = map[nat44.Key]bool{}
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[nat44.Key]netip.AddrPort{k22: lanB}, d.Forwards(), netipComparers); diff != "" {
+		t.Errorf("rebuild with Changed={}: forwards (-want +got):\n%s", diff)
+	}
+	// So does a change of base.
+	s.Mappings.Delete(k22)
+	s.WANAddr = netip.MustParseAddr("198.51.100.1")
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Forwards(); len(got) != 0 {
+		t.Errorf("new base with Changed={}: forwards = %v, want none", got)
+	}
+}
+
+// TestFakeDatapathRemoteHost: a mapping with a remote host answers that
+// host alone, as fwd4r does.
+func TestFakeDatapathRemoteHost(t *testing.T) {
+	d := NewFakeDatapath()
+	s := goodState(t)
+	remote, other := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("198.51.100.8")
+	if err := s.Mappings.Put(nat44.Mapping{Proto: nat44.UDP, ExternalPort: 3074, Internal: lanB, Remote: remote, Owner: nat44.OwnerPCP}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	if ap, ok := d.LookupFrom(remote, nat44.UDP, 3074); !ok || ap != lanB {
+		t.Errorf("LookupFrom(its remote) = %v, %v; want %v", ap, ok, lanB)
+	}
+	if ap, ok := d.LookupFrom(other, nat44.UDP, 3074); ok {
+		t.Errorf("LookupFrom(another remote) = %v; want no DNAT", ap)
+	}
+	if ap, ok := d.Lookup(nat44.UDP, 3074); ok {
+		t.Errorf("Lookup (anyone) = %v; want no DNAT", ap)
+	}
+	if ap, ok := d.LookupFrom(other, nat44.TCP, 8080); !ok || ap != lanA {
+		t.Errorf("LookupFrom(anyone) of a mapping for anyone = %v, %v", ap, ok)
+	}
+	if diff := cmp.Diff(map[nat44.Key]netip.Addr{{Proto: nat44.UDP, ExternalPort: 3074}: remote}, d.ForwardRemotes(), netipComparers); diff != "" {
+		t.Errorf("ForwardRemotes (-want +got):\n%s", diff)
+	}
+	// The remote host goes: the mapping answers anyone.
+	s.Mappings.Replace(nat44.Mapping{Proto: nat44.UDP, ExternalPort: 3074, Internal: lanB, Owner: nat44.OwnerPCP})
+	s.Changed = map[nat44.Key]bool{{Proto: nat44.UDP, ExternalPort: 3074}: true}
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	if ap, ok := d.Lookup(nat44.UDP, 3074); !ok || ap != lanB {
+		t.Errorf("after the remote host went, Lookup = %v, %v", ap, ok)
+	}
+	if got := d.ForwardRemotes(); len(got) != 0 {
+		t.Errorf("ForwardRemotes = %v, want none", got)
+	}
+}
+
+// TestFakeDatapathPinholesAndOutside: pinholes admit as pin6 and pin6r
+// do; @outside holds the WAN and State.Outside and follows them.
+func TestFakeDatapathPinholesAndOutside(t *testing.T) {
+	d := NewFakeDatapath()
+	s := goodState(t)
+	s.Pinholes = pinholes(t, pinA, pinB)
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	anyone, other := netip.MustParseAddr("2001:db8:ee::1"), netip.MustParseAddr("2001:db8:ee::2")
+	for _, tt := range []struct {
+		name     string
+		remote   netip.Addr
+		proto    nat44.Proto
+		internal netip.AddrPort
+		want     bool
+	}{
+		{"pinhole for anyone", anyone, nat44.TCP, pinA.Internal, true},
+		{"other protocol", anyone, nat44.UDP, pinA.Internal, false},
+		{"other port", anyone, nat44.TCP, netip.AddrPortFrom(pinA.Internal.Addr(), 444), false},
+		{"pinhole for its remote", pinB.Remote, nat44.UDP, pinB.Internal, true},
+		{"pinhole for another remote", other, nat44.UDP, pinB.Internal, false},
+	} {
+		if got := d.Admits(tt.remote, tt.proto, tt.internal); got != tt.want {
+			t.Errorf("%s: Admits = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if diff := cmp.Diff([]string{"tun6to4", "wan0"}, d.Outside()); diff != "" {
+		t.Errorf("Outside (-want +got):\n%s", diff)
+	}
+	applies := d.Applies()
+	s.Outside = []string{"tun6to4", "teredo"}
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"teredo", "tun6to4", "wan0"}, d.Outside()); diff != "" {
+		t.Errorf("Outside after a tunnel came (-want +got):\n%s", diff)
+	}
+	if d.Applies() != applies+1 {
+		t.Errorf("Applies = %d, want %d", d.Applies(), applies+1)
 	}
 }
