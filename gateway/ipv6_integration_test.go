@@ -3,9 +3,12 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +26,7 @@ import (
 // restart of the daemon.
 func TestIPv6Firewall(t *testing.T) {
 	g := startGateway(t, "")
-	pub6 := lab.PublicAddrs6[0].Addr()
+	pub6, pub6b := lab.PublicAddrs6[0].Addr(), lab.PublicAddrs6[1].Addr()
 	lan16 := lab.LAN1Addr6.Addr()
 	tcpServer(t, g.l, lab.Public, hostPort(pub6, 80))
 	tcpServer(t, g.l, lab.LAN1, hostPort(lan16, 22))
@@ -43,9 +46,14 @@ func TestIPv6Firewall(t *testing.T) {
 	if err := g.api().Do("POST", "/api/v1/pinholes", web.PinholeRequest{Proto: nat44.TCP, Internal: netip.AddrPortFrom(lan16, 23), Remote: lab.PublicAddrs6[1].Addr()}, nil); err != nil {
 		t.Fatal(err)
 	}
-	wantTCP(t, g.l, lab.Public, hostPort(lan16, 22), "lan1 saw ["+pub6.String()+"]")
-	wantNoTCP(t, g.l, lab.LAN2, hostPort(lan16, 24))   // LAN to LAN is not the filter's business, but nothing listens
-	wantNoTCP(t, g.l, lab.Public, hostPort(lan16, 23)) // from pub's first address: not the pinhole's remote
+	wantTCP(t, g.l, lab.Public, hostPort(lan16, 22), "lan1 saw [2001:db8:100::")
+	// The remote-filtered pinhole lets in its remote only.
+	if got, err := tcpGetFrom(g.l, lab.Public, pub6, hostPort(lan16, 23)); err == nil {
+		t.Fatalf("from %v, not the pinhole's remote, port 23 answered %q", pub6, got)
+	}
+	if got, err := tcpGetFrom(g.l, lab.Public, pub6b, hostPort(lan16, 23)); err != nil || !strings.HasPrefix(got, "lan1 saw ["+pub6b.String()+"]") {
+		t.Fatalf("from the pinhole's remote %v: %q, %v", pub6b, got, err)
+	}
 
 	// The timed pinhole expires: dropped again.
 	eventuallyWithin(t, 10*time.Second, "pinhole expiry", func() error {
@@ -72,4 +80,24 @@ func TestIPv6Firewall(t *testing.T) {
 		t.Fatalf("pinholes after a restart: %+v; want the one for port 23 from %v", ps, lab.PublicAddrs6[1].Addr())
 	}
 	wantNoTCP(t, g.l, lab.Public, hostPort(lan16, 22))
+	if _, err := tcpGetFrom(g.l, lab.Public, pub6b, hostPort(lan16, 23)); err != nil {
+		t.Fatalf("the restored pinhole does not let its remote in: %v", err)
+	}
+}
+
+// tcpGetFrom is tcpGet from the source address src.
+func tcpGetFrom(l *lab.Lab, host string, src netip.Addr, addr string) (string, error) {
+	var c net.Conn
+	err := l.Do(host, func() (err error) {
+		d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
+		c, err = d.Dial("tcp", addr)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
 }

@@ -244,6 +244,7 @@ func (n *NAT) putLocked(m, old Mapping, renewing bool) (Mapping, []any, error) {
 		n.log.Info("mapping added", slog.String("key", m.Key().String()), slog.String("internal", m.Internal.String()), slog.String("owner", string(m.Owner)), slog.String("description", m.Description))
 	}
 	n.feed.publish(Event{Kind: kind, Mapping: m})
+	signal(n.wake) // Run re-arms its timer for the new expiry
 	return m, n.putRecordLocked(m, old, renewing), nil
 }
 
@@ -413,6 +414,7 @@ func (n *NAT) openPinholeLocked(r PinholeRequest) (Pinhole, []any, error) {
 		n.log.Info("pinhole opened", slog.String("pinhole", p.Key().String()), slog.String("owner", string(p.Owner)))
 	}
 	n.feed.publish(Event{Kind: kind, Pinhole: p})
+	signal(n.wake)
 	return p, n.pinRecordLocked(p, old, had), nil
 }
 

@@ -266,7 +266,21 @@ func TestMapLifetimes(t *testing.T) {
 			if m.Lifetime != tt.want || (tt.want == 0) != m.Permanent() {
 				t.Errorf("%s asking %v got %v (permanent %v), want %v", tt.owner, tt.asked, m.Lifetime, m.Permanent(), tt.want)
 			}
-			s.Unmap(nat44.Release{Owner: nat44.OwnerAdmin}, m.Key())
+			if m.Permanent() {
+				s.Unmap(nat44.Release{Owner: nat44.OwnerAdmin}, m.Key())
+				continue
+			}
+			// It leaves the kernel when its lifetime is over, not later.
+			time.Sleep(tt.want - time.Second)
+			synctest.Wait()
+			if _, ok := s.dp.Lookup(m.Proto, m.ExternalPort); !ok {
+				t.Errorf("%s: mapping gone a second early", tt.owner)
+			}
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if _, ok := s.dp.Lookup(m.Proto, m.ExternalPort); ok {
+				t.Errorf("%s: mapping still in the kernel after its lifetime", tt.owner)
+			}
 		}
 	})
 }
@@ -436,6 +450,20 @@ func TestPinholes(t *testing.T) {
 		synctest.Wait()
 		if got := s2.Pinholes(); len(got) != 0 {
 			t.Errorf("pinholes after their lifetime: %+v", got)
+		}
+		if got := s2.dp.Pinholes(); len(got) != 0 {
+			t.Errorf("kernel pinholes after their lifetime: %+v", got)
+		}
+		// A pinhole opened in a running service leaves on time too.
+		short := pr(h, 30)
+		short.Owner, short.Lifetime = nat44.OwnerAdmin, 5*time.Second
+		if _, err := s2.OpenPinhole(short); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if got := s2.dp.Pinholes(); len(got) != 0 {
+			t.Errorf("kernel pinholes 5 s after a 5 s pinhole: %+v", got)
 		}
 	})
 }
