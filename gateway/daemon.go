@@ -59,7 +59,7 @@ type Status struct {
 	WAN       string             `json:"wan"`
 	LANs      []string           `json:"lan"`
 	WANAddr   netip.Addr         `json:"wan_addr"`
-	WANKind   nat44.AddrKind     `json:"wan_kind"`
+	WANKind   facts.AddrKind     `json:"wan_kind"`
 	DoubleNAT bool               `json:"double_nat"`
 	NAT       nat44.Status       `json:"nat"`
 	DHCP      *DHCPStatus        `json:"dhcp,omitempty"`
@@ -191,7 +191,7 @@ func (d *Daemon) publish(s netwatch.Snapshot) {
 		d.log.Warn("WAN has no IPv4 address", slog.String("wan", cfg.WAN))
 	case kind.DoubleNAT():
 		d.log.Warn("WAN address is behind another NAT (double NAT): mappings made here do not reach the internet alone", slog.String("addr", addr.String()), slog.String("kind", kind.String()))
-	case kind == nat44.KindBogon:
+	case kind == facts.KindBogon:
 		d.log.Warn("WAN address is not routable on the internet", slog.String("addr", addr.String()))
 	default:
 		d.log.Info("WAN address", slog.String("addr", addr.String()), slog.String("kind", kind.String()))
@@ -204,7 +204,7 @@ func factsOf(cfg *Config, s netwatch.Snapshot) (facts.WAN, facts.LAN) {
 	if p, ok := s[cfg.WAN].IPv4(); ok {
 		wan.Addr = p.Addr()
 	}
-	wan.Kind = nat44.ClassifyWAN(wan.Addr, cfg.AllowDocumentationWAN)
+	wan.Kind = facts.ClassifyWAN(wan.Addr, cfg.AllowDocumentationWAN)
 	lan := facts.LAN{Addrs: map[string][]netip.Prefix{}}
 	for _, name := range cfg.LANs {
 		if i, ok := s[name]; ok {

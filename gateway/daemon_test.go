@@ -13,7 +13,6 @@ import (
 	"gateway/internal/facts"
 	"gateway/internal/leakcheck"
 	"gateway/internal/netwatch"
-	"gateway/nat44"
 )
 
 func TestHostInPrefix(t *testing.T) {
@@ -39,7 +38,7 @@ func TestFactsOf(t *testing.T) {
 		"br-lan": {Name: "br-lan", Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.1.1/24")}},
 	}
 	wan, lan := factsOf(cfg, s)
-	if wan != (facts.WAN{Iface: "wan", Addr: netip.MustParseAddr("192.0.2.2"), Kind: nat44.KindPublic}) {
+	if wan != (facts.WAN{Iface: "wan", Addr: netip.MustParseAddr("192.0.2.2"), Kind: facts.KindPublic}) {
 		t.Errorf("wan = %+v", wan)
 	}
 	if p, ok := lan.IPv4("br-lan"); !ok || p != netip.MustParsePrefix("192.168.1.1/24") {
@@ -49,10 +48,10 @@ func TestFactsOf(t *testing.T) {
 		t.Errorf("a missing LAN interface has addresses: %+v", lan)
 	}
 	cfg.AllowDocumentationWAN = false
-	if wan, _ := factsOf(cfg, s); wan.Kind == nat44.KindPublic {
+	if wan, _ := factsOf(cfg, s); wan.Kind == facts.KindPublic {
 		t.Errorf("a documentation address counted as public without allow_documentation_wan")
 	}
-	if wan, _ := factsOf(cfg, netwatch.Snapshot{}); wan.Addr.IsValid() || wan.Kind != nat44.KindNone {
+	if wan, _ := factsOf(cfg, netwatch.Snapshot{}); wan.Addr.IsValid() || wan.Kind != facts.KindNone {
 		t.Errorf("no WAN: %+v", wan)
 	}
 }

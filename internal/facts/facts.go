@@ -11,8 +11,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-
-	"gateway/nat44"
 )
 
 // Topic holds the latest value of one fact and hands it to subscribers.
@@ -98,7 +96,7 @@ func (t *Topic[T]) Wait(ctx context.Context, ok func(T) bool) (T, error) {
 type WAN struct {
 	Iface string
 	Addr  netip.Addr // invalid while the WAN has none
-	Kind  nat44.AddrKind
+	Kind  AddrKind
 }
 
 // LAN is the addresses (with their prefix length) of each LAN interface

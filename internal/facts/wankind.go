@@ -1,4 +1,4 @@
-package nat44
+package facts
 
 import (
 	"fmt"
@@ -30,7 +30,7 @@ func (k AddrKind) String() string {
 // MarshalText reports the kind by name in the JSON API.
 func (k AddrKind) MarshalText() ([]byte, error) {
 	if k < KindNone || k > KindBogon {
-		return nil, fmt.Errorf("nat44: cannot marshal address kind %d", int(k))
+		return nil, fmt.Errorf("facts: cannot marshal address kind %d", int(k))
 	}
 	return []byte(k.String()), nil
 }
@@ -103,5 +103,5 @@ func (k *AddrKind) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("nat44: unknown address kind %q", b)
+	return fmt.Errorf("facts: unknown address kind %q", b)
 }
