@@ -14,27 +14,6 @@ import (
 	"gateway/nat44/nat44test"
 )
 
-// persistRun is the one-mapping-per-request run with a state directory on
-// disk, as a router keeps its mappings.
-type persistRun struct {
-	api     string // "Map" (the mapping service) or "Add" (when Map is not there yet)
-	dir     string // the state directory's parent, for the report
-	n       int    // requests granted
-	elapsed time.Duration
-	// firstK covers the first 1,000 requests: the table growing from 0 to
-	// 1,000 mappings (miniupnpd's reference figure is at 1,000 installed).
-	firstK        int
-	firstElapsed  time.Duration
-	lastN         int // the last tenth
-	lastElapsed   time.Duration
-	capped        bool
-	stateBytes    int64 // the state directory's files at the end
-	hosts         int   // LAN hosts the requests came from
-	lifetime      time.Duration
-	afterRestart  int // mappings a new nat44 read back from the state directory
-	restartFailed string
-}
-
 // persistLifetime is the lease the requests ask for (UPnP's
 // NewLeaseDuration of a typical torrent client, one hour).
 const persistLifetime = time.Hour

@@ -52,6 +52,27 @@ const goalP2P = 0.9
 // goalBatch is how long one batch of mappings may take to add or remove.
 const goalBatch = time.Second
 
+// persistRun is the one-mapping-per-request run with a state directory on
+// disk, as a router keeps its mappings.
+type persistRun struct {
+	api     string // "Map" (the mapping service) or "Add" (when Map is not there yet)
+	dir     string // the state directory's parent, for the report
+	n       int    // requests granted
+	elapsed time.Duration
+	// firstK covers the first 1,000 requests: the table growing from 0 to
+	// 1,000 mappings (miniupnpd's reference figure is at 1,000 installed).
+	firstK        int
+	firstElapsed  time.Duration
+	lastN         int // the last tenth
+	lastElapsed   time.Duration
+	capped        bool
+	stateBytes    int64 // the state directory's files at the end
+	hosts         int   // LAN hosts the requests came from
+	lifetime      time.Duration
+	afterRestart  int // mappings a new nat44 read back from the state directory
+	restartFailed string
+}
+
 // results holds every sample of one run.
 type results struct {
 	// Meta
