@@ -3,13 +3,16 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X gateway/gateway.Version=$(VERSION)
 BIN      := bin/gateway
-# What the tests and the lab run: iproute2 (ip, bridge), nftables (nft, to
-# read back and tamper with our table), util-linux (unshare, mount),
-# conntrack and iperf3 (benchmarks), the DHCP clients the interop tests
-# drive (dhclient, udhcpc, dhcpcd) and dnsmasq (the DHCP benchmark).
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox
+# What the tests, the lab and the benchmarks run: iproute2 (ip, bridge),
+# nftables (nft, to read back and tamper with our table), util-linux
+# (unshare, mount), conntrack and iperf3 (NAT benchmark), the DHCP clients
+# the interop tests drive (dhclient, udhcpc, dhcpcd), dnsmasq (DHCP and
+# flash benchmarks), strace (flash benchmark: counts fsyncs), qemu-user-static
+# (emulated arch tests), busybox (the init script under OpenWrt's shell).
+# Go tools (nfpm) come from the Go module proxy: build/tools.sh.
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace
 
-.PHONY: all build demo demo-down test test-short bench fuzz deps clean
+.PHONY: all build demo demo-down test test-short bench bench-quick fuzz deps clean
 
 all: build
 
@@ -23,6 +26,7 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	$(GO) mod download
+	GO='$(GO)' sh build/tools.sh
 
 demo: deps build
 	$(BIN) lab up
@@ -31,12 +35,16 @@ demo-down:
 	$(BIN) lab down
 
 # The whole suite: unit tests, fuzz corpora, and the integration tests in
-# network namespaces (these need root; without it they skip and say so).
+# network namespaces (these need root; without it they skip and say so,
+# and under CI=true, as .ci/run sets it, a skip for a missing tool, device
+# or permission is a failure). go.mod and go.sum must be tidy, and the
+# mipsle router binary within its size budget (build/lib.sh).
 test: deps
 	gofmt -l . | tee /dev/stderr | (! read -r _)
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...
-	CGO_ENABLED=0 GOARCH=mipsle GOMIPS=softfloat $(GO) build -o /dev/null ./cmd/gateway
+	GO='$(GO)' VERSION='$(VERSION)' sh build/size-check.sh
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/gateway
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) test-arch
@@ -44,8 +52,20 @@ test: deps
 test-short:
 	$(GO) test -short ./...
 
+# Every benchmark, full length, one after the other (bench/README.md); the
+# reports go to dist/bench/. Run on a quiet machine.
 bench: deps build
-	$(GO) run ./bench/nat
+	mkdir -p dist/bench
+	$(GO) run ./bench/nat -out dist/bench/nat.md
+	$(GO) run ./bench/dhcp -out dist/bench/dhcp.md
+	$(GO) run ./bench/flash -out dist/bench/flash.md
+	$(GO) run ./bench/rss | tee dist/bench/rss.txt
+
+# The same, short (smoke runs; the figures mean nothing).
+bench-quick: deps build
+	$(GO) run ./bench/nat -quick
+	$(GO) run ./bench/dhcp -quick
+	$(GO) run ./bench/flash -quick
 
 # A short run of every fuzz target (the corpora replay in `make test`).
 fuzz:

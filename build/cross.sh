@@ -44,9 +44,9 @@ if [ -f "$budget_bin" ]; then
 	n=$(wc -c <"$budget_bin")
 	if [ "$n" -gt "$SIZE_BUDGET" ]; then
 		over=1
-		echo "SIZE BUDGET: mipsle is $n bytes, $((n - SIZE_BUDGET)) over the budget of $SIZE_BUDGET (8 MiB). See build/README.md for what costs what." | tee -a "$report" >&2
+		echo "SIZE BUDGET: mipsle is $n bytes, $((n - SIZE_BUDGET)) over the budget of $SIZE_BUDGET ($(mib "$SIZE_BUDGET") MiB). See build/README.md for what costs what." | tee -a "$report" >&2
 	else
-		echo "size budget: mipsle is $n bytes, $((SIZE_BUDGET - n)) under the budget of $SIZE_BUDGET" | tee -a "$report"
+		echo "size budget: mipsle is $n bytes, $((SIZE_BUDGET - n)) under the budget of $SIZE_BUDGET ($(mib "$SIZE_BUDGET") MiB)" | tee -a "$report"
 	fi
 fi
 

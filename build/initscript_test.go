@@ -7,19 +7,21 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"gateway/internal/testenv"
 )
 
 // shell returns OpenWrt's shell (busybox ash) when it is installed, else
-// the system's sh.
+// the system's sh; under CI=true busybox must be there.
 func shell(t *testing.T) []string {
 	t.Helper()
 	if bb, err := exec.LookPath("busybox"); err == nil {
 		return []string{bb, "sh"}
 	}
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no shell to run the init script")
+	if testenv.CI() {
+		testenv.Tool(t, "busybox", "busybox") // fails
 	}
+	sh := testenv.Tool(t, "sh", "dash")
 	t.Logf("busybox not installed (make deps installs it): running the init script with %s", sh)
 	return []string{sh}
 }
@@ -341,13 +343,8 @@ func TestPackageScriptsOnImageBuild(t *testing.T) {
 // /etc/init.d/gateway, so this runs them in a private mount namespace with
 // a stand-in bind-mounted over /etc/init.d (root only; CI runs as root).
 func TestPackageScriptsOnLiveSystem(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to bind-mount a stand-in /etc/init.d in a private mount namespace")
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("needs unshare(1) (util-linux)")
-	}
+	testenv.Root(t) // to bind-mount a stand-in /etc/init.d in a private mount namespace
+	unshare := testenv.Tool(t, "unshare", "util-linux")
 	sh := shell(t)
 	for _, tc := range []struct {
 		script, upgrade string
@@ -378,7 +375,7 @@ func TestPackageScriptsOnLiveSystem(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				if strings.Contains(string(out), "Operation not permitted") || strings.Contains(string(out), "unshare failed") {
-					t.Skipf("cannot make a mount namespace here: %s", out)
+					testenv.Skip(t, "cannot make a mount namespace here: %s", out)
 				}
 				t.Fatalf("%v\n%s", err, out)
 			}

@@ -21,10 +21,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"gateway/internal/testenv"
 )
 
 const (
-	nfpmVersion = "v2.44.0"
 	// A version as `git describe` prints it four commits after a tag, and
 	// what the packages must call it.
 	testVersion    = "v1.2.3-4-gabcdef0"
@@ -45,14 +46,31 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// nfpm returns an nfpm binary: $NFPM, or nfpm $nfpmVersion installed from
-// the Go module proxy into bin/tools as build/packages.sh does. The test
-// skips, and says why, when it can be had neither way.
+// nfpmVersion is the nfpm that build/lib.sh installs (NFPM_VERSION=...).
+func nfpmVersion(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "build", "lib.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "NFPM_VERSION="); ok {
+			return v
+		}
+	}
+	t.Fatal("build/lib.sh sets no NFPM_VERSION")
+	return ""
+}
+
+// nfpm returns an nfpm binary: $NFPM, or nfpm $NFPM_VERSION installed from
+// the Go module proxy into bin/tools as build/lib.sh does. The test skips
+// (fails under CI=true), and says why, when it can be had neither way.
 func nfpm(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("NFPM"); p != "" {
 		return p
 	}
+	nfpmVersion := nfpmVersion(t)
 	dir := filepath.Join(repoRoot(t), "bin", "tools", "nfpm-"+nfpmVersion)
 	bin := filepath.Join(dir, "nfpm")
 	if _, err := os.Stat(bin); err == nil {
@@ -61,7 +79,7 @@ func nfpm(t *testing.T) string {
 	cmd := exec.Command("go", "install", "github.com/goreleaser/nfpm/v2/cmd/nfpm@"+nfpmVersion)
 	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("nfpm %s is not installed and cannot be installed from the module proxy (make packages installs it): %v\n%s", nfpmVersion, err, out)
+		testenv.Skip(t, "nfpm %s is not installed and cannot be installed from the module proxy (make deps installs it): %v\n%s", nfpmVersion, err, out)
 	}
 	return bin
 }
@@ -258,11 +276,7 @@ func checkBinary(t *testing.T, arch string, b []byte) {
 	if q == "" {
 		return
 	}
-	qemu, err := exec.LookPath(q)
-	if err != nil {
-		t.Logf("%s not found: the packaged binary is not run", q)
-		return
-	}
+	qemu := testenv.Tool(t, q, "qemu-user-static")
 	exe := filepath.Join(t.TempDir(), "gateway")
 	if err := os.WriteFile(exe, b, 0o755); err != nil {
 		t.Fatal(err)
@@ -496,13 +510,10 @@ func TestPkgVersion(t *testing.T) {
 // The fw4 include is a rule that nft accepts inside a forward chain, the way
 // fw4 includes it.
 func TestFw4Include(t *testing.T) {
-	nft, err := exec.LookPath("nft")
-	if err != nil {
-		t.Skip("nft not installed (make deps installs nftables)")
-	}
+	nft := testenv.Tool(t, "nft", "nftables")
 	include := filepath.Join(repoRoot(t), "build/openwrt/files/usr/share/nftables.d/chain-pre/forward/10-gateway.nft")
 	ruleset := filepath.Join(t.TempDir(), "fw4.nft")
-	err = os.WriteFile(ruleset, fmt.Appendf(nil, `table inet fw4 {
+	err := os.WriteFile(ruleset, fmt.Appendf(nil, `table inet fw4 {
 	chain forward {
 		type filter hook forward priority filter; policy drop;
 		include %q
@@ -516,7 +527,7 @@ func TestFw4Include(t *testing.T) {
 	out, err := exec.Command(nft, "-c", "-f", ruleset).CombinedOutput()
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) || strings.Contains(string(out), "Operation not permitted") {
-			t.Skipf("nft -c needs root here: %s", out)
+			testenv.Skip(t, "nft -c needs root here: %s", out)
 		}
 		t.Fatalf("nft -c rejects the fw4 include: %v\n%s", err, out)
 	}

@@ -8,20 +8,14 @@
 #   dist/packages/ARCH/gateway-VERSION.apk     (OpenWrt's apk naming)
 #
 #   ARCHS="mipsel_24kc"   only those arches
-#   NFPM=/path/to/nfpm    an nfpm to use; by default nfpm $NFPM_VERSION is
+#   NFPM=/path/to/nfpm    an nfpm to use; by default nfpm $NFPM_VERSION (lib.sh) is
 #                         installed from the Go module proxy into bin/tools
 #   PKG_RELEASE=r2        the package release (default r1)
 set -eu
 . "${BUILD_DIR:-build}/lib.sh"
 
-NFPM_VERSION=v2.44.0
 if [ -z "${NFPM:-}" ]; then
-	tools="$PWD/bin/tools/nfpm-$NFPM_VERSION"
-	NFPM="$tools/nfpm"
-	if [ ! -x "$NFPM" ]; then
-		echo "installing nfpm $NFPM_VERSION into $tools"
-		GOBIN="$tools" GOFLAGS= "$GO" install "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION"
-	fi
+	NFPM=$(nfpm_install)
 fi
 
 PKG_VERSION=$(pkgversion "$VERSION")

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,11 @@ func run(ctx context.Context, opt options) (report string, err error) {
 			if err := b.runConfig(ctx, c, round); err != nil {
 				return "", fmt.Errorf("round %d, %s: %w", round+1, c.name, err)
 			}
+		}
+	}
+	if opt.persist {
+		if err := b.persistAdds(ctx); err != nil {
+			return "", fmt.Errorf("adds with persistence: %w", err)
 		}
 	}
 	b.res.elapsed = time.Since(b.start)
@@ -161,6 +167,9 @@ func (b *bench) runConfig(ctx context.Context, c config, round int) (err error) 
 		return err
 	}
 	for m := range numMetrics {
+		if c.metrics != nil && !slices.Contains(c.metrics, m) {
+			continue
+		}
 		if err := b.flushConntrack(ctx); err != nil {
 			return err
 		}

@@ -27,10 +27,22 @@ type config struct {
 	// after, if set, runs once the measurements of a round are done, with
 	// the configuration still in place.
 	after func(ctx context.Context, round int) error
+	// metrics, if set, are the only ones taken in this configuration.
+	metrics []metric
 }
 
 func (b *bench) linearName() string { return "linear" + countName(b.opt.mappings) }
 func (b *bench) oursName() string   { return "ours" + countName(b.opt.mappings) }
+
+// p2pModes are the UDP filtering modes that P2P apps want, measured beside
+// the default (address-and-port-dependent, oursN).
+var p2pModes = []nat44.Filtering{nat44.AddressDependent, nat44.EndpointIndependent}
+
+// p2pName names the configuration of ours with N mappings in filtering f.
+func (b *bench) p2pName(f nat44.Filtering) string {
+	short := map[nat44.Filtering]string{nat44.AddressDependent: "adf", nat44.EndpointIndependent: "eif"}[f]
+	return b.oursName() + "-" + short
+}
 
 // configs lists the configurations in the order of the report.
 func (b *bench) configs() []config {
@@ -63,7 +75,7 @@ func (b *bench) configs() []config {
 		{
 			configInfo: configInfo{"ours0", "our nat44 (`table inet gateway`: masquerade, DNAT through one map keyed by proto . port, forward filter), with only the two tested ports mapped."},
 			up: func(ctx context.Context, _ int) (func() error, error) {
-				o, err := b.startOurs(ctx, true)
+				o, err := b.startOurs(ctx, ourOpts{events: true})
 				if err != nil {
 					return nil, err
 				}
@@ -76,7 +88,7 @@ func (b *bench) configs() []config {
 		{
 			configInfo: configInfo{b.oursName(), fmt.Sprintf("our nat44 with %d mappings (the tested ports among them) added through the Go API in one Add batch.", n)},
 			up: func(ctx context.Context, _ int) (func() error, error) {
-				o, err := b.startOurs(ctx, true)
+				o, err := b.startOurs(ctx, ourOpts{events: true})
 				if err != nil {
 					return nil, err
 				}
@@ -97,12 +109,31 @@ func (b *bench) configs() []config {
 			},
 		},
 	}
+	if b.opt.p2p {
+		for _, f := range p2pModes {
+			name := b.p2pName(f)
+			cs = append(cs, config{
+				configInfo: configInfo{name, fmt.Sprintf("our nat44 as %s (%d mappings in one Add batch), with UDP filtering %s: nat44's conntrack event listener is on, as in a home router configured for P2P apps and games. New connections/s only.", b.oursName(), n, f)},
+				metrics:    []metric{connOut, connIn},
+				up: func(ctx context.Context, _ int) (func() error, error) {
+					o, err := b.startOurs(ctx, ourOpts{events: true, filtering: f})
+					if err != nil {
+						return nil, err
+					}
+					if err := o.n.Add(mappings(ports)...); err != nil {
+						return nil, errors.Join(fmt.Errorf("add %d mappings: %w", n, err), o.stop())
+					}
+					return o.stop, b.expectOurs(ctx, n, "with "+name)
+				},
+			})
+		}
+	}
 	if b.opt.diagCT {
 		name := b.oursName() + "-noct"
 		cs = append(cs, config{
 			configInfo: configInfo{name, fmt.Sprintf("diagnostic (-diag-ct): as %s, but nat44 gets a Conntrack that delivers no flow events, to show what its conntrack event listener costs.", b.oursName())},
 			up: func(ctx context.Context, _ int) (func() error, error) {
-				o, err := b.startOurs(ctx, false)
+				o, err := b.startOurs(ctx, ourOpts{})
 				if err != nil {
 					return nil, err
 				}
@@ -260,9 +291,17 @@ type oursNAT struct {
 	err    error // of Run, once done is closed
 }
 
+// ourOpts say how to start nat44.
+type ourOpts struct {
+	events    bool // nat44 hears the kernel's conntrack events; else none
+	filtering nat44.Filtering
+	stateDir  string // "" keeps no state
+	policy    nat44.Policy
+}
+
 // startOurs starts nat44 in the gateway with the lab's WAN address and no
-// mappings. Without events, nat44 hears nothing from conntrack.
-func (b *bench) startOurs(ctx context.Context, events bool) (*oursNAT, error) {
+// mappings.
+func (b *bench) startOurs(ctx context.Context, oo ourOpts) (*oursNAT, error) {
 	ns, err := os.Open(filepath.Join("/run/netns", b.lab.NS(lab.Gateway)))
 	if err != nil {
 		return nil, err
@@ -274,12 +313,15 @@ func (b *bench) startOurs(ctx context.Context, events bool) (*oursNAT, error) {
 		return nil, err
 	}
 	var ct nat44.Conntrack = nat44.NewKernelConntrack(fd)
-	if !events {
+	if !oo.events {
 		ct = noEvents{}
 	}
 	n, err := nat44.New(nat44.Config{
 		WAN:       lab.GatewayWAN,
 		LANs:      []string{lab.GatewayLAN},
+		Filtering: oo.filtering,
+		StateDir:  oo.stateDir,
+		Policy:    oo.policy,
 		Datapath:  dp,
 		Conntrack: ct,
 		Logger:    slog.New(b.warn),

@@ -25,6 +25,9 @@ type options struct {
 	singles  time.Duration // time limit of the one-at-a-time adds
 	out      string
 	diagCT   bool // add a configuration whose nat44 hears no conntrack events
+	p2p      bool // add ours with N mappings in the P2P filtering modes
+	persist  bool // time one-mapping adds with a state directory on disk
+	stateDir string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -37,6 +40,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.conns, "conns", 32, "concurrent dialers in the new-connection test")
 	fs.DurationVar(&o.singles, "single-limit", 15*time.Second, "time limit of the one-mapping-per-Add run")
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
+	fs.BoolVar(&o.p2p, "p2p", true, "also measure new connections/s of ours with N mappings in the address-dependent and endpoint-independent UDP filtering modes")
+	fs.BoolVar(&o.persist, "persist", true, "also time one-mapping requests with persistence on (a state directory on disk), after the rounds")
+	fs.StringVar(&o.stateDir, "state-parent", "", "where the state directory of -persist is made (default: the system's temp dir; use the disk you mean to measure)")
 	fs.BoolVar(&o.diagCT, "diag-ct", false, "diagnostic: add a configuration of ours with N mappings whose conntrack delivers no events")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./bench/nat [flags]\n\nRuns as root; builds and removes its own namespace lab.\n\n")

@@ -45,8 +45,33 @@ func (m metric) format(v float64) string {
 // every mapping installed.
 const goalRatio = 0.95
 
+// goalP2P is the share of masquerade's new connections/s that ours must
+// keep in the P2P filtering modes, where nat44 listens to conntrack.
+const goalP2P = 0.9
+
 // goalBatch is how long one batch of mappings may take to add or remove.
 const goalBatch = time.Second
+
+// persistRun is the one-mapping-per-request run with a state directory on
+// disk, as a router keeps its mappings.
+type persistRun struct {
+	api     string // "Map" (the mapping service) or "Add" (when Map is not there yet)
+	dir     string // the state directory's parent, for the report
+	n       int    // requests granted
+	elapsed time.Duration
+	// firstK covers the first 1,000 requests: the table growing from 0 to
+	// 1,000 mappings (miniupnpd's reference figure is at 1,000 installed).
+	firstK        int
+	firstElapsed  time.Duration
+	lastN         int // the last tenth
+	lastElapsed   time.Duration
+	capped        bool
+	stateBytes    int64 // the state directory's files at the end
+	hosts         int   // LAN hosts the requests came from
+	lifetime      time.Duration
+	afterRestart  int // mappings a new nat44 read back from the state directory
+	restartFailed string
+}
 
 // results holds every sample of one run.
 type results struct {
@@ -71,6 +96,7 @@ type results struct {
 	// linearLoad is how long `nft -f` took to load the linear ruleset.
 	linearLoad []time.Duration
 	single     singleAdds
+	persist    *persistRun // nil when not run
 	// warnings are what nat44 logged at Warn or above, with counts.
 	warnings []string
 }
@@ -277,6 +303,7 @@ func (r *results) markdown(ref, ours string) string {
 		fmt.Fprintf(&b, "**Goal** (add and remove %d mappings in under %v each): %s (add %s, remove %s).\n", r.mappings, goalBatch, verdict, fmtDur(add), fmtDur(rm))
 	}
 	b.WriteString("\n")
+	r.p2pMarkdown(&b, ref, ours)
 
 	b.WriteString("| mapping operation | median | samples |\n|---|---:|---|\n")
 	row := func(what string, ds []time.Duration) {
@@ -305,6 +332,8 @@ func (r *results) markdown(ref, ours string) string {
 		fmt.Fprintf(&b, "| ours: one mapping per Add call, from 0 | %.0f adds/s | %d adds in %s%s%s |\n", rate, s.n, fmtDur(s.elapsed), last, note)
 	}
 	b.WriteString("\n")
+
+	r.persistMarkdown(&b)
 
 	if len(r.warnings) > 0 {
 		b.WriteString("nat44 logged during the run (count × message). Where a warning says part of it stopped, the measurements after it do not include that part's cost:\n\n")
@@ -367,4 +396,107 @@ func or(s, alt string) string {
 func busy(load string, cpus int) bool {
 	v, err := strconv.ParseFloat(load, 64)
 	return err == nil && cpus > 0 && v > float64(cpus)
+}
+
+// p2pMarkdown is the table of new connections/s in every filtering mode,
+// with each mode's goal: the default (ours) keeps goalRatio of ref, the
+// P2P modes (ours-adf, ours-eif) goalP2P.
+func (r *results) p2pMarkdown(b *strings.Builder, ref, ours string) {
+	var modes []configInfo
+	for _, c := range r.configs {
+		if c.name == ours || strings.HasPrefix(c.name, ours+"-") && !strings.HasSuffix(c.name, "-noct") {
+			modes = append(modes, c)
+		}
+	}
+	if len(modes) < 2 {
+		return
+	}
+	b.WriteString("New connections/s by UDP filtering mode (conntrack event listener on in the P2P modes), ratio to `" + ref + "`; goal ≥ 0.95 in the default mode, ≥ 0.9 in the P2P modes:\n\n")
+	b.WriteString("| configuration | filtering | new conn/s out | /" + ref + " | new conn/s in | /" + ref + " | goal | verdict (medians) |")
+	if r.repeat > 1 {
+		b.WriteString(" verdict (best rounds) |")
+	}
+	b.WriteString("\n|---|---|---:|---:|---:|---:|---:|---|")
+	if r.repeat > 1 {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+	for _, c := range modes {
+		goal, mode := goalRatio, "address-and-port-dependent (default)"
+		switch {
+		case strings.HasSuffix(c.name, "-adf"):
+			goal, mode = goalP2P, "address-dependent"
+		case strings.HasSuffix(c.name, "-eif"):
+			goal, mode = goalP2P, "endpoint-independent"
+		}
+		verdict := func(f stat) string {
+			var miss []string
+			for _, m := range []metric{connOut, connIn} {
+				q, ok := r.ratio(c.name, ref, m, f)
+				if !ok {
+					return "not measured"
+				}
+				if q < goal {
+					miss = append(miss, fmt.Sprintf("%s %.2f", m, q))
+				}
+			}
+			if len(miss) > 0 {
+				return "**misses** (" + strings.Join(miss, ", ") + ")"
+			}
+			return "**holds**"
+		}
+		fmt.Fprintf(b, "| %s | %s |", c.name, mode)
+		for _, m := range []metric{connOut, connIn} {
+			v, ok1 := r.median(c.name, m)
+			q, ok2 := r.ratio(c.name, ref, m, median)
+			if ok1 && ok2 {
+				fmt.Fprintf(b, " %s | %.2f |", m.format(v), q)
+			} else {
+				b.WriteString(" – | – |")
+			}
+		}
+		fmt.Fprintf(b, " %.2f | %s |", goal, verdict(median))
+		if r.repeat > 1 {
+			fmt.Fprintf(b, " %s |", verdict(best))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+}
+
+// persistMarkdown reports the one-request-at-a-time run with a state
+// directory, beside miniupnpd's figure.
+func (r *results) persistMarkdown(b *strings.Builder) {
+	p := r.persist
+	if p == nil {
+		return
+	}
+	rate := func(n int, d time.Duration) string {
+		if n == 0 || d <= 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f/s", float64(n)/d.Seconds())
+	}
+	b.WriteString("Single-mapping requests **with persistence on** (a state directory on disk, in " + p.dir + "):\n\n")
+	b.WriteString("| who | what each request does | requests | rate from 0 | first 1,000 | last tenth |\n|---|---|---:|---:|---:|---:|\n")
+	what := "nat44.NAT.Map (UPnP owner, the request policy, exact port, 1 h lifetime): the mapping goes into the kernel's map (one nftables batch) and its record into the journal, fsynced before the call returns; nat44 logs at Warn and above only (nothing per request)"
+	if p.api == "Add" {
+		what = "nat44.NAT.Add of one mapping (UPnP owner, 1 h expiry; **nat44.NAT.Map is not implemented yet**, so no request policy): the mapping goes into the kernel's map (one nftables batch) and its record into the journal, fsynced before the call returns; nat44 logs at Warn and above only (nothing per request)"
+	}
+	note := ""
+	if p.capped {
+		note = " (stopped by -single-limit)"
+	}
+	fmt.Fprintf(b, "| ours | %s | %d from %d hosts%s | %s | %s | %s |\n", what, p.n, p.hosts, note, rate(p.n, p.elapsed), rate(p.firstK, p.firstElapsed), rate(p.lastN, p.lastElapsed))
+	b.WriteString("| miniupnpd 2.3.1 (ANCHORS.md, not run here) | UPnP AddPortMapping over SOAP/HTTP from upnpc: one DNAT and one forward-accept rule appended per mapping (nftables); measured without -d debug logging; ANCHORS.md does not say whether its lease_file was set | – | ~310/s at 100 installed | ~100/s at 1,000 installed | – |\n\n")
+	fmt.Fprintf(b, "Not like for like: ours is timed at the Go API (no SOAP, HTTP or socket), miniupnpd end to end from a client. State directory at the end: %d bytes. ", p.stateBytes)
+	if p.restartFailed != "" {
+		fmt.Fprintf(b, "**A new nat44 could not read it back: %s.**\n\n", p.restartFailed)
+	} else {
+		verdict := "every mapping"
+		if p.afterRestart < p.n {
+			verdict = fmt.Sprintf("**%d missing**", p.n-p.afterRestart)
+		}
+		fmt.Fprintf(b, "A new nat44 read back %d mappings from it (%s).\n\n", p.afterRestart, verdict)
+	}
 }
