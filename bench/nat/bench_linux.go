@@ -73,6 +73,10 @@ func run(ctx context.Context, opt options) (report string, err error) {
 			err = errors.Join(err, fmt.Errorf("namespaces left behind: %s", strings.Join(left, " ")))
 		}
 	}()
+	// No DHCP server runs in this lab: lan1 takes its usual address.
+	if err := l.SetStaticIPv4(lab.LAN1); err != nil {
+		return "", err
+	}
 	if err := b.expectEmpty(ctx, "in the new lab"); err != nil {
 		return "", err
 	}
