@@ -197,13 +197,18 @@ Try:
   # IPv6, end to end
   %[1]s exec lan1 -- busybox ping -6 -c1 %[3]v
   %[1]s exec pub -- busybox ping -6 -c1 %[4]v
+  # the IPv6 firewall drops unsolicited inbound until the host has a pinhole
+  %[1]s exec lan1 -- busybox nc -ll -p 22 -e echo hello &
+  %[1]s exec pub -- busybox nc -w 2 %[9]v 22        # nothing
+  %[5]s pinholes -s %[6]s add tcp [%[9]v]:22 600
+  %[1]s exec pub -- busybox nc -w 2 %[9]v 22        # hello
   # the daemon: leases, a port mapping, kill -9 and back with it
   %[5]s leases -s %[6]s
   %[5]s mappings -s %[6]s add udp 3074 %[7]v:3074 3600 game
   kill -9 $(cat %[8]s); sleep 2; %[5]s mappings -s %[6]s
   %[1]s status
   %[1]s down
-`, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon))
+`, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon), lab.LAN1Addr6.Addr())
 	if httpPort != 0 {
 		fmt.Printf("  http://127.0.0.1:%d/ on this machine reaches %v:%d on the LAN (the panel, to come)\n", httpPort, lab.LANAddr.Addr(), labPanelPort)
 	}
