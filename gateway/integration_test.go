@@ -117,11 +117,17 @@ func (g *gw) api() *client.Client { return client.New(labgw.Socket(g.l)) }
 
 func (g *gw) status() gateway.Status {
 	g.t.Helper()
-	var st gateway.Status
-	if err := g.api().Do("GET", "/api/v1/status", nil, &st); err != nil {
+	st, err := g.tryStatus()
+	if err != nil {
 		g.t.Fatal(err)
 	}
 	return st
+}
+
+func (g *gw) tryStatus() (gateway.Status, error) {
+	var st gateway.Status
+	err := g.api().Do("GET", "/api/v1/status", nil, &st)
+	return st, err
 }
 
 // run runs a program inside a lab host and returns its output.
@@ -143,18 +149,25 @@ func (g *gw) mustRun(host string, args ...string) string {
 
 func (g *gw) signal(sig syscall.Signal) {
 	g.t.Helper()
-	st := g.l.Status()
-	for _, h := range st.Hosts {
+	pid := g.pid()
+	if pid == 0 {
+		g.t.Fatal("the daemon is not running")
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// pid is the running daemon's pid, or 0.
+func (g *gw) pid() int {
+	for _, h := range g.l.Status().Hosts {
 		for _, p := range h.Processes {
 			if p.Name == labgw.Daemon && p.Alive {
-				if err := syscall.Kill(p.PID, sig); err != nil {
-					g.t.Fatal(err)
-				}
-				return
+				return p.PID
 			}
 		}
 	}
-	g.t.Fatal("the daemon is not running")
+	return 0
 }
 
 // eventually retries f until it returns nil or 5 s have passed.
@@ -204,9 +217,18 @@ func tcpServer(t *testing.T, l *lab.Lab, host, addr string) {
 
 // tcpGet connects from host to addr and returns the first line it gets.
 func tcpGet(l *lab.Lab, host, addr string) (string, error) {
+	return tcpGetFrom(l, host, netip.Addr{}, addr)
+}
+
+// tcpGetFrom is tcpGet from the source address src (any when invalid).
+func tcpGetFrom(l *lab.Lab, host string, src netip.Addr, addr string) (string, error) {
 	var c net.Conn
 	err := l.Do(host, func() (err error) {
-		c, err = net.DialTimeout("tcp", addr, 2*time.Second)
+		d := net.Dialer{Timeout: 2 * time.Second}
+		if src.IsValid() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		}
+		c, err = d.Dial("tcp", addr)
 		return err
 	})
 	if err != nil {

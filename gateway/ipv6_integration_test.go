@@ -3,10 +3,8 @@
 package gateway_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -83,21 +81,4 @@ func TestIPv6Firewall(t *testing.T) {
 	if _, err := tcpGetFrom(g.l, lab.Public, pub6b, hostPort(lan16, 23)); err != nil {
 		t.Fatalf("the restored pinhole does not let its remote in: %v", err)
 	}
-}
-
-// tcpGetFrom is tcpGet from the source address src.
-func tcpGetFrom(l *lab.Lab, host string, src netip.Addr, addr string) (string, error) {
-	var c net.Conn
-	err := l.Do(host, func() (err error) {
-		d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
-		c, err = d.Dial("tcp", addr)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimSpace(line), err
 }

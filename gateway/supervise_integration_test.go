@@ -9,49 +9,20 @@ package gateway_test
 // cleanly.
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"gateway/gateway/labgw"
-	"net"
-	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"gateway/gateway"
-	"gateway/gateway/client"
 	"gateway/gateway/lab"
 	"gateway/gateway/lab/labtest"
 	"gateway/internal/supervise"
 	"gateway/internal/testenv"
 )
-
-// daemonName is the daemon's process name in the lab.
-const daemonName = "gateway"
-
-type supLab struct {
-	t   *testing.T
-	l   *lab.Lab
-	cfg string
-	log string
-}
-
-func (s *supLab) run(host string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := s.l.Command(ctx, host, args[0], args[1:]...).CombinedOutput()
-	return string(out), err
-}
-
-func (s *supLab) status() (gateway.Status, error) {
-	var st gateway.Status
-	err := client.New(labgw.Socket(s.l)).Do("GET", "/api/v1/status", nil, &st)
-	return st, err
-}
 
 func service(st gateway.Status, name string) supervise.Status {
 	for _, sv := range st.Services {
@@ -60,52 +31,6 @@ func service(st gateway.Status, name string) supervise.Status {
 		}
 	}
 	return supervise.Status{}
-}
-
-// until retries f for d at most.
-func (s *supLab) until(d time.Duration, what string, f func() error) {
-	s.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(s.log)
-			s.t.Fatalf("%s: %v\ngateway log:\n%s", what, err, b)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (s *supLab) pid() int {
-	for _, h := range s.l.Status().Hosts {
-		for _, p := range h.Processes {
-			if p.Name == daemonName && p.Alive {
-				return p.PID
-			}
-		}
-	}
-	return 0
-}
-
-func (s *supLab) signal(sig syscall.Signal) {
-	s.t.Helper()
-	pid := s.pid()
-	if pid == 0 {
-		s.t.Fatal("the daemon is not running")
-	}
-	if err := syscall.Kill(pid, sig); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-func (s *supLab) writeConfig(extra string) {
-	s.t.Helper()
-	if err := os.WriteFile(s.cfg, []byte(labgw.BaseConfig(s.l, extra)), 0o644); err != nil {
-		s.t.Fatal(err)
-	}
 }
 
 func TestSupervisedDHCP(t *testing.T) {
@@ -119,8 +44,14 @@ func TestSupervisedDHCP(t *testing.T) {
 	if err := l.SetStaticIPv4(lab.LAN1); err != nil {
 		t.Fatal(err)
 	}
-	s := &supLab{t: t, l: l, cfg: filepath.Join(l.Dir, "gateway.conf"), log: filepath.Join(l.Dir, "gateway.log")}
-	out, err := s.run(lab.LAN1, "cat", "/sys/class/net/"+lab.HostIf+"/address")
+	g := &gw{t: t, l: l, cfg: labgw.ConfigPath(l)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(labgw.Log(l))
+			t.Logf("gateway log:\n%s", labgw.Tail(b, 40))
+		}
+	})
+	out, err := g.run(lab.LAN1, "cat", "/sys/class/net/"+lab.HostIf+"/address")
 	if err != nil {
 		t.Fatal(err, out)
 	}
@@ -131,17 +62,17 @@ func TestSupervisedDHCP(t *testing.T) {
 
 	// A reservation outside the LAN's subnet: check-config on the router
 	// refuses it (the LAN interface is there, with its address)...
-	s.writeConfig(dhcpWith("10.9.9.9"))
-	if out, err := s.run(lab.Gateway, binary, "check-config", "-c", s.cfg); err == nil || !strings.Contains(out, "10.9.9.9") {
+	g.writeConfig(labgw.BaseConfig(l, dhcpWith("10.9.9.9")))
+	if out, err := g.run(lab.Gateway, binary, "check-config", "-c", g.cfg); err == nil || !strings.Contains(out, "10.9.9.9") {
 		t.Fatalf("check-config accepted a reservation outside the LAN: %v\n%s", err, out)
 	}
 	// ...and the daemon runs without its DHCP service, which is logged
 	// and retried.
-	if _, err := l.Start(lab.Gateway, daemonName, []string{binary, "run", "-c", s.cfg}, s.log); err != nil {
+	if _, err := l.Start(lab.Gateway, labgw.Daemon, []string{binary, "run", "-c", g.cfg}, labgw.Log(l)); err != nil {
 		t.Fatal(err)
 	}
-	s.until(15*time.Second, "NAT up, DHCP failing and retried", func() error {
-		st, err := s.status()
+	eventuallyWithin(t, 15*time.Second, "NAT up, DHCP failing and retried", func() error {
+		st, err := g.tryStatus()
 		if err != nil {
 			return err
 		}
@@ -156,47 +87,21 @@ func TestSupervisedDHCP(t *testing.T) {
 	})
 
 	// NAT forwards meanwhile: the static forward (WAN 8080 → lan1:80).
-	var ln net.Listener
-	if err := l.Do(lab.LAN1, func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(lab.LAN1Addr.Addr(), 80).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "lan1 saw %s\n", c.RemoteAddr())
-			c.Close()
-		}
-	}()
-	s.until(5*time.Second, "the static forward through NAT", func() error {
-		var c net.Conn
-		if err := l.Do(lab.Public, func() (err error) {
-			c, err = net.DialTimeout("tcp", netip.AddrPortFrom(lab.WANAddr.Addr(), 8080).String(), 2*time.Second)
-			return err
-		}); err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(2 * time.Second))
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err == nil && !strings.HasPrefix(line, "lan1 saw ") {
-			err = fmt.Errorf("got %q", line)
+	tcpServer(t, l, lab.LAN1, hostPort(lan1, 80))
+	eventually(t, "the static forward through NAT", func() error {
+		got, err := tcpGet(l, lab.Public, hostPort(wanAddr, 8080))
+		if err == nil && !strings.HasPrefix(got, "lan1 saw ") {
+			err = fmt.Errorf("got %q", got)
 		}
 		return err
 	})
 
 	// SIGHUP with the reservation fixed: the DHCP service starts with the
 	// new config at once, and the client gets its reserved address.
-	s.writeConfig(dhcpWith("192.168.1.201"))
-	s.signal(syscall.SIGHUP)
-	s.until(5*time.Second, "the DHCP service running after the reload", func() error {
-		st, err := s.status()
+	g.writeConfig(labgw.BaseConfig(l, dhcpWith("192.168.1.201")))
+	g.signal(syscall.SIGHUP)
+	eventuallyWithin(t, 5*time.Second, "the DHCP service running after the reload", func() error {
+		st, err := g.tryStatus()
 		if err != nil {
 			return err
 		}
@@ -205,30 +110,30 @@ func TestSupervisedDHCP(t *testing.T) {
 		}
 		return nil
 	})
-	if out, err := s.run(lab.LAN1, "ip", "-4", "addr", "flush", "dev", lab.HostIf); err != nil {
+	if out, err := g.run(lab.LAN1, "ip", "-4", "addr", "flush", "dev", lab.HostIf); err != nil {
 		t.Fatal(err, out)
 	}
-	out, err = s.run(lab.LAN1, "udhcpc", "-q", "-n", "-f", "-t", "5", "-T", "1", "-A", "1", "-s", hook, "-i", lab.HostIf)
+	out, err = g.run(lab.LAN1, "udhcpc", "-q", "-n", "-f", "-t", "5", "-T", "1", "-A", "1", "-s", hook, "-i", lab.HostIf)
 	if err != nil || !strings.Contains(out, "lease of 192.168.1.201 obtained") {
 		t.Fatalf("udhcpc after the reload: %v\n%s", err, out)
 	}
 
 	// A reload that the LAN refuses leaves the running DHCP server alone.
-	st, err := s.status()
+	st, err := g.tryStatus()
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := service(st, "dhcp")
-	s.writeConfig(dhcpWith("172.16.0.5"))
-	s.signal(syscall.SIGHUP)
-	s.until(5*time.Second, "the refused reload logged", func() error {
-		b, _ := os.ReadFile(s.log)
+	g.writeConfig(labgw.BaseConfig(l, dhcpWith("172.16.0.5")))
+	g.signal(syscall.SIGHUP)
+	eventuallyWithin(t, 5*time.Second, "the refused reload logged", func() error {
+		b, _ := os.ReadFile(labgw.Log(l))
 		if !strings.Contains(string(b), "reload refused") {
 			return fmt.Errorf("not yet")
 		}
 		return nil
 	})
-	st, err = s.status()
+	st, err = g.tryStatus()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,19 +142,19 @@ func TestSupervisedDHCP(t *testing.T) {
 	}
 
 	// SIGTERM: every service stops, the table and the socket go.
-	pid := s.pid()
-	s.signal(syscall.SIGTERM)
-	s.until(15*time.Second, "the daemon exits", func() error {
+	pid := g.pid()
+	g.signal(syscall.SIGTERM)
+	eventuallyWithin(t, 15*time.Second, "the daemon exits", func() error {
 		if syscall.Kill(pid, 0) == nil {
 			return fmt.Errorf("pid %d still alive", pid)
 		}
 		return nil
 	})
-	b, _ := os.ReadFile(s.log)
+	b, _ := os.ReadFile(labgw.Log(l))
 	if !strings.Contains(string(b), "gateway stopped") || strings.Contains(string(b), "did not stop") {
 		t.Fatalf("unclean shutdown; log:\n%s", b)
 	}
-	if out, err := s.run(lab.Gateway, "nft", "list", "table", "inet", "gateway"); err == nil {
+	if out, err := g.run(lab.Gateway, "nft", "list", "table", "inet", "gateway"); err == nil {
 		t.Fatalf("the table outlived the daemon:\n%s", out)
 	}
 	if _, err := os.Stat(labgw.Socket(l)); err == nil {

@@ -39,6 +39,12 @@ type stateStore struct {
 	batcher     *journal.Batcher
 	durable     map[Key]time.Time // expiry on disk of each dynamic mapping; zero: permanent
 	durablePins map[PinholeKey]time.Time
+	// renewed and renewedPins hold the entries renewed inside their
+	// headroom since their last record: the next write tops them up in
+	// the same fsync, so that clients renewing on different schedules
+	// share writes instead of each costing its own.
+	renewed     map[Key]bool
+	renewedPins map[PinholeKey]bool
 }
 
 // openStore replays path into n's tables and epoch. An entry that expired
@@ -46,7 +52,10 @@ type stateStore struct {
 // state) starts one now.
 func openStore(path string, n *NAT) (*stateStore, error) {
 	now := n.clock.Now()
-	st := &stateStore{durable: make(map[Key]time.Time), durablePins: make(map[PinholeKey]time.Time)}
+	st := &stateStore{
+		durable: make(map[Key]time.Time), durablePins: make(map[PinholeKey]time.Time),
+		renewed: make(map[Key]bool), renewedPins: make(map[PinholeKey]bool),
+	}
 	hadEpoch := false
 	j, err := journal.Open(path, func(b []byte) error {
 		var r record
@@ -163,13 +172,51 @@ func (n *NAT) putRecordLocked(m, old Mapping, had bool) []any {
 	d, onDisk := n.store.durable[k]
 	if had && onDisk && sameButExpiry(old, m) && (m.Permanent() && d.IsZero() || !m.Permanent() && !d.IsZero() && !m.Expires.After(d)) {
 		n.counters.WritesSaved++
+		if !m.Permanent() {
+			n.store.renewed[k] = true
+		}
 		return nil
 	}
+	delete(n.store.renewed, k)
+	return []any{n.mappingRecordLocked(m)}
+}
+
+// mappingRecordLocked is m's record with the headroom, noted as durable.
+func (n *NAT) mappingRecordLocked(m Mapping) record {
 	if !m.Permanent() {
 		m.Expires = m.Expires.Add(n.cfg.Headroom)
 	}
-	n.store.durable[k] = m.Expires
-	return []any{record{Put: &m}}
+	n.store.durable[m.Key()] = m.Expires
+	return record{Put: &m}
+}
+
+// pinholeRecordLocked is p's record with the headroom, noted as durable.
+func (n *NAT) pinholeRecordLocked(p Pinhole) record {
+	if !p.Permanent() {
+		p.Expires = p.Expires.Add(n.cfg.Headroom)
+	}
+	n.store.durablePins[p.Key()] = p.Expires
+	return record{Pin: &p}
+}
+
+// topUpsLocked returns fresh records of the entries renewed inside their
+// headroom since their last record, to go with a write that happens
+// anyway.
+func (n *NAT) topUpsLocked() []any {
+	var out []any
+	for k := range n.store.renewed {
+		if m, ok := n.table.Get(k); ok && m.Owner != OwnerStatic {
+			out = append(out, n.mappingRecordLocked(m))
+		}
+	}
+	for k := range n.store.renewedPins {
+		if p, ok := n.pins.Get(k); ok {
+			out = append(out, n.pinholeRecordLocked(p))
+		}
+	}
+	clear(n.store.renewed)
+	clear(n.store.renewedPins)
+	return out
 }
 
 func sameButExpiry(a, b Mapping) bool {
@@ -189,6 +236,7 @@ func (n *NAT) delRecordLocked(m Mapping) []any {
 	}
 	k := m.Key()
 	delete(n.store.durable, k)
+	delete(n.store.renewed, k)
 	return []any{record{Del: &k}}
 }
 
@@ -201,13 +249,13 @@ func (n *NAT) pinRecordLocked(p, old Pinhole, had bool) []any {
 	d, onDisk := n.store.durablePins[k]
 	if had && onDisk && samePinButExpiry(old, p) && (p.Permanent() && d.IsZero() || !p.Permanent() && !d.IsZero() && !p.Expires.After(d)) {
 		n.counters.WritesSaved++
+		if !p.Permanent() {
+			n.store.renewedPins[k] = true
+		}
 		return nil
 	}
-	if !p.Permanent() {
-		p.Expires = p.Expires.Add(n.cfg.Headroom)
-	}
-	n.store.durablePins[k] = p.Expires
-	return []any{record{Pin: &p}}
+	delete(n.store.renewedPins, k)
+	return []any{n.pinholeRecordLocked(p)}
 }
 
 func (n *NAT) unpinRecordLocked(p Pinhole) []any {
@@ -216,6 +264,7 @@ func (n *NAT) unpinRecordLocked(p Pinhole) []any {
 	}
 	k := p.Key()
 	delete(n.store.durablePins, k)
+	delete(n.store.renewedPins, k)
 	return []any{record{Unpin: &k}}
 }
 
@@ -227,6 +276,7 @@ func (n *NAT) submitLocked(recs []any) (wait func() error) {
 	if n.store == nil || len(recs) == 0 {
 		return func() error { return nil }
 	}
+	recs = append(recs, n.topUpsLocked()...)
 	n.counters.Writes += uint64(len(recs))
 	done := make(chan error, 1)
 	n.store.batcher.Submit(func(err error) {

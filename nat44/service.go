@@ -137,6 +137,7 @@ type Counters struct {
 	PersistError uint64 `json:"persist_error"` // state file writes that failed
 	Writes       uint64 `json:"writes"`        // records written to the state journal
 	WritesSaved  uint64 `json:"writes_saved"`  // renewals that needed no write (headroom)
+	Syncs        uint64 `json:"syncs"`         // fsyncs of the state directory (flash wear)
 }
 
 // Status is a snapshot for the web panel and `gateway status`.
@@ -494,6 +495,10 @@ func (n *NAT) WAN() netip.Addr {
 func (n *NAT) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	c := n.counters
+	if n.store != nil {
+		c.Syncs = n.store.batcher.Stats().Syncs
+	}
 	return Status{
 		WANAddr:   n.wan,
 		Filtering: n.cfg.Filtering,
@@ -503,7 +508,7 @@ func (n *NAT) Status() Status {
 		Epoch:     n.clock.Now().Sub(n.epoch.Start),
 		Installed: n.applied,
 		LastError: n.lastError,
-		Counters:  n.counters,
+		Counters:  c,
 	}
 }
 

@@ -42,19 +42,11 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.limit, "limit", 150*time.Second, "time limit of one load run (the rate reached by then is reported)")
 	fs.DurationVar(&o.burstLimit, "burst-limit", 60*time.Second, "how long the burst run waits for leases")
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./bench/dhcp [flags]\n\nRuns as root; builds and removes the namespaces bdhcp-srv and bdhcp-cli.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	set, err := benchmain.Parse(fs, args, "usage: go run ./bench/dhcp [flags]\n\nRuns as root; builds and removes the namespaces bdhcp-srv and bdhcp-cli.")
+	if err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
 	if o.quick {
-		set := make(map[string]bool)
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["small"] {
 			o.small = 200
 		}

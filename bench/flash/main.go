@@ -50,19 +50,11 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.pcpLife, "pcp-lifetime", 240*time.Second, "lifetime of the PCP mapping")
 	fs.StringVar(&o.parent, "state-parent", "", "where the state directories are made (default: the system's temp dir; use the disk you mean to measure)")
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./bench/flash [flags]\n\nRuns as root; builds and removes its own namespaces.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	set, err := benchmain.Parse(fs, args, "usage: go run ./bench/flash [flags]\n\nRuns as root; builds and removes its own namespaces.")
+	if err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
 	if o.quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["hours"] {
 			o.hours = 1
 		}

@@ -44,19 +44,11 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.persist, "persist", true, "also time one-mapping requests with persistence on (a state directory on disk), after the rounds")
 	fs.StringVar(&o.stateDir, "state-parent", "", "where the state directory of -persist is made (default: the system's temp dir; use the disk you mean to measure)")
 	fs.BoolVar(&o.diagCT, "diag-ct", false, "diagnostic: add a configuration of ours with N mappings whose conntrack delivers no events")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./bench/nat [flags]\n\nRuns as root; builds and removes its own namespace lab.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	set, err := benchmain.Parse(fs, args, "usage: go run ./bench/nat [flags]\n\nRuns as root; builds and removes its own namespace lab.")
+	if err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
 	if o.quick {
-		set := make(map[string]bool)
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["duration"] {
 			o.duration = time.Second
 		}

@@ -46,3 +46,23 @@ func Main[O any](name string, parse func([]string) (O, error), out func(O) strin
 		os.Exit(1)
 	}
 }
+
+// Parse parses args into fs, whose usage starts with head (for example
+// "usage: go run ./bench/nat [flags]\n\nRuns as root; ..."), refuses
+// arguments that are not flags, and returns the flags given explicitly:
+// a -quick run changes only the defaults of the others.
+func Parse(fs *flag.FlagSet, args []string, head string) (set map[string]bool, err error) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\n", head)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set = make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set, nil
+}
