@@ -2,11 +2,9 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"reflect"
@@ -16,6 +14,7 @@ import (
 
 	"gateway/dhcp"
 	"gateway/internal/facts"
+	"gateway/internal/httpsrv"
 	"gateway/internal/netwatch"
 	"gateway/internal/supervise"
 	"gateway/nat44"
@@ -410,23 +409,12 @@ func (d *Daemon) runAPI(ctx context.Context) error {
 		}
 	}
 	log := d.log.With(slog.String("service", svcAPI))
-	srv := &http.Server{
-		Handler:           web.NewAPI(d, log),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelError),
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
+	// The API takes batches of up to 10,000 mappings (about 1 MiB) and
+	// answers slow table dumps: bigger bodies and longer writes than the
+	// defaults.
+	limits := httpsrv.Limits{MaxBodyBytes: 8 << 20, WriteTimeout: time.Minute}
+	if err := httpsrv.Serve(ctx, ln, web.NewAPI(d, log), limits, log); err != nil {
 		return fmt.Errorf("gateway: control socket: %w", err)
-	case <-ctx.Done():
-	}
-	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	srv.Shutdown(shut)
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
 	}
 	return nil
 }

@@ -67,6 +67,11 @@ func TestMapPorts(t *testing.T) {
 				return r
 			}(), 0, nat44.ErrNotAllowed},
 			{"admin below 1024", req(nat44.OwnerAdmin, netip.Addr{}, nat44.TCP, 80, "192.168.1.10:80"), 80, nil},
+			{"the router's DHCP client port", func() nat44.Request {
+				r := req(nat44.OwnerAdmin, netip.Addr{}, nat44.UDP, 68, "192.168.1.10:68")
+				r.Exact = true
+				return r
+			}(), 0, nat44.ErrNotAllowed},
 			{"secure mode", req(nat44.OwnerUPnP, lanB, nat44.TCP, 9000, "192.168.1.10:9000"), 0, nat44.ErrNotAllowed},
 			{"invalid internal", req(nat44.OwnerUPnP, lanB, nat44.TCP, 9000, "0.0.0.0:9000"), 0, nat44.ErrInvalid},
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -203,10 +204,17 @@ func New(cfg Config) (*NAT, error) {
 	return n, nil
 }
 
+// routerPorts are the WAN ports the router's own clients always use, whose
+// answers the input policy lets in: no mapping may take them.
+var routerPorts = []Key{
+	{UDP, 68},  // DHCP client
+	{UDP, 546}, // DHCPv6 client
+}
+
 func (n *NAT) setPolicyLocked(p Policy, reserved, wanInput []Key) {
 	n.policy = p.withDefaults()
 	n.reserved = make(map[Key]bool)
-	for _, k := range append(reserved, wanInput...) {
+	for _, k := range slices.Concat(reserved, wanInput, routerPorts) {
 		n.reserved[k] = true
 	}
 }
