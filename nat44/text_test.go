@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +94,7 @@ func TestMappingJSONRoundTrip(t *testing.T) {
 	for _, m := range []Mapping{
 		{Proto: TCP, ExternalPort: 8080, Internal: netip.MustParseAddrPort("192.168.1.10:80"), Owner: OwnerStatic, Description: "web"},
 		{Proto: UDP, ExternalPort: 3074, Internal: netip.MustParseAddrPort("192.168.1.20:3074"), Expires: time.Date(2025, 1, 1, 2, 3, 4, 5, time.UTC), Owner: OwnerUPnP},
+		{Proto: UDP, ExternalPort: 41641, Internal: netip.MustParseAddrPort("192.168.1.20:41641"), Remote: netip.MustParseAddr("198.51.100.7"), Expires: time.Date(2025, 1, 1, 2, 3, 4, 5, time.UTC), Owner: OwnerPCP, Lifetime: 2 * time.Hour, Nonce: Nonce{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
 	} {
 		b, err := json.Marshal(m)
 		if err != nil {
@@ -104,6 +106,34 @@ func TestMappingJSONRoundTrip(t *testing.T) {
 		}
 		if diff := gocmp.Diff(m, back, netipComparers); diff != "" {
 			t.Errorf("JSON %s round trip (-want +got):\n%s", b, diff)
+		}
+	}
+}
+
+func TestLifetimeAndNonceJSON(t *testing.T) {
+	m := Mapping{Proto: UDP, ExternalPort: 1, Internal: netip.MustParseAddrPort("192.168.1.2:1"), Owner: OwnerPCP, Lifetime: 90 * time.Second, Nonce: Nonce{0xab}}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"lifetime":90`, `"nonce":"ab0000000000000000000000"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON %s lacks %s", b, want)
+		}
+	}
+	p := Pinhole{PinholeKey: PinholeKey{Proto: TCP, Internal: netip.MustParseAddrPort("[2001:db8::1]:22")}, ID: 7, Owner: OwnerAdmin, Lifetime: time.Minute}
+	b, err = json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Pinhole
+	if err := json.Unmarshal(b, &back); err != nil || back != p || !strings.Contains(string(b), `"lifetime":60`) {
+		t.Errorf("pinhole JSON %s: back %+v, %v", b, back, err)
+	}
+	for _, bad := range []string{`{"lifetime":-1}`, `{"nonce":"ab"}`, `{"nonce":"zz0000000000000000000000"}`} {
+		var m Mapping
+		if err := json.Unmarshal([]byte(bad), &m); err == nil {
+			t.Errorf("Unmarshal(%s) accepted", bad)
 		}
 	}
 }
