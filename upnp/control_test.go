@@ -73,8 +73,14 @@ func TestActionsAndErrors(t *testing.T) {
 		{"missing arg", func() int { _, code := call(c, lan1, 2, "AddPortMapping", "NewExternalPort", "1"); return code }, ErrInvalidArgs},
 		{"unknown action", func() int { _, code := call(c, lan1, 2, "Frobnicate"); return code }, ErrInvalidAction},
 		{"v2 action on v1", func() int { _, code := call(c, lan1, 1, "AddAnyPortMapping"); return code }, ErrInvalidAction},
-		{"generic index 0", func() int { _, code := call(c, lan1, 1, "GetGenericPortMappingEntry", "NewPortMappingIndex", "0"); return code }, 0},
-		{"generic index 1", func() int { _, code := call(c, lan1, 1, "GetGenericPortMappingEntry", "NewPortMappingIndex", "1"); return code }, ErrArrayIndexInvalid},
+		{"generic index 0", func() int {
+			_, code := call(c, lan1, 1, "GetGenericPortMappingEntry", "NewPortMappingIndex", "0")
+			return code
+		}, 0},
+		{"generic index 1", func() int {
+			_, code := call(c, lan1, 1, "GetGenericPortMappingEntry", "NewPortMappingIndex", "1")
+			return code
+		}, ErrArrayIndexInvalid},
 		{"specific missing", func() int {
 			_, code := call(c, lan1, 1, "GetSpecificPortMappingEntry", "NewRemoteHost", "", "NewExternalPort", "5001", "NewProtocol", "TCP")
 			return code
