@@ -1,11 +1,12 @@
 package upnp
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,15 +47,10 @@ type gena struct {
 	mu   sync.Mutex // guards subs
 	subs map[string]*subscription
 	wake chan struct{}
-	http *http.Client
 }
 
 func newGena(s *Server) *gena {
-	return &gena{s: s, subs: map[string]*subscription{}, wake: make(chan struct{}, 1), http: &http.Client{
-		Timeout:       2 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{Proxy: nil, MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second, DisableKeepAlives: true},
-	}}
+	return &gena{s: s, subs: map[string]*subscription{}, wake: make(chan struct{}, 1)}
 }
 
 func (g *gena) len() int {
@@ -246,32 +243,48 @@ func (g *gena) vars(path string) []wire.Property {
 	}
 }
 
+// notify sends one NOTIFY (UDA 2.0 §4.3.2). It is written by hand on
+// a TCP connection rather than with net/http's client, whose transport
+// (HTTP/2, gzip, proxies) would add 250 KB to the router binary for
+// one fixed request; the connection is bounded by a 2 s deadline.
 func (g *gena) notify(ctx context.Context, s subscription) {
 	body, err := wire.AppendPropertySet(nil, g.vars(s.path))
 	if err != nil {
 		return
 	}
-	req, err := http.NewRequestWithContext(ctx, "NOTIFY", s.callback, bytes.NewReader(body))
+	u, err := url.Parse(s.callback)
 	if err != nil {
 		return
 	}
-	// The callback host was checked at SUBSCRIBE; dial exactly it.
-	if h, _, err := net.SplitHostPort(req.URL.Host); err == nil {
-		if a, err := netip.ParseAddr(h); err != nil || a.Unmap() != s.host {
-			return
-		}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "80"
 	}
-	req.Header["NT"] = []string{"upnp:event"}
-	req.Header["NTS"] = []string{"upnp:propchange"}
-	req.Header["SID"] = []string{s.sid}
-	req.Header["SEQ"] = []string{strconv.FormatUint(uint64(s.seq), 10)}
-	req.Header.Set("Content-Type", `text/xml; charset="utf-8"`)
-	resp, err := g.http.Do(req)
+	// The callback host was checked at SUBSCRIBE; dial exactly it.
+	if a, err := netip.ParseAddr(host); err != nil || a.Unmap() != s.host {
+		return
+	}
+	path := u.RequestURI()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		g.s.count("gena_notify_failed")
 		return
 	}
-	drain(resp.Body)
-	resp.Body.Close()
+	defer c.Close()
+	deadline, _ := ctx.Deadline()
+	c.SetDeadline(deadline)
+	req := fmt.Appendf(nil, "NOTIFY %s HTTP/1.1\r\nHOST: %s\r\nCONTENT-TYPE: text/xml; charset=\"utf-8\"\r\nNT: upnp:event\r\nNTS: upnp:propchange\r\nSID: %s\r\nSEQ: %d\r\nCONTENT-LENGTH: %d\r\nCONNECTION: close\r\n\r\n",
+		path, u.Host, s.sid, s.seq, len(body))
+	if _, err := c.Write(append(req, body...)); err != nil {
+		g.s.count("gena_notify_failed")
+		return
+	}
+	line, err := bufio.NewReader(io.LimitReader(c, 512)).ReadString('\n')
+	if f := strings.Fields(line); err != nil || len(f) < 2 || f[1] != "200" {
+		g.s.count("gena_notify_failed")
+		return
+	}
 	g.s.count("gena_notify")
 }

@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	mrand "math/rand/v2"
@@ -596,6 +595,3 @@ func (s *Server) notifyTargets(lan LAN) []ssdp.Announce {
 	}
 	return out
 }
-
-// drain reads and drops a body, bounded.
-func drain(r io.Reader) { io.Copy(io.Discard, io.LimitReader(r, 64<<10)) }
