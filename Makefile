@@ -10,7 +10,7 @@ BIN      := bin/gateway
 # flash benchmarks), strace (flash benchmark: counts fsyncs), qemu-user-static
 # (emulated arch tests), busybox (the init script under OpenWrt's shell).
 # Go tools (nfpm) come from the Go module proxy: build/tools.sh.
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc
 
 .PHONY: all build demo demo-down test test-short bench bench-quick fuzz deps clean
 

@@ -43,6 +43,8 @@ type Config struct {
 	// DHCP is the "dhcp" section; nil when the section is absent or
 	// disabled.
 	DHCP *DHCPConfig
+	// UPnP is the "upnp" section; nil when absent or disabled.
+	UPnP *UPnPConfig
 }
 
 // DHCPConfig is the "dhcp" section and the "host" reservations. The pool
@@ -137,12 +139,14 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			if r, ok := p.host(s); ok {
 				hosts = append(hosts, r)
 			}
+		case "upnp":
+			c.UPnP = p.upnpSection(s)
 		case "redirect":
 			if m, ok := p.redirect(s); ok {
 				c.Forwards = append(c.Forwards, m...)
 			}
 		default:
-			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp or host)", s.Type)
+			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp, host or upnp)", s.Type)
 		}
 	}
 	if !seenMain {
@@ -166,6 +170,9 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		p.checkReservations(hosts)
 	} else if len(hosts) > 0 {
 		p.errf(p.hostLine, "'host' reservations need a 'dhcp' section")
+	}
+	if c.UPnP != nil && c.UPnP.PermanentV1 {
+		c.NAT.Policy.PermanentUPnP = true
 	}
 	seen := map[nat44.Key]int{}
 	for i, m := range c.Forwards {

@@ -336,3 +336,40 @@ func TestCheckDHCP(t *testing.T) {
 		t.Fatalf("pool past the subnet: %v", err)
 	}
 }
+
+func TestParseConfigUPnP(t *testing.T) {
+	base := "config gateway\n\toption wan 'wan'\n\toption lan 'br-lan'\n"
+	tests := []struct {
+		name string
+		text string
+		want *UPnPConfig
+		perm bool
+		err  string
+	}{
+		{"absent", base, nil, false, ""},
+		{"defaults", base + "config upnp\n", &UPnPConfig{Port: 5000, LeaseCap: 604800 * time.Second, PermanentV1: true}, true, ""},
+		{"options", base + "config upnp\n\toption port '5555'\n\toption lease_cap '3600'\n\toption permanent_v1 '0'\n", &UPnPConfig{Port: 5555, LeaseCap: time.Hour}, false, ""},
+		{"disabled", base + "config upnp\n\toption enabled '0'\n", nil, false, ""},
+		{"unknown option", base + "config upnp\n\toption frob '1'\n", nil, false, `unknown option "frob"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig("test.conf", []byte(tt.text))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, c.UPnP); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+			if c.NAT.Policy.PermanentUPnP != tt.perm {
+				t.Errorf("PermanentUPnP = %v, want %v", c.NAT.Policy.PermanentUPnP, tt.perm)
+			}
+		})
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"gateway/internal/netwatch"
 	"gateway/internal/supervise"
 	"gateway/nat44"
+	"gateway/upnp"
 	"gateway/web"
 )
 
@@ -40,7 +41,7 @@ type Daemon struct {
 	watch *netwatch.Watcher
 	snaps <-chan netwatch.Snapshot
 
-	mu  sync.Mutex // guards cfg, nat, natRan, dhcp, ln
+	mu  sync.Mutex // guards cfg, nat, natRan, dhcp, ln, upnp
 	cfg *Config
 	// nat is the mapping service. A nat44.NAT runs once: after its Run
 	// ended (a failure, a panic) the service starts a new one, which
@@ -49,6 +50,7 @@ type Daemon struct {
 	natRan bool
 	dhcp   *dhcp.Server // the running DHCP server; nil when none runs
 	ln     net.Listener // the control socket for the API's first run
+	upnp   *upnp.Server // the running UPnP server; nil when none runs
 }
 
 // Status is what `gateway status` and the web panel show.
@@ -62,6 +64,7 @@ type Status struct {
 	DoubleNAT bool               `json:"double_nat"`
 	NAT       nat44.Status       `json:"nat"`
 	DHCP      *DHCPStatus        `json:"dhcp,omitempty"`
+	UPnP      map[string]uint64  `json:"upnp,omitempty"`
 	Services  []supervise.Status `json:"services"`
 }
 
@@ -115,6 +118,9 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 		d.sup.Add(svcDHCP, d.runDHCP)
 	}
 	d.sup.Add(svcAPI, d.runAPI)
+	if cfg.UPnP != nil {
+		d.sup.Add(svcUPnP, d.runUPnP)
+	}
 
 	supCtx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -476,6 +482,7 @@ func (d *Daemon) reload(path string) {
 		d.log.Info("reload: the DHCP server restarts with the new config")
 		d.sup.Restart(svcDHCP)
 	}
+	d.reloadUPnP(old, cfg)
 	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
 }
 
@@ -530,6 +537,7 @@ func (d *Daemon) Status() any {
 		WANKind:   wan.Kind,
 		DoubleNAT: wan.Kind.DoubleNAT(),
 		NAT:       nat.Status(),
+		UPnP:      d.upnpCounters(),
 		Services:  d.sup.Status(),
 	}
 }

@@ -65,14 +65,21 @@ config gateway 'main'
 config nat 'nat'
 	option filtering 'address-and-port-dependent'
 
+config upnp 'upnp'
+	option port '%d'
+
 config redirect
 	option name 'lan1 web server'
 	option proto 'tcp'
 	option src_dport '8080'
 	option dest_ip '%s'
 	option dest_port '80'
-%s`, lab.GatewayWAN, lab.GatewayLAN, filepath.Join(l.Dir, "state"), Socket(l), lab.LAN1Addr.Addr(), extra)
+%s`, lab.GatewayWAN, lab.GatewayLAN, filepath.Join(l.Dir, "state"), Socket(l), UPnPPort, lab.LAN1Addr.Addr(), extra)
 }
+
+// UPnPPort is the UPnP HTTP port of the lab's gateway: the description
+// is at http://192.168.1.1:5000/rootDesc.xml.
+const UPnPPort = 5000
 
 // DHCPConfig is the DHCP server of the lab's default config, with
 // Reservations.

@@ -1,0 +1,177 @@
+package upnp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"gateway/nat44"
+	"gateway/nat44/nat44test"
+	"gateway/upnp/soap"
+)
+
+var (
+	lan1 = netip.MustParseAddr("192.168.1.10")
+	lan2 = netip.MustParseAddr("192.168.1.11")
+	wan  = netip.MustParseAddr("203.0.113.2")
+)
+
+func newCore(t *testing.T, p nat44.Policy) (*Core, *nat44.NAT) {
+	t.Helper()
+	n, err := nat44.New(nat44.Config{WAN: "wan0", LANs: []string{"br-lan"}, Policy: p, Datapath: nat44test.NewFakeDatapath(), Conntrack: nat44test.NewFakeConntrack()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetWAN(wan); err != nil {
+		t.Fatal(err)
+	}
+	n.SetLANPrefixes([]netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")})
+	c := &Core{NAT: n, Firewall: n, Now: time.Now, Started: time.Now(), ThirdParty: p.AllowThirdParty}
+	return c, n
+}
+
+func call(c *Core, client netip.Addr, v int, name string, kv ...string) ([]soap.Arg, int) {
+	a := soap.Action{ServiceType: fmt.Sprintf("%sWANIPConnection:%d", urnService, v), Name: name}
+	for i := 0; i+1 < len(kv); i += 2 {
+		a.Args = append(a.Args, soap.Arg{Name: kv[i], Value: kv[i+1]})
+	}
+	out, err := c.Invoke(client, pathCtlIP, a)
+	if err != nil {
+		var f *fault
+		if !errors.As(err, &f) {
+			return nil, -1
+		}
+		return nil, f.code
+	}
+	return out, 0
+}
+
+func add(c *Core, client netip.Addr, v int, ext, proto, host, in, lease string) int {
+	_, code := call(c, client, v, "AddPortMapping", "NewRemoteHost", "", "NewExternalPort", ext, "NewProtocol", proto,
+		"NewInternalPort", in, "NewInternalClient", host, "NewEnabled", "1", "NewPortMappingDescription", "test", "NewLeaseDuration", lease)
+	return code
+}
+
+func TestActionsAndErrors(t *testing.T) {
+	c, n := newCore(t, nat44.Policy{PermanentUPnP: true})
+	steps := []struct {
+		name string
+		do   func() int
+		want int
+	}{
+		{"add v1 permanent", func() int { return add(c, lan1, 1, "5000", "TCP", "192.168.1.10", "5000", "0") }, 0},
+		{"renew same", func() int { return add(c, lan1, 1, "5000", "tcp", "192.168.1.10", "5000", "3600") }, 0},
+		{"conflict from other host", func() int { return add(c, lan2, 1, "5000", "TCP", "192.168.1.11", "5000", "0") }, ErrConflict},
+		{"secure mode: for another host", func() int { return add(c, lan2, 2, "6000", "TCP", "192.168.1.10", "6000", "0") }, ErrNotAuthorized},
+		{"ext port wildcard", func() int { return add(c, lan1, 2, "0", "TCP", "192.168.1.10", "5000", "0") }, ErrWildCardExtPort},
+		{"int port wildcard v2", func() int { return add(c, lan1, 2, "7000", "TCP", "192.168.1.10", "0", "0") }, ErrWildCardIntPort},
+		{"bad protocol", func() int { return add(c, lan1, 2, "7000", "ICMP", "192.168.1.10", "1", "0") }, ErrInvalidArgs},
+		{"bad port", func() int { return add(c, lan1, 2, "70000", "TCP", "192.168.1.10", "1", "0") }, ErrInvalidArgs},
+		{"missing arg", func() int { _, code := call(c, lan1, 2, "AddPortMapping", "NewExternalPort", "1"); return code }, ErrInvalidArgs},
+		{"unknown action", func() int { _, code := call(c, lan1, 2, "Frobnicate"); return code }, ErrInvalidAction},
+		{"v2 action on v1", func() int { _, code := call(c, lan1, 1, "AddAnyPortMapping"); return code }, ErrInvalidAction},
+		{"generic index 0", func() int {
+			_, code := call(c, lan1, 1, "GetGenericPortMappingEntry", "NewPortMappingIndex", "0")
+			return code
+		}, 0},
+		{"generic index 1", func() int {
+			_, code := call(c, lan1, 1, "GetGenericPortMappingEntry", "NewPortMappingIndex", "1")
+			return code
+		}, ErrArrayIndexInvalid},
+		{"specific missing", func() int {
+			_, code := call(c, lan1, 1, "GetSpecificPortMappingEntry", "NewRemoteHost", "", "NewExternalPort", "5001", "NewProtocol", "TCP")
+			return code
+		}, ErrNoSuchEntry},
+		{"delete other's", func() int {
+			_, code := call(c, lan2, 2, "DeletePortMapping", "NewRemoteHost", "", "NewExternalPort", "5000", "NewProtocol", "TCP")
+			return code
+		}, ErrNotAuthorized},
+		{"delete missing", func() int {
+			_, code := call(c, lan1, 2, "DeletePortMapping", "NewRemoteHost", "", "NewExternalPort", "5001", "NewProtocol", "TCP")
+			return code
+		}, ErrNoSuchEntry},
+		{"range inverted", func() int {
+			_, code := call(c, lan1, 2, "DeletePortMappingRange", "NewStartPort", "10", "NewEndPort", "1", "NewProtocol", "TCP", "NewManage", "0")
+			return code
+		}, ErrInconsistentParameters},
+		{"range empty", func() int {
+			_, code := call(c, lan1, 2, "GetListOfPortMappings", "NewStartPort", "1", "NewEndPort", "10", "NewProtocol", "TCP", "NewManage", "0", "NewNumberOfPorts", "0")
+			return code
+		}, ErrPortMappingNotFound},
+		{"delete own", func() int {
+			_, code := call(c, lan1, 1, "DeletePortMapping", "NewRemoteHost", "", "NewExternalPort", "5000", "NewProtocol", "TCP")
+			return code
+		}, 0},
+	}
+	for _, s := range steps {
+		c.Invalidate()
+		if got := s.do(); got != s.want {
+			t.Errorf("%s: code %d, want %d", s.name, got, s.want)
+		}
+	}
+	if got := len(n.List()); got != 0 {
+		t.Errorf("%d mappings left", got)
+	}
+}
+
+func TestLeases(t *testing.T) {
+	c, n := newCore(t, nat44.Policy{PermanentUPnP: true, MaxLifetime: 30 * 24 * time.Hour})
+	add(c, lan1, 1, "5000", "TCP", "192.168.1.10", "5000", "0")
+	add(c, lan1, 2, "5001", "TCP", "192.168.1.10", "5001", "0")
+	add(c, lan1, 2, "5002", "TCP", "192.168.1.10", "5002", "9999999")
+	m0, _ := n.Get(nat44.Key{Proto: nat44.TCP, ExternalPort: 5000})
+	m1, _ := n.Get(nat44.Key{Proto: nat44.TCP, ExternalPort: 5001})
+	m2, _ := n.Get(nat44.Key{Proto: nat44.TCP, ExternalPort: 5002})
+	if !m0.Permanent() {
+		t.Errorf("v1 lease 0: expires %v, want permanent", m0.Expires)
+	}
+	for _, m := range []nat44.Mapping{m1, m2} {
+		if m.Lifetime != DefaultLeaseCap {
+			t.Errorf("v2 %v: lifetime %v, want %v", m.Key(), m.Lifetime, DefaultLeaseCap)
+		}
+	}
+}
+
+func TestAddAny(t *testing.T) {
+	c, _ := newCore(t, nat44.Policy{})
+	add(c, lan1, 2, "5000", "TCP", "192.168.1.10", "5000", "60")
+	out, code := call(c, lan2, 2, "AddAnyPortMapping", "NewRemoteHost", "", "NewExternalPort", "5000", "NewProtocol", "TCP",
+		"NewInternalPort", "5000", "NewInternalClient", "192.168.1.11", "NewEnabled", "1", "NewPortMappingDescription", "x", "NewLeaseDuration", "0")
+	if code != 0 || len(out) != 1 || out[0].Value == "5000" {
+		t.Fatalf("AddAnyPortMapping of a taken port = %v, %d; want another port", out, code)
+	}
+}
+
+// TestRanges: GetListOfPortMappings and DeletePortMappingRange over
+// thousands of mappings (miniupnpd 2.3.1 overflows past 128).
+func TestRanges(t *testing.T) {
+	c, n := newCore(t, nat44.Policy{HostLimit: 5000})
+	const count = 2000
+	for i := range count {
+		if code := add(c, lan1, 2, fmt.Sprint(10000+i), "UDP", "192.168.1.10", fmt.Sprint(10000+i), "3600"); code != 0 {
+			t.Fatalf("add %d: %d", i, code)
+		}
+	}
+	c.Invalidate()
+	out, code := call(c, lan1, 2, "GetListOfPortMappings", "NewStartPort", "1", "NewEndPort", "65535", "NewProtocol", "UDP", "NewManage", "0", "NewNumberOfPorts", "0")
+	if code != 0 {
+		t.Fatalf("list: %d", code)
+	}
+	if got := strings.Count(out[0].Value, "<p:PortMappingEntry>"); got != count {
+		t.Fatalf("listed %d, want %d", got, count)
+	}
+	out, _ = call(c, lan1, 2, "GetListOfPortMappings", "NewStartPort", "10100", "NewEndPort", "65535", "NewProtocol", "UDP", "NewManage", "1", "NewNumberOfPorts", "300")
+	if got := strings.Count(out[0].Value, "<p:PortMappingEntry>"); got != 300 || !strings.Contains(out[0].Value, "<p:NewExternalPort>10100</p:NewExternalPort>") {
+		t.Fatalf("listed %d from 10100, want 300", got)
+	}
+	_, code = call(c, lan1, 2, "DeletePortMappingRange", "NewStartPort", "10000", "NewEndPort", "11499", "NewProtocol", "UDP", "NewManage", "0")
+	if code != 0 {
+		t.Fatalf("delete range: %d", code)
+	}
+	if got := len(n.List()); got != 500 {
+		t.Fatalf("%d left, want 500", got)
+	}
+}

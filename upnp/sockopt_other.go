@@ -1,0 +1,7 @@
+//go:build !linux
+
+package upnp
+
+import "syscall"
+
+func reuseAddr(network, address string, c syscall.RawConn) error { return nil }
