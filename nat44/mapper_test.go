@@ -258,7 +258,7 @@ func TestMapLifetimes(t *testing.T) {
 			want  time.Duration // 0: permanent
 		}{
 			{nat44.OwnerNATPMP, time.Second, nat44.DefaultMinLifetime},
-			{nat44.OwnerPCP, 48 * time.Hour, nat44.DefaultMaxLifetime},
+			{nat44.OwnerPCP, 30 * 24 * time.Hour, nat44.DefaultMaxLifetime},
 			{nat44.OwnerUPnP, 0, nat44.DefaultMaxLifetime},
 			{nat44.OwnerAdmin, 0, 0},
 		} {

@@ -119,7 +119,7 @@ type Policy struct {
 	// holds in all, static forwards included; zero means 16384.
 	TableLimit int
 	// MinLifetime and MaxLifetime clamp the lifetime a protocol asks for;
-	// zero means 120 s and 24 h. A request for a permanent mapping (UPnP's
+	// zero means 120 s and 7 days (IGD:2's longest lease). A request for a permanent mapping (UPnP's
 	// lease 0) gets MaxLifetime unless PermanentUPnP is set.
 	MinLifetime, MaxLifetime time.Duration
 	// PermanentUPnP lets UPnP make mappings without a lease (IGDv1's
@@ -132,7 +132,7 @@ const (
 	DefaultHostLimit   = 128
 	DefaultTableLimit  = 16384
 	DefaultMinLifetime = 120 * time.Second
-	DefaultMaxLifetime = 24 * time.Hour
+	DefaultMaxLifetime = 7 * 24 * time.Hour // IGD:2's longest lease
 )
 
 func (p Policy) withDefaults() Policy {
