@@ -43,6 +43,9 @@ type Config struct {
 	// DHCP is the "dhcp" section; nil when the section is absent or
 	// disabled.
 	DHCP *DHCPConfig
+	// PMP is the "pmp" section (NAT-PMP and PCP); nil when the section is
+	// absent or turns both off.
+	PMP *PMPConfig
 }
 
 // DHCPConfig is the "dhcp" section and the "host" reservations. The pool
@@ -133,6 +136,8 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			p.natSection(s, &c.NAT)
 		case "dhcp":
 			p.dhcpSection(s, c)
+		case "pmp":
+			p.pmpSection(s, c)
 		case "host":
 			if r, ok := p.host(s); ok {
 				hosts = append(hosts, r)
@@ -142,7 +147,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 				c.Forwards = append(c.Forwards, m...)
 			}
 		default:
-			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp or host)", s.Type)
+			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp, host or pmp)", s.Type)
 		}
 	}
 	if !seenMain {

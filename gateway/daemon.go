@@ -49,6 +49,7 @@ type Daemon struct {
 	natRan bool
 	dhcp   *dhcp.Server // the running DHCP server; nil when none runs
 	ln     net.Listener // the control socket for the API's first run
+	pmp    pmpState     // the NAT-PMP and PCP server (pmp.go)
 }
 
 // Status is what `gateway status` and the web panel show.
@@ -62,6 +63,7 @@ type Status struct {
 	DoubleNAT bool               `json:"double_nat"`
 	NAT       nat44.Status       `json:"nat"`
 	DHCP      *DHCPStatus        `json:"dhcp,omitempty"`
+	PMP       map[string]uint64  `json:"pmp,omitempty"` // NAT-PMP and PCP counters by reason
 	Services  []supervise.Status `json:"services"`
 }
 
@@ -114,6 +116,7 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 	if cfg.DHCP != nil {
 		d.sup.Add(svcDHCP, d.runDHCP)
 	}
+	d.addPMP(cfg)
 	d.sup.Add(svcAPI, d.runAPI)
 
 	supCtx, stop := context.WithCancel(context.Background())
@@ -476,6 +479,7 @@ func (d *Daemon) reload(path string) {
 		d.log.Info("reload: the DHCP server restarts with the new config")
 		d.sup.Restart(svcDHCP)
 	}
+	d.reloadPMP(old, cfg)
 	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
 }
 
@@ -522,6 +526,7 @@ func (d *Daemon) Status() any {
 	d.mu.Unlock()
 	return Status{
 		DHCP:      ds,
+		PMP:       d.pmpCounters(),
 		Version:   Version,
 		Config:    cfg.File,
 		WAN:       cfg.WAN,

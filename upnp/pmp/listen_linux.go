@@ -16,7 +16,7 @@ import (
 func listen(ctx context.Context, l Listen) (*net.UDPConn, error) {
 	addr := l.Addr
 	if addr.Port() == 0 && l.Iface != "" {
-		addr = netipAddrPort(addr, 5351)
+		addr = netipAddrPort(addr, Port)
 	}
 	lc := net.ListenConfig{Control: func(network, address string, rc syscall.RawConn) error {
 		var serr error

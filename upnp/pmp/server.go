@@ -304,3 +304,6 @@ func (s *Server) sendAnnouncements(conns []*net.UDPConn) {
 func netipAddrPort(a netip.AddrPort, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr(), port)
 }
+
+// Port is the server's UDP port, NAT-PMP's and PCP's (RFC 6887 §19.1).
+const Port = 5351
