@@ -8,9 +8,10 @@ BIN      := bin/gateway
 # (unshare, mount), conntrack and iperf3 (NAT benchmark), the DHCP clients
 # the interop tests drive (dhclient, udhcpc, dhcpcd), dnsmasq (DHCP and
 # flash benchmarks), strace (flash benchmark: counts fsyncs), qemu-user-static
-# (emulated arch tests), busybox (the init script under OpenWrt's shell).
+# (emulated arch tests), busybox (the init script under OpenWrt's shell),
+# natpmpc (libnatpmp's client: the NAT-PMP interop tests).
 # Go tools (nfpm) come from the Go module proxy: build/tools.sh.
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace natpmpc
 
 .PHONY: all build demo demo-down test test-short bench bench-quick fuzz deps clean
 

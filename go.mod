@@ -16,6 +16,7 @@ require (
 )
 
 require (
+	github.com/jackpal/go-nat-pmp v1.1.0 // indirect
 	github.com/josharian/native v1.1.0 // indirect
 	github.com/mdlayher/socket v0.6.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.14 // indirect
