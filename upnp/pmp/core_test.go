@@ -31,7 +31,7 @@ var (
 
 // startNAT runs a mapping service over a fake datapath, with the WAN
 // address set, inside the caller's synctest bubble.
-func startNAT(t *testing.T, pol nat44.Policy) (*nat44.NAT, *nat44test.FakeDatapath) {
+func startNAT(t testing.TB, pol nat44.Policy) (*nat44.NAT, *nat44test.FakeDatapath) {
 	t.Helper()
 	dp := nat44test.NewFakeDatapath()
 	n, err := nat44.New(nat44.Config{WAN: "wan0", LANs: []string{"br-lan"}, Policy: pol, Datapath: dp,

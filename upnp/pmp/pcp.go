@@ -57,13 +57,20 @@ func (c *Core) pcp(b []byte, from netip.Addr) []byte {
 	return out
 }
 
-// pcpError answers a request that does not parse: §8.3 has the error
-// response carry the request's bytes (its opcode data and options, so
-// that the client recognises its nonce) under a response header; an
-// unsupported version is answered with version 2, the one we speak (§9).
+// pcpError answers a request that does not parse: under a response
+// header, the request's MAP or PEER data when it holds them whole (so that
+// the client recognises its nonce; §8.3), without its options, which may
+// be what is wrong with it. An unsupported version is answered with
+// version 2, the one we speak (§9).
 func (c *Core) pcpError(b []byte, r pcp.Result) []byte {
 	c.count(fmt.Sprintf("pcp_result_%s", r))
-	n := max(pcp.HeaderLen, len(b)&^3)
+	n := pcp.HeaderLen
+	switch op := pcp.Opcode(b[1]); {
+	case op == pcp.OpMap && len(b) >= pcp.HeaderLen+pcp.MapLen:
+		n += pcp.MapLen
+	case op == pcp.OpPeer && len(b) >= pcp.HeaderLen+pcp.PeerLen:
+		n += pcp.PeerLen
+	}
 	out := make([]byte, n)
 	copy(out, b)
 	out[0] = pcp.Version
