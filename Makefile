@@ -8,11 +8,12 @@ BIN      := bin/gateway
 # (unshare, mount), conntrack and iperf3 (NAT benchmark), the DHCP clients
 # the interop tests drive (dhclient, udhcpc, dhcpcd), dnsmasq (DHCP and
 # flash benchmarks), strace (flash benchmark: counts fsyncs), qemu-user-static
-# (emulated arch tests), busybox (the init script under OpenWrt's shell).
+# (emulated arch tests), busybox (the init script under OpenWrt's shell),
+# natpmpc (libnatpmp's client: the NAT-PMP interop tests).
 # Go tools (nfpm) come from the Go module proxy: build/tools.sh.
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc
 
-.PHONY: all build demo demo-down test test-short bench bench-quick fuzz deps clean
+.PHONY: all build demo demo-down test test-tailscale test-short bench bench-quick fuzz deps clean
 
 all: build
 
@@ -26,6 +27,7 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	$(GO) mod download
+	cd upnp/pmp/tailscaletest && $(GO) mod download
 	GO='$(GO)' sh build/tools.sh
 
 demo: deps build
@@ -47,7 +49,13 @@ test: deps
 	GO='$(GO)' VERSION='$(VERSION)' sh build/size-check.sh
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/gateway
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) test-tailscale
 	$(MAKE) test-arch
+
+# NAT-PMP and PCP against tailscale's portmapper: a module of its own, so
+# that tailscale's dependencies stay out of go.mod.
+test-tailscale:
+	cd upnp/pmp/tailscaletest && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...
 
 test-short:
 	$(GO) test -short ./...

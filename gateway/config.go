@@ -45,6 +45,9 @@ type Config struct {
 	DHCP *DHCPConfig
 	// UPnP is the "upnp" section; nil when absent or disabled.
 	UPnP *UPnPConfig
+	// PMP is the "pmp" section (NAT-PMP and PCP); nil when the section is
+	// absent or turns both off.
+	PMP *PMPConfig
 }
 
 // DHCPConfig is the "dhcp" section and the "host" reservations. The pool
@@ -135,6 +138,8 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			p.natSection(s, &c.NAT)
 		case "dhcp":
 			p.dhcpSection(s, c)
+		case "pmp":
+			p.pmpSection(s, c)
 		case "host":
 			if r, ok := p.host(s); ok {
 				hosts = append(hosts, r)
@@ -146,7 +151,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 				c.Forwards = append(c.Forwards, m...)
 			}
 		default:
-			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp, host or upnp)", s.Type)
+			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp, host, upnp or pmp)", s.Type)
 		}
 	}
 	if !seenMain {

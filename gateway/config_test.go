@@ -373,3 +373,30 @@ func TestParseConfigUPnP(t *testing.T) {
 		})
 	}
 }
+
+func TestParseConfigPMP(t *testing.T) {
+	base := "config gateway\n\toption wan w\n\toption lan l\n"
+	tests := []struct {
+		name string
+		text string
+		want *PMPConfig
+	}{
+		{"absent", base, nil},
+		{"empty: both on", base + "config pmp\n", &PMPConfig{NATPMP: true, PCP: true}},
+		{"PCP only", base + "config pmp\n\toption natpmp 0\n", &PMPConfig{PCP: true}},
+		{"both off", base + "config pmp\n\toption natpmp 0\n\toption pcp 0\n", nil},
+		{"disabled", base + "config pmp\n\toption enabled 0\n", nil},
+	}
+	for _, tt := range tests {
+		c, err := ParseConfig("f", []byte(tt.text))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if d := cmp.Diff(tt.want, c.PMP); d != "" {
+			t.Errorf("%s: (-want +got)\n%s", tt.name, d)
+		}
+	}
+	if _, err := ParseConfig("f", []byte(base+"config pmp\n\toption natpmp maybe\n")); err == nil || !strings.Contains(err.Error(), "f:5") {
+		t.Errorf("bad bool: %v", err)
+	}
+}

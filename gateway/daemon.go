@@ -51,6 +51,7 @@ type Daemon struct {
 	dhcp   *dhcp.Server // the running DHCP server; nil when none runs
 	ln     net.Listener // the control socket for the API's first run
 	upnp   *upnp.Server // the running UPnP server; nil when none runs
+	pmp    pmpState     // the NAT-PMP and PCP server (pmp.go)
 }
 
 // Status is what `gateway status` and the web panel show.
@@ -65,6 +66,7 @@ type Status struct {
 	NAT       nat44.Status       `json:"nat"`
 	DHCP      *DHCPStatus        `json:"dhcp,omitempty"`
 	UPnP      map[string]uint64  `json:"upnp,omitempty"`
+	PMP       map[string]uint64  `json:"pmp,omitempty"` // NAT-PMP and PCP counters by reason
 	Services  []supervise.Status `json:"services"`
 }
 
@@ -117,6 +119,7 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 	if cfg.DHCP != nil {
 		d.sup.Add(svcDHCP, d.runDHCP)
 	}
+	d.addPMP(cfg)
 	d.sup.Add(svcAPI, d.runAPI)
 	if cfg.UPnP != nil {
 		d.sup.Add(svcUPnP, d.runUPnP)
@@ -483,6 +486,7 @@ func (d *Daemon) reload(path string) {
 		d.sup.Restart(svcDHCP)
 	}
 	d.reloadUPnP(old, cfg)
+	d.reloadPMP(old, cfg)
 	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
 }
 
@@ -529,6 +533,7 @@ func (d *Daemon) Status() any {
 	d.mu.Unlock()
 	return Status{
 		DHCP:      ds,
+		PMP:       d.pmpCounters(),
 		Version:   Version,
 		Config:    cfg.File,
 		WAN:       cfg.WAN,

@@ -41,11 +41,16 @@ func Log(l *lab.Lab) string { return filepath.Join(l.Dir, "gateway.log") }
 func ConfigPath(l *lab.Lab) string { return filepath.Join(l.Dir, "gateway.conf") }
 
 // Config is the config a lab's gateway runs with by default, with every
-// service on: BaseConfig, then DHCPConfig, then extra (tests add sections
+// service on: BaseConfig, then DHCPConfig and PMPConfig, then extra (tests add sections
 // of their own).
 func Config(l *lab.Lab, extra string) string {
-	return BaseConfig(l, DHCPConfig+extra)
+	return BaseConfig(l, DHCPConfig+PMPConfig+extra)
 }
+
+// PMPConfig turns NAT-PMP and PCP on, as the lab's default config has them.
+var PMPConfig = `
+config pmp 'pmp'
+`
 
 // BaseConfig is the lab's gateway and NAT config without the DHCP server:
 // the lab's interfaces, its state in the lab folder, documentation
