@@ -132,13 +132,14 @@ func (c *Core) Invalidate() {
 	c.mu.Unlock()
 }
 
-// upnpMappings are the mappings UPnP lists: the UPnP ones, by protocol and
-// port.
+// upnpMappings are the mappings UPnP lists, by protocol and port: those
+// of every port-mapping protocol (UPnP, NAT-PMP, PCP share one table, as
+// in miniupnpd), not the config's static forwards nor the administrator's.
 func (c *Core) upnpMappings() []nat44.Mapping {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.cached {
-		c.cache = slices.DeleteFunc(c.NAT.List(), func(m nat44.Mapping) bool { return m.Owner != nat44.OwnerUPnP })
+		c.cache = slices.DeleteFunc(c.NAT.List(), func(m nat44.Mapping) bool { return !m.Owner.Protocol() })
 		c.cached = true
 	}
 	return c.cache
@@ -273,7 +274,7 @@ func (c *Core) ipConn(client netip.Addr, v int, a soap.Action) ([]soap.Arg, erro
 		}
 		k := nat44.Key{Proto: proto, ExternalPort: uint16(port)}
 		m, ok := c.NAT.Get(k)
-		if !ok || (remote.IsValid() && m.Remote != remote) || m.Owner != nat44.OwnerUPnP && m.Owner.Protocol() == false {
+		if !ok || (remote.IsValid() && m.Remote != remote) || !m.Owner.Protocol() {
 			if ok && m.Owner == nat44.OwnerStatic {
 				return nil, failf(ErrNotAuthorized, "delete_static", "%v is a static forward", k)
 			}
@@ -289,7 +290,7 @@ func (c *Core) ipConn(client netip.Addr, v int, a soap.Action) ([]soap.Arg, erro
 			return nil, x.err
 		}
 		m, ok := c.NAT.Get(nat44.Key{Proto: proto, ExternalPort: uint16(port)})
-		if !ok || m.Owner != nat44.OwnerUPnP || (remote.IsValid() && m.Remote != remote) {
+		if !ok || !m.Owner.Protocol() || (remote.IsValid() && m.Remote != remote) {
 			return nil, failf(ErrNoSuchEntry, "get_missing", "no mapping %v/%d", proto, port)
 		}
 		return c.entry(m)[3:], nil
