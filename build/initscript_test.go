@@ -302,6 +302,28 @@ func TestInitScript(t *testing.T) {
 		}
 	})
 
+	t.Run("takeover of miniupnpd for UPnP, NAT-PMP and PCP", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, section string
+			takes         bool
+		}{
+			{"upnp", "\nconfig upnp\n", true},
+			{"pmp", "\nconfig pmp\n", true},
+			{"upnp off", "\nconfig upnp\n\toption enabled '0'\n", false},
+		} {
+			r := router{dir: t.TempDir(), conf: defaultConf(t) + tt.section, devices: []string{"wan", "br-lan"}, memKB: 59000, uci: openwrtUCI, services: []string{"miniupnpd"}}
+			calls, out, err := r.run(t, prog, "takeover")
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", tt.name, err, out)
+			}
+			if tt.takes {
+				wantLines(t, calls, "ROOT/etc/init.d/miniupnpd stop", "ROOT/etc/init.d/miniupnpd disable")
+			} else {
+				lacks(t, calls, "miniupnpd stop")
+			}
+		}
+	})
+
 	t.Run("nothing to take over", func(t *testing.T) {
 		r := router{dir: t.TempDir(), conf: defaultConf(t), devices: []string{"wan", "br-lan"}, memKB: 59000, uci: openwrtUCI, services: []string{"dnsmasq"}}
 		calls, out, err := r.run(t, prog, "takeover")
