@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -401,5 +402,55 @@ func TestUPnPEvents(t *testing.T) {
 		t.Errorf("UNSUBSCRIBE: %v, %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+}
+
+// TestUPnPByebye: on SIGTERM the daemon says ssdp:byebye on the LAN over
+// IPv4 and IPv6 (ff02::c and ff05::c).
+func TestUPnPByebye(t *testing.T) {
+	testenv.Root(t)
+	g := startGateway(t, "")
+	type sock struct {
+		group string
+		c     *net.UDPConn
+	}
+	var socks []sock
+	for _, grp := range []string{"239.255.255.250", "ff02::c", "ff05::c"} {
+		var c *net.UDPConn
+		err := g.l.Do(lab.LAN1, func() error {
+			ifi, err := net.InterfaceByName(lab.HostIf)
+			if err != nil {
+				return err
+			}
+			network := "udp4"
+			if strings.Contains(grp, ":") {
+				network = "udp6"
+			}
+			c, err = net.ListenMulticastUDP(network, ifi, &net.UDPAddr{IP: net.ParseIP(grp), Port: 1900})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		socks = append(socks, sock{grp, c})
+	}
+	eventually(t, "UPnP up", func() error {
+		_, err := msearch6(g.l, lab.LAN1, "upnp:rootdevice")
+		return err
+	})
+	g.signal(syscall.SIGTERM)
+	for _, s := range socks {
+		s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := s.c.ReadFromUDP(buf)
+			if err != nil {
+				t.Fatalf("no ssdp:byebye on %s: %v", s.group, err)
+			}
+			if m := string(buf[:n]); strings.HasPrefix(m, "NOTIFY") && strings.Contains(m, "NTS: ssdp:byebye") && strings.Contains(m, "NT: upnp:rootdevice") {
+				break
+			}
+		}
 	}
 }
