@@ -91,7 +91,13 @@ func (d *Daemon) runUPnP(ctx context.Context) error {
 		var lans []upnp.LAN
 		for _, n := range cfg.LANs {
 			if p, ok := l.IPv4(n); ok {
-				lans = append(lans, upnp.LAN{Name: n, Prefix: p})
+				lan := upnp.LAN{Name: n, Prefix: p}
+				for _, p6 := range l.Addrs[n] {
+					if a := p6.Addr(); a.Is6() && a.IsGlobalUnicast() {
+						lan.IPv6 = append(lan.IPv6, p6)
+					}
+				}
+				lans = append(lans, lan)
 			}
 		}
 		nat := upnpNAT{d}

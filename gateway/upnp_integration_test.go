@@ -106,7 +106,8 @@ func TestUPnPNotOnWAN(t *testing.T) {
 		}
 		return nil
 	})
-	for _, addr := range []string{hostPort(wanAddr, labgw.UPnPPort), hostPort(lab.LANAddr.Addr(), labgw.UPnPPort)} {
+	for _, addr := range []string{hostPort(wanAddr, labgw.UPnPPort), hostPort(lab.LANAddr.Addr(), labgw.UPnPPort),
+		hostPort(lab.WANAddr6.Addr(), labgw.UPnPPort), hostPort(lab.LANAddr6.Addr(), labgw.UPnPPort)} {
 		if _, err := tcpGet(g.l, lab.Public, addr); err == nil {
 			t.Errorf("pub reached %s", addr)
 		}

@@ -66,6 +66,7 @@ const (
 	ErrProtocolNotSupported  = 705
 	ErrIntPortWildcard       = 706
 	ErrProtocolWildcard      = 707
+	ErrNoTrafficReceived     = 709
 )
 
 var faultNames = map[int]string{
@@ -76,6 +77,7 @@ var faultNames = map[int]string{
 	728: "NoPortMapsAvailable", 729: "ConflictWithOtherMechanisms", 730: "PortMappingNotFound",
 	732: "WildCardNotPermittedInIntPort", 733: "InconsistentParameters",
 	701: "PinholeSpaceExhausted", 704: "NoSuchEntry", 705: "ProtocolNotSupported", 706: "InternalPortWildcardingNotAllowed", 707: "ProtocolWildcardingNotAllowed",
+	709: "NoTrafficReceived",
 }
 
 // fault is the error of a failed action: the UPnP code, and why (logged,
@@ -670,14 +672,19 @@ func (c *Core) firewall(client netip.Addr, a soap.Action) ([]soap.Arg, error) {
 			return nil, f
 		}
 		// The datapath keeps no per-pinhole counters (the pinholes are
-		// elements of one nftables set): the count is 0, always.
-		return []soap.Arg{{Name: "PinholePackets", Value: "0"}}, nil
+		// elements of one nftables set, without counters), and a made-up
+		// 0 would tell the client that nothing came through: the action
+		// fails (UDA 2.0 §3.2.2, 501 "may be returned ... if the device
+		// cannot complete the action").
+		return nil, failf(ErrActionFailed, "no_pinhole_counters", "no packet counters per pinhole")
 	case "CheckPinholeWorking":
 		if _, f := own(); f != nil {
 			return nil, f
 		}
-		// Without per-pinhole counters the answer is "installed".
-		return []soap.Arg{{Name: "IsWorking", Value: "1"}}, nil
+		// IsWorking 1 needs evidence of traffic through the pinhole
+		// (WANIPv6FirewallControl:1 §2.5.6); without per-pinhole
+		// counters the gateway has seen none, which is 709.
+		return nil, failf(ErrNoTrafficReceived, "no_traffic_seen", "no traffic seen through the pinhole (no per-pinhole counters)")
 	}
 	return nil, failf(ErrInvalidAction, "unknown_action", "WANIPv6FirewallControl has no action %q", a.Name)
 }

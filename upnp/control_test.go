@@ -175,3 +175,53 @@ func TestRanges(t *testing.T) {
 		t.Fatalf("%d left, want 500", got)
 	}
 }
+
+func TestFirewallActions(t *testing.T) {
+	c, n := newCore(t, nat44.Policy{})
+	n.SetLANPrefixes([]netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("2001:db8:1:1::/64")})
+	h1, h2 := netip.MustParseAddr("2001:db8:1:1::10"), netip.MustParseAddr("2001:db8:1:1::11")
+	fw := func(client netip.Addr, name string, kv ...string) ([]soap.Arg, int) {
+		a := soap.Action{ServiceType: urnService + "WANIPv6FirewallControl:1", Name: name}
+		for i := 0; i+1 < len(kv); i += 2 {
+			a.Args = append(a.Args, soap.Arg{Name: kv[i], Value: kv[i+1]})
+		}
+		out, err := c.Invoke(client, pathCtlFC, a)
+		var f *fault
+		if errors.As(err, &f) {
+			return nil, f.code
+		}
+		if err != nil {
+			return nil, -1
+		}
+		return out, 0
+	}
+	addPin := func(client, host netip.Addr) ([]soap.Arg, int) {
+		return fw(client, "AddPinhole", "RemoteHost", "", "RemotePort", "0", "InternalClient", host.String(), "InternalPort", "8000", "Protocol", "6", "LeaseTime", "3600")
+	}
+	out, code := addPin(h1, h1)
+	if code != 0 || len(out) != 1 || out[0].Name != "UniqueID" {
+		t.Fatalf("AddPinhole for itself: %v, %d", out, code)
+	}
+	id := out[0].Value
+	tests := []struct {
+		name string
+		do   func() int
+		want int
+	}{
+		{"for another host", func() int { _, c := addPin(h1, h2); return c }, ErrNotAuthorized},
+		{"from IPv4 for an IPv6 host", func() int { _, c := addPin(lan1, h1); return c }, ErrNotAuthorized},
+		{"update", func() int { _, c := fw(h1, "UpdatePinhole", "UniqueID", id, "NewLeaseTime", "7200"); return c }, 0},
+		{"update by another host", func() int { _, c := fw(h2, "UpdatePinhole", "UniqueID", id, "NewLeaseTime", "7200"); return c }, ErrNotAuthorized},
+		{"packets: no counters", func() int { _, c := fw(h1, "GetPinholePackets", "UniqueID", id); return c }, ErrActionFailed},
+		{"working: no evidence", func() int { _, c := fw(h1, "CheckPinholeWorking", "UniqueID", id); return c }, ErrNoTrafficReceived},
+		{"working: no such pinhole", func() int { _, c := fw(h1, "CheckPinholeWorking", "UniqueID", "999"); return c }, ErrNoSuchPinhole},
+		{"delete by another host", func() int { _, c := fw(h2, "DeletePinhole", "UniqueID", id); return c }, ErrNotAuthorized},
+		{"delete", func() int { _, c := fw(h1, "DeletePinhole", "UniqueID", id); return c }, 0},
+		{"delete again", func() int { _, c := fw(h1, "DeletePinhole", "UniqueID", id); return c }, ErrNoSuchPinhole},
+	}
+	for _, tt := range tests {
+		if got := tt.do(); got != tt.want {
+			t.Errorf("%s: code %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"gateway/internal/clock"
 	"gateway/internal/httpsrv"
@@ -38,6 +39,34 @@ import (
 type LAN struct {
 	Name   string       // interface name
 	Prefix netip.Prefix // its IPv4 address and subnet; requests must come from the subnet
+	// IPv6 are its global (or unique local) IPv6 addresses and subnets:
+	// HTTP listens on them too and SSDP runs over IPv6 on the interface.
+	// Empty: IPv4 only.
+	IPv6 []netip.Prefix
+}
+
+// onLink reports whether a is on one of l's subnets; an IPv6 link-local
+// address is on-link when it came in on l (its zone, or the interface a
+// datagram arrived on, which the caller checked).
+func (l LAN) onLink(a netip.Addr, arrivedOnL bool) bool {
+	a = a.Unmap()
+	if a.Is4() {
+		return l.Prefix.Masked().Contains(a)
+	}
+	if a.IsLinkLocalUnicast() {
+		return arrivedOnL || a.Zone() == l.Name
+	}
+	a = a.WithZone("")
+	return slices.ContainsFunc(l.IPv6, func(p netip.Prefix) bool { return p.Masked().Contains(a) })
+}
+
+// addr6 is the LAN's IPv6 address for description URLs; invalid when it
+// has none.
+func (l LAN) addr6() netip.Addr {
+	if len(l.IPv6) == 0 {
+		return netip.Addr{}
+	}
+	return l.IPv6[0].Addr()
 }
 
 // Config configures a Server. Zero values are documented per field.
@@ -61,9 +90,10 @@ type Config struct {
 	LeaseCap time.Duration
 	// ThirdParty is secure mode off (nat44.Policy.AllowThirdParty).
 	ThirdParty bool
-	// NotifyInterval is how often ssdp:alive goes out; zero is 15 min
-	// (half the 30 min max-age: UDA 2.0 §1.2.2 "should be sent ... more
-	// than once per max-age").
+	// NotifyInterval is how often a round of ssdp:alive goes out, less
+	// a random quarter; zero is 10 min, a third of the 30 min max-age
+	// (UDA 2.0 §1.2.2: refresh "at a randomly-distributed interval of
+	// less than one-half of the advertisement expiration time").
 	NotifyInterval time.Duration
 	// MaxDelay caps the random delay of a search answer; zero is 1 s.
 	MaxDelay time.Duration
@@ -84,6 +114,11 @@ func (c *Config) Validate() error {
 	for _, l := range c.LANs {
 		if l.Name == "" || !l.Prefix.IsValid() || !l.Prefix.Addr().Is4() {
 			errs = append(errs, fmt.Errorf("upnp: LAN %q %v: want a name and an IPv4 address/prefix", l.Name, l.Prefix))
+		}
+		for _, p := range l.IPv6 {
+			if a := p.Addr(); !p.IsValid() || !a.Is6() || a.Is4In6() || a.Zone() != "" || !a.IsGlobalUnicast() {
+				errs = append(errs, fmt.Errorf("upnp: LAN %q: %v is not a global IPv6 address/prefix", l.Name, p))
+			}
 		}
 	}
 	if c.StateDir == "" {
@@ -127,7 +162,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.SSDPPort = ssdp.Port
 	}
 	if cfg.NotifyInterval == 0 {
-		cfg.NotifyInterval = maxAge / 2
+		cfg.NotifyInterval = maxAge / 3
 	}
 	if cfg.MaxDelay == 0 {
 		cfg.MaxDelay = time.Second
@@ -214,15 +249,24 @@ func (s *Server) Run(ctx context.Context) error {
 			l.Close()
 		}
 	}
+	// IPv6 addresses may still be tentative (duplicate address
+	// detection) when the daemon sees them: bind them anyway.
+	lc := net.ListenConfig{Control: freeBind}
 	for _, l := range s.cfg.LANs {
-		ln, err := net.Listen("tcp4", netip.AddrPortFrom(l.Prefix.Addr(), s.cfg.Port).String())
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("upnp: http: %w", err)
+		addrs := []netip.Addr{l.Prefix.Addr()}
+		for _, p := range l.IPv6 {
+			addrs = append(addrs, p.Addr())
 		}
-		lns = append(lns, ln)
+		for _, a := range addrs {
+			ln, err := lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(a, s.cfg.Port).String())
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("upnp: http: %w", err)
+			}
+			lns = append(lns, ln)
+		}
 	}
-	sd, err := s.openSSDP()
+	sds, err := s.openSSDP()
 	if err != nil {
 		closeAll()
 		return err
@@ -232,10 +276,8 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { sd.bye(); sd.conn.Close() })
-	defer stop()
 
-	errc := make(chan error, len(lns)+1)
+	errc := make(chan error, len(lns)+len(sds))
 	for _, ln := range lns {
 		wg.Go(func() {
 			limits := httpsrv.Limits{MaxConns: 16, ReadHeaderTimeout: 3 * time.Second, ReadTimeout: 5 * time.Second}
@@ -245,17 +287,26 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		})
 	}
-	wg.Go(func() { sd.sendLoop(ctx) })
+	for _, sd := range sds {
+		wg.Go(func() { sd.sendLoop(ctx) })
+		wg.Go(func() {
+			if err := sd.readLoop(ctx); err != nil {
+				errc <- err
+				cancel()
+			}
+		})
+	}
 	wg.Go(func() { s.gena.run(ctx) })
 	wg.Go(func() { s.feedLoop(ctx) })
-	wg.Go(func() {
-		if err := sd.readLoop(ctx); err != nil {
-			errc <- err
-			cancel()
-		}
-	})
-	s.log.Info("upnp running", slog.Int("port", int(s.cfg.Port)), slog.String("uuid", s.uuid[0]))
+	s.log.Info("upnp running", slog.Int("port", int(s.cfg.Port)), slog.String("uuid", s.uuid[0]), slog.Bool("ipv6", len(sds) > 1))
 	<-ctx.Done()
+	// ssdp:byebye before the sockets close (UDA 2.0 §1.2.3), twice as
+	// every SSDP message goes out more than once (§1.2.2).
+	for _, sd := range sds {
+		sd.bye()
+		sd.bye()
+		sd.sock.Close()
+	}
 	wg.Wait()
 	select {
 	case err := <-errc:
@@ -305,15 +356,34 @@ func (s *Server) feedLoop(ctx context.Context) {
 	}
 }
 
-// lanOf returns the LAN whose subnet holds a.
+// lanOf returns the LAN whose subnet holds a (an IPv6 link-local a
+// by its zone).
 func (s *Server) lanOf(a netip.Addr) (LAN, bool) {
-	a = a.Unmap()
 	for _, l := range s.cfg.LANs {
-		if l.Prefix.Masked().Contains(a) {
+		if l.onLink(a, false) {
 			return l, true
 		}
 	}
 	return LAN{}, false
+}
+
+// ourHost reports whether an HTTP Host header names one of our LAN
+// addresses: "192.168.1.1:5000", "[2001:db8:1:1::1]:5000", with or
+// without the port.
+func (s *Server) ourHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || a.Zone() != "" {
+		return false
+	}
+	a = a.Unmap()
+	return slices.ContainsFunc(s.cfg.LANs, func(l LAN) bool {
+		return l.Prefix.Addr() == a || slices.ContainsFunc(l.IPv6, func(p netip.Prefix) bool { return p.Addr() == a })
+	})
 }
 
 // isMicrosoft is miniupnpd's rule: Windows, Xbox and PlayStation ignore
@@ -325,24 +395,18 @@ func isMicrosoft(ua string) bool {
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	remote, err := netip.ParseAddrPort(r.RemoteAddr)
-	lan, ok := s.lanOf(remote.Addr())
-	if err != nil || !ok {
+	if _, ok := s.lanOf(remote.Addr()); err != nil || !ok {
 		s.count("http_not_lan")
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
 	// DNS rebinding: the Host must be one of our LAN addresses.
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if !slices.ContainsFunc(s.cfg.LANs, func(l LAN) bool { return l.Prefix.Addr().String() == host }) {
+	if !s.ourHost(r.Host) {
 		s.count("http_bad_host")
 		http.Error(w, "bad host", http.StatusForbidden)
 		return
 	}
-	_ = lan
-	client := remote.Addr().Unmap()
+	client := remote.Addr().Unmap().WithZone("")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		path := r.URL.Path
@@ -374,12 +438,64 @@ func (s *Server) server() string {
 	return "Linux UPnP/2.0 gateway/" + s.cfg.Version
 }
 
-// ssdpConn is the SSDP socket and its send queue.
+// ssdpSock is an SSDP socket of one address family, with the interface
+// a datagram came in on and goes out of.
+type ssdpSock interface {
+	read(b []byte) (n, ifi int, from netip.AddrPort, err error)
+	write(b []byte, ifi int, to netip.AddrPort) error
+	Close() error
+}
+
+type sock4 struct{ c *ipv4.PacketConn }
+
+func (s sock4) read(b []byte) (int, int, netip.AddrPort, error) {
+	n, cm, from, err := s.c.ReadFrom(b)
+	if err != nil {
+		return 0, 0, netip.AddrPort{}, err
+	}
+	ua, ok := from.(*net.UDPAddr)
+	if !ok || cm == nil {
+		return n, 0, netip.AddrPort{}, nil // interface 0: no LAN's
+	}
+	ap := ua.AddrPort()
+	return n, cm.IfIndex, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+func (s sock4) write(b []byte, ifi int, to netip.AddrPort) error {
+	_, err := s.c.WriteTo(b, &ipv4.ControlMessage{IfIndex: ifi}, net.UDPAddrFromAddrPort(to))
+	return err
+}
+
+func (s sock4) Close() error { return s.c.Close() }
+
+type sock6 struct{ c *ipv6.PacketConn }
+
+func (s sock6) read(b []byte) (int, int, netip.AddrPort, error) {
+	n, cm, from, err := s.c.ReadFrom(b)
+	if err != nil {
+		return 0, 0, netip.AddrPort{}, err
+	}
+	ua, ok := from.(*net.UDPAddr)
+	if !ok || cm == nil {
+		return n, 0, netip.AddrPort{}, nil
+	}
+	return n, cm.IfIndex, ua.AddrPort(), nil
+}
+
+func (s sock6) write(b []byte, ifi int, to netip.AddrPort) error {
+	_, err := s.c.WriteTo(b, &ipv6.ControlMessage{IfIndex: ifi}, net.UDPAddrFromAddrPort(to))
+	return err
+}
+
+func (s sock6) Close() error { return s.c.Close() }
+
+// ssdpConn is one SSDP socket (IPv4 or IPv6) and its send queue.
 type ssdpConn struct {
-	s     *Server
-	conn  *ipv4.PacketConn
-	raw   net.PacketConn
-	index map[int]LAN // interface index → LAN
+	s      *Server
+	sock   ssdpSock
+	v6     bool
+	groups []netip.AddrPort // where NOTIFYs go
+	index  map[int]LAN      // interface index → LAN
 
 	mu      sync.Mutex // guards pending
 	pending []pendingReply
@@ -395,13 +511,41 @@ type pendingReply struct {
 
 const maxPending = 256
 
-func (s *Server) openSSDP() (*ssdpConn, error) {
+var (
+	group4 = netip.AddrPortFrom(netip.MustParseAddr(ssdp.Group), ssdp.Port)
+	// UDA 2.0 Annex A.1: link-local and site-local scope on a LAN.
+	groups6 = []netip.AddrPort{
+		netip.AddrPortFrom(netip.MustParseAddr(ssdp.GroupLinkLocal6), ssdp.Port),
+		netip.AddrPortFrom(netip.MustParseAddr(ssdp.GroupSiteLocal6), ssdp.Port),
+	}
+)
+
+// openSSDP opens the IPv4 SSDP socket and, when a LAN has IPv6, the
+// IPv6 one.
+func (s *Server) openSSDP() ([]*ssdpConn, error) {
+	c4, err := s.openSSDP4()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(s.cfg.LANs, func(l LAN) bool { return len(l.IPv6) > 0 }) {
+		return []*ssdpConn{c4}, nil
+	}
+	c6, err := s.openSSDP6()
+	if err != nil {
+		c4.sock.Close()
+		return nil, err
+	}
+	return []*ssdpConn{c4, c6}, nil
+}
+
+func (s *Server) openSSDP4() (*ssdpConn, error) {
 	lc := net.ListenConfig{Control: reuseAddr}
 	raw, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("0.0.0.0:%d", s.cfg.SSDPPort))
 	if err != nil {
 		return nil, fmt.Errorf("upnp: ssdp: %w", err)
 	}
-	c := &ssdpConn{s: s, raw: raw, conn: ipv4.NewPacketConn(raw), index: map[int]LAN{}, wake: make(chan struct{}, 1)}
+	pc := ipv4.NewPacketConn(raw)
+	c := &ssdpConn{s: s, sock: sock4{pc}, groups: []netip.AddrPort{group4}, index: map[int]LAN{}, wake: make(chan struct{}, 1)}
 	group := &net.UDPAddr{IP: net.ParseIP(ssdp.Group)}
 	for _, l := range s.cfg.LANs {
 		ifi, err := net.InterfaceByName(l.Name)
@@ -409,43 +553,80 @@ func (s *Server) openSSDP() (*ssdpConn, error) {
 			raw.Close()
 			return nil, fmt.Errorf("upnp: ssdp: %w", err)
 		}
-		if err := c.conn.JoinGroup(ifi, group); err != nil {
+		if err := pc.JoinGroup(ifi, group); err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("upnp: ssdp: join %s on %s: %w", ssdp.Group, l.Name, err)
 		}
 		c.index[ifi.Index] = l
 	}
-	if err := c.conn.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
+	if err := pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("upnp: ssdp: %w", err)
 	}
-	c.conn.SetMulticastLoopback(false)
-	c.conn.SetMulticastTTL(2) // UDA 2.0 §1.1.2: TTL 2 by default
+	pc.SetMulticastLoopback(false)
+	pc.SetMulticastTTL(2) // UDA 2.0 §1.1.2: TTL 2 by default
+	return c, nil
+}
+
+func (s *Server) openSSDP6() (*ssdpConn, error) {
+	lc := net.ListenConfig{Control: reuseAddr}
+	raw, err := lc.ListenPacket(context.Background(), "udp6", fmt.Sprintf("[::]:%d", s.cfg.SSDPPort))
+	if err != nil {
+		return nil, fmt.Errorf("upnp: ssdp: %w", err)
+	}
+	pc := ipv6.NewPacketConn(raw)
+	c := &ssdpConn{s: s, sock: sock6{pc}, v6: true, groups: groups6, index: map[int]LAN{}, wake: make(chan struct{}, 1)}
+	for _, l := range s.cfg.LANs {
+		if len(l.IPv6) == 0 {
+			continue
+		}
+		ifi, err := net.InterfaceByName(l.Name)
+		if err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("upnp: ssdp: %w", err)
+		}
+		for _, g := range groups6 {
+			if err := pc.JoinGroup(ifi, &net.UDPAddr{IP: g.Addr().AsSlice()}); err != nil {
+				raw.Close()
+				return nil, fmt.Errorf("upnp: ssdp: join %v on %s: %w", g.Addr(), l.Name, err)
+			}
+		}
+		c.index[ifi.Index] = l
+	}
+	if err := pc.SetControlMessage(ipv6.FlagInterface|ipv6.FlagDst, true); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("upnp: ssdp: %w", err)
+	}
+	pc.SetMulticastLoopback(false)
+	pc.SetMulticastHopLimit(2)
 	return c, nil
 }
 
 func (c *ssdpConn) readLoop(ctx context.Context) error {
 	buf := make([]byte, ssdp.MaxSize+1)
 	for {
-		n, cm, from, err := c.conn.ReadFrom(buf)
+		n, ifi, src, err := c.sock.read(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("upnp: ssdp read: %w", err)
 		}
-		ua, ok := from.(*net.UDPAddr)
-		if !ok || cm == nil {
-			continue
-		}
-		src := ua.AddrPort()
-		lan, ok := c.index[cm.IfIndex]
-		if !ok || !lan.Prefix.Masked().Contains(src.Addr().Unmap()) {
+		lan, ok := c.index[ifi]
+		if !ok || !lan.onLink(src.Addr(), true) {
 			c.s.count("ssdp_drop_not_lan")
 			continue
 		}
-		c.handle(buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), lan, cm.IfIndex)
+		c.handle(buf[:n], src, lan, ifi)
 	}
+}
+
+// location is our address on lan in this socket's family.
+func (c *ssdpConn) location(lan LAN) netip.Addr {
+	if c.v6 {
+		return lan.addr6()
+	}
+	return lan.Prefix.Addr()
 }
 
 func (c *ssdpConn) handle(b []byte, from netip.AddrPort, lan LAN, ifi int) {
@@ -463,7 +644,7 @@ func (c *ssdpConn) handle(b []byte, from netip.AddrPort, lan LAN, ifi int) {
 		return
 	}
 	c.s.count("ssdp_search")
-	answers := c.s.answers(q.ST, lan)
+	answers := c.s.answers(q.ST, c.location(lan))
 	if len(answers) == 0 {
 		return
 	}
@@ -491,14 +672,47 @@ func (c *ssdpConn) handle(b []byte, from netip.AddrPort, lan LAN, ifi int) {
 	}
 }
 
+// ssdp:alive schedule (UDA 2.0 §1.2.2): every message goes out more
+// than once, as UDP may lose it: the first set aliveFirst times, later
+// ones aliveCopies times, aliveSpacing apart; a round every
+// NotifyInterval (less a random quarter) from the last copy of the one
+// before; the first after a random delay of up to 100 ms ("devices
+// should wait a random interval (e.g. between 0 and 100 milliseconds)
+// before sending an initial set of advertisements").
+const (
+	aliveFirst   = 3
+	aliveCopies  = 2
+	aliveSpacing = time.Second
+	aliveJitter0 = 100 * time.Millisecond
+)
+
+// aliveWait is the wait after the sent-th set of ssdp:alive (1 for the
+// first) before the next; round says it is the wait between rounds,
+// which the caller shortens by a random part.
+func aliveWait(sent int, interval time.Duration) (wait time.Duration, round bool) {
+	if sent < aliveFirst {
+		return aliveSpacing, false
+	}
+	if (sent-aliveFirst)%aliveCopies == 0 {
+		return interval, true
+	}
+	return aliveSpacing, false
+}
+
 // sendLoop sends the delayed search answers and the ssdp:alive NOTIFYs.
 func (c *ssdpConn) sendLoop(ctx context.Context) {
-	nextAlive := c.s.clock.Now()
+	nextAlive := c.s.clock.Now().Add(time.Duration(mrand.Int64N(int64(aliveJitter0))))
+	sent := 0
 	for {
 		now := c.s.clock.Now()
 		if !now.Before(nextAlive) {
 			c.alive()
-			nextAlive = now.Add(c.s.cfg.NotifyInterval)
+			sent++
+			wait, round := aliveWait(sent, c.s.cfg.NotifyInterval)
+			if round {
+				wait -= time.Duration(mrand.Int64N(int64(wait/4) + 1))
+			}
+			nextAlive = now.Add(wait)
 		}
 		c.mu.Lock()
 		next := nextAlive
@@ -517,7 +731,7 @@ func (c *ssdpConn) sendLoop(ctx context.Context) {
 		c.pending = keep
 		c.mu.Unlock()
 		for _, p := range due {
-			c.conn.WriteTo(p.msg, &ipv4.ControlMessage{IfIndex: p.ifi}, net.UDPAddrFromAddrPort(p.to))
+			c.sock.write(p.msg, p.ifi, p.to)
 		}
 		t := c.s.clock.NewTimer(next.Sub(now))
 		select {
@@ -531,15 +745,27 @@ func (c *ssdpConn) sendLoop(ctx context.Context) {
 	}
 }
 
+// multicast sends a NOTIFY of sub for every target to every group on
+// every LAN of the socket.
 func (c *ssdpConn) multicast(sub string) {
-	group := &net.UDPAddr{IP: net.ParseIP(ssdp.Group), Port: ssdp.Port}
 	for ifi, lan := range c.index {
-		for _, a := range c.s.notifyTargets(lan) {
-			if msg, err := a.Notify(sub).Append(nil); err == nil {
-				c.conn.WriteTo(msg, &ipv4.ControlMessage{IfIndex: ifi}, group)
+		loc := c.location(lan)
+		if !loc.IsValid() {
+			continue
+		}
+		for _, g := range c.groups {
+			for _, t := range c.s.targets() {
+				a := c.s.announce(t, loc)
+				if c.v6 {
+					a.Host = "[" + strings.ToUpper(g.Addr().String()) + "]:" + strconv.Itoa(int(g.Port()))
+				}
+				if msg, err := a.Notify(sub).Append(nil); err == nil {
+					c.sock.write(msg, ifi, g)
+				}
 			}
 		}
 	}
+	c.s.count("ssdp_notify")
 }
 
 func (c *ssdpConn) alive() { c.multicast("ssdp:alive") }
@@ -570,28 +796,26 @@ func (s *Server) targets() []target {
 	return t
 }
 
-func (s *Server) announce(t target, lan LAN) ssdp.Announce {
+// announce is t with its description on our address loc.
+func (s *Server) announce(t target, loc netip.Addr) ssdp.Announce {
 	return ssdp.Announce{
 		Target: t.nt, USN: t.usn, MaxAge: maxAge, Server: s.server(), BootID: s.boot, ConfigID: 1,
-		Location: fmt.Sprintf("http://%s%s", netip.AddrPortFrom(lan.Prefix.Addr(), s.cfg.Port), t.path),
+		Location: fmt.Sprintf("http://%s%s", netip.AddrPortFrom(loc, s.cfg.Port), t.path),
 	}
 }
 
-// answers are the search answers for st on lan.
-func (s *Server) answers(st string, lan LAN) []ssdp.Announce {
+// answers are the search answers for st, with descriptions on our
+// address loc; none when loc is invalid (a LAN without IPv6 asked over
+// IPv6).
+func (s *Server) answers(st string, loc netip.Addr) []ssdp.Announce {
+	if !loc.IsValid() {
+		return nil
+	}
 	var out []ssdp.Announce
 	for _, t := range s.targets() {
 		if st == "ssdp:all" || st == t.nt {
-			out = append(out, s.announce(t, lan))
+			out = append(out, s.announce(t, loc))
 		}
-	}
-	return out
-}
-
-func (s *Server) notifyTargets(lan LAN) []ssdp.Announce {
-	var out []ssdp.Announce
-	for _, t := range s.targets() {
-		out = append(out, s.announce(t, lan))
 	}
 	return out
 }

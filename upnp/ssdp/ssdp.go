@@ -18,6 +18,10 @@ var ErrMalformed = errors.New("ssdp: malformed message")
 const (
 	Group = "239.255.255.250"
 	Port  = 1900
+	// GroupLinkLocal6 and GroupSiteLocal6 are the IPv6 groups (UDA 2.0
+	// Annex A.1).
+	GroupLinkLocal6 = "ff02::c"
+	GroupSiteLocal6 = "ff05::c"
 	// MaxSize bounds an SSDP message; UDA 2.0 §1.1.2 recommends fitting a
 	// message in one unfragmented datagram.
 	MaxSize = 4096
@@ -184,7 +188,7 @@ func SearchOf(m Message) (Search, error) {
 	if s.ST == "" {
 		return Search{}, fmt.Errorf("%w: no ST", ErrMalformed)
 	}
-	s.Multicast = strings.HasPrefix(m.Get("HOST"), Group)
+	s.Multicast = isGroupHost(m.Get("HOST"))
 	if mx := m.Get("MX"); mx != "" {
 		n, err := strconv.Atoi(mx)
 		if err != nil || n < 0 || n > 3600 {
@@ -195,6 +199,16 @@ func SearchOf(m Message) (Search, error) {
 		return Search{}, fmt.Errorf("%w: multicast M-SEARCH without MX", ErrMalformed)
 	}
 	return s, nil
+}
+
+// isGroupHost reports whether an M-SEARCH's HOST is one of the SSDP
+// multicast groups, IPv4 or IPv6 ("[FF02::C]:1900").
+func isGroupHost(h string) bool {
+	if strings.HasPrefix(h, Group) {
+		return true
+	}
+	h = strings.ToLower(h)
+	return strings.HasPrefix(h, "["+GroupLinkLocal6+"]") || strings.HasPrefix(h, "["+GroupSiteLocal6+"]")
 }
 
 // Message is s as a multicast M-SEARCH (or a unicast one to host).
@@ -224,6 +238,9 @@ type Announce struct {
 	Server   string        // "OS/version UPnP/2.0 product/version"
 	BootID   uint32        // BOOTID.UPNP.ORG
 	ConfigID uint32        // CONFIGID.UPNP.ORG
+	// Host is a NOTIFY's HOST, the group it goes to; empty is the IPv4
+	// group, "239.255.255.250:1900".
+	Host string
 }
 
 // Response is a's answer to an M-SEARCH.
@@ -242,9 +259,11 @@ func (a Announce) Response() Message {
 
 // Notify is a's NOTIFY with sub "ssdp:alive" or "ssdp:byebye".
 func (a Announce) Notify(sub string) Message {
-	m := Message{Method: "NOTIFY", Target: "*", Headers: []Header{
-		{"HOST", fmt.Sprintf("%s:%d", Group, Port)},
-	}}
+	host := a.Host
+	if host == "" {
+		host = fmt.Sprintf("%s:%d", Group, Port)
+	}
+	m := Message{Method: "NOTIFY", Target: "*", Headers: []Header{{"HOST", host}}}
 	if sub == "ssdp:alive" {
 		m.Headers = append(m.Headers,
 			Header{"CACHE-CONTROL", fmt.Sprintf("max-age=%d", int(a.MaxAge/time.Second))},
