@@ -67,6 +67,9 @@ func (a upnpNAT) OpenPinhole(r nat44.PinholeRequest) (nat44.Pinhole, error) {
 	return a.d.currentNAT().OpenPinhole(r)
 }
 func (a upnpNAT) Subscribe() (<-chan nat44.Event, func()) { return a.d.currentNAT().Subscribe() }
+func (a upnpNAT) PinholePackets(id uint16) (uint64, error) {
+	return a.d.currentNAT().PinholePackets(id)
+}
 
 // runUPnP waits for the LAN addresses, then serves UPnP on them; when
 // they change it starts again.

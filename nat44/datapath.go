@@ -26,3 +26,9 @@ type DriftWatcher interface {
 	// by another process; it returns when ctx is done.
 	WatchDrift(ctx context.Context, changed func()) error
 }
+
+// PacketCounter is a Datapath that counts the packets each pinhole lets
+// in.
+type PacketCounter interface {
+	PinholePackets() (map[PinholeKey]uint64, error)
+}

@@ -469,6 +469,27 @@ func (n *NAT) Pinhole(id uint16) (Pinhole, bool) {
 	return n.pins.ByID(id)
 }
 
+// PinholePackets is how many packets the pinhole with UniqueID id has let
+// in since it was installed; errors.ErrUnsupported when the datapath
+// does not count them.
+func (n *NAT) PinholePackets(id uint16) (uint64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p, ok := n.pins.ByID(id)
+	if !ok {
+		return 0, fmt.Errorf("%w: pinhole %d", ErrNotFound, id)
+	}
+	pc, ok := n.dp.(PacketCounter)
+	if !ok {
+		return 0, errors.ErrUnsupported
+	}
+	counts, err := pc.PinholePackets()
+	if err != nil {
+		return 0, err
+	}
+	return counts[p.Key()], nil
+}
+
 // Epoch is the time since the mapping state was last lost or the external
 // address changed (PCP and NAT-PMP epoch, RFC 6887 §8.5).
 func (n *NAT) Epoch() time.Duration {

@@ -427,6 +427,16 @@ func TestPinholes(t *testing.T) {
 		if err != nil || p.ID == 0 {
 			t.Fatalf("OpenPinhole = %+v, %v", p, err)
 		}
+		if n, err := s.PinholePackets(p.ID); err != nil || n != 0 {
+			t.Errorf("PinholePackets of a new pinhole = %d, %v", n, err)
+		}
+		s.dp.CountPinhole(p.Key(), 3)
+		if n, err := s.PinholePackets(p.ID); err != nil || n != 3 {
+			t.Errorf("PinholePackets = %d, %v; want 3", n, err)
+		}
+		if _, err := s.PinholePackets(999); !errors.Is(err, nat44.ErrNotFound) {
+			t.Errorf("PinholePackets of no pinhole = %v, want ErrNotFound", err)
+		}
 		if _, err := s.OpenPinhole(pr(other, 23)); !errors.Is(err, nat44.ErrNotAllowed) {
 			t.Errorf("pinhole for another host = %v, want ErrNotAllowed", err)
 		}

@@ -610,6 +610,32 @@ func (d *NFTables) compare() (string, error) {
 	return "", nil
 }
 
+// PinholePackets implements PacketCounter: the packets each pinhole has
+// let in, from the counters of the elements of pin6 and pin6r.
+func (d *NFTables) PinholePackets() (map[PinholeKey]uint64, error) {
+	out := make(map[PinholeKey]uint64)
+	for name, recorded := range map[string]map[PinholeKey]bool{setPinholes: d.rec.pin6, setPinholesFrom: d.rec.pin6r} {
+		set := d.sets[name]
+		if set == nil {
+			continue
+		}
+		byKey := make(map[string]PinholeKey, len(recorded))
+		for k := range recorded {
+			byKey[string(pinholeElemKey(k))] = k
+		}
+		elems, err := d.conn.GetSetElements(set)
+		if err != nil {
+			return nil, fmt.Errorf("nat44: list %s: %w", name, err)
+		}
+		for _, e := range elems {
+			if k, ok := byKey[string(e.Key)]; ok && e.Counter != nil {
+				out[k] = e.Counter.Packets
+			}
+		}
+	}
+	return out, nil
+}
+
 // encoded is the elements of set as the kernel holds them: key to value.
 func (r nftRecord) encoded(set string) map[string][]byte {
 	out := make(map[string][]byte)

@@ -227,6 +227,11 @@ func TestIPv6FilterTraffic(t *testing.T) {
 	}
 	reach("pinhole", lab.out, labOut6, true)
 	reach("pinhole, from the tunnel", lab.tun, labTun6, true)
+	// The pinhole counted what it let in: the SYN of each connection (the
+	// rest of a connection is established traffic, accepted before).
+	if counts, err := d.PinholePackets(); err != nil || counts[open] < 2 {
+		t.Errorf("PinholePackets = %v, %v; want at least 2 for %v", counts, err, open)
+	}
 
 	s.Pinholes.Delete(open)
 	s.ChangedPinholes = map[PinholeKey]bool{open: true}
@@ -243,6 +248,9 @@ func TestIPv6FilterTraffic(t *testing.T) {
 	}
 	reach("pinhole for its remote host", lab.out, labOut6, true)
 	reach("pinhole for another remote host", lab.out, labOut6b, false)
+	if counts, err := d.PinholePackets(); err != nil || counts[from] == 0 || len(counts) != 1 {
+		t.Errorf("PinholePackets = %v, %v; want a count for %v only", counts, err, from)
+	}
 	reach("pinhole for another remote host, from the tunnel", lab.tun, labTun6, false)
 
 	// Without the tunnel in @outside, it would be the LAN's back door:

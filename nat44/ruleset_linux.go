@@ -71,8 +71,10 @@ func buildSets(t *nftables.Table) []*nftables.Set {
 		{Table: t, Name: setWANInput, Concatenation: true, KeyType: typeProtoPort, KeyByteOrder: be},
 		// Interface names are strings: nft keeps them in host byte order.
 		{Table: t, Name: setOutside, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian},
-		{Table: t, Name: setPinholes, Concatenation: true, KeyType: typePin6, KeyByteOrder: be},
-		{Table: t, Name: setPinholesFrom, Concatenation: true, KeyType: typePin6From, KeyByteOrder: be},
+		// Each pinhole counts the packets it lets in (UPnP's
+		// GetPinholePackets and CheckPinholeWorking).
+		{Table: t, Name: setPinholes, Concatenation: true, KeyType: typePin6, KeyByteOrder: be, Counter: true},
+		{Table: t, Name: setPinholesFrom, Concatenation: true, KeyType: typePin6From, KeyByteOrder: be, Counter: true},
 	}
 }
 

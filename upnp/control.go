@@ -3,6 +3,7 @@ package upnp
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -28,6 +29,9 @@ type Firewall interface {
 	OpenPinhole(nat44.PinholeRequest) (nat44.Pinhole, error)
 	ClosePinhole(nat44.Release, nat44.PinholeKey) error
 	Pinhole(id uint16) (nat44.Pinhole, bool)
+	// PinholePackets is what the pinhole let in (the kernel's counter of
+	// its set element); errors.ErrUnsupported where nothing counts.
+	PinholePackets(id uint16) (uint64, error)
 }
 
 // LinkStats are the WAN interface's counters and state for
@@ -667,24 +671,26 @@ func (c *Core) firewall(client netip.Addr, a soap.Action) ([]soap.Arg, error) {
 			return nil, mapErr(err, 2, false)
 		}
 		return nil, nil
-	case "GetPinholePackets":
-		if _, f := own(); f != nil {
+	case "GetPinholePackets", "CheckPinholeWorking":
+		p, f := own()
+		if f != nil {
 			return nil, f
 		}
-		// The datapath keeps no per-pinhole counters (the pinholes are
-		// elements of one nftables set, without counters), and a made-up
-		// 0 would tell the client that nothing came through: the action
-		// fails (UDA 2.0 §3.2.2, 501 "may be returned ... if the device
-		// cannot complete the action").
-		return nil, failf(ErrActionFailed, "no_pinhole_counters", "no packet counters per pinhole")
-	case "CheckPinholeWorking":
-		if _, f := own(); f != nil {
-			return nil, f
+		n, err := c.Firewall.PinholePackets(p.ID)
+		if err != nil {
+			// A made-up 0 would tell the client that nothing came
+			// through: the action fails (UDA 2.0 §3.2.2, 501).
+			return nil, failf(ErrActionFailed, "no_pinhole_counters", "pinhole %d: %v", p.ID, err)
 		}
-		// IsWorking 1 needs evidence of traffic through the pinhole
-		// (WANIPv6FirewallControl:1 §2.5.6); without per-pinhole
-		// counters the gateway has seen none, which is 709.
-		return nil, failf(ErrNoTrafficReceived, "no_traffic_seen", "no traffic seen through the pinhole (no per-pinhole counters)")
+		if a.Name == "GetPinholePackets" {
+			return []soap.Arg{{Name: "PinholePackets", Value: strconv.FormatUint(min(n, math.MaxUint32), 10)}}, nil
+		}
+		// IsWorking needs evidence: packets let in through the pinhole
+		// (WANIPv6FirewallControl:1 §2.5.6); none yet is 709.
+		if n == 0 {
+			return nil, failf(ErrNoTrafficReceived, "no_traffic_seen", "no packet through pinhole %d yet", p.ID)
+		}
+		return []soap.Arg{{Name: "IsWorking", Value: "1"}}, nil
 	}
 	return nil, failf(ErrInvalidAction, "unknown_action", "WANIPv6FirewallControl has no action %q", a.Name)
 }

@@ -178,6 +178,8 @@ func TestRanges(t *testing.T) {
 
 func TestFirewallActions(t *testing.T) {
 	c, n := newCore(t, nat44.Policy{})
+	counted := &countingFirewall{NAT: n, err: errors.ErrUnsupported}
+	c.Firewall = counted
 	n.SetLANPrefixes([]netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("2001:db8:1:1::/64")})
 	h1, h2 := netip.MustParseAddr("2001:db8:1:1::10"), netip.MustParseAddr("2001:db8:1:1::11")
 	fw := func(client netip.Addr, name string, kv ...string) ([]soap.Arg, int) {
@@ -213,7 +215,32 @@ func TestFirewallActions(t *testing.T) {
 		{"update", func() int { _, c := fw(h1, "UpdatePinhole", "UniqueID", id, "NewLeaseTime", "7200"); return c }, 0},
 		{"update by another host", func() int { _, c := fw(h2, "UpdatePinhole", "UniqueID", id, "NewLeaseTime", "7200"); return c }, ErrNotAuthorized},
 		{"packets: no counters", func() int { _, c := fw(h1, "GetPinholePackets", "UniqueID", id); return c }, ErrActionFailed},
+		{"working: no counters", func() int { _, c := fw(h1, "CheckPinholeWorking", "UniqueID", id); return c }, ErrActionFailed},
+		{"packets: none yet", func() int {
+			counted.err = nil
+			out, c := fw(h1, "GetPinholePackets", "UniqueID", id)
+			if c == 0 && (len(out) != 1 || out[0].Name != "PinholePackets" || out[0].Value != "0") {
+				return -1
+			}
+			return c
+		}, 0},
 		{"working: no evidence", func() int { _, c := fw(h1, "CheckPinholeWorking", "UniqueID", id); return c }, ErrNoTrafficReceived},
+		{"packets: some", func() int {
+			counted.packets = 5
+			out, c := fw(h1, "GetPinholePackets", "UniqueID", id)
+			if c == 0 && (len(out) != 1 || out[0].Value != "5") {
+				return -1
+			}
+			return c
+		}, 0},
+		{"working: traffic seen", func() int {
+			out, c := fw(h1, "CheckPinholeWorking", "UniqueID", id)
+			if c == 0 && (len(out) != 1 || out[0].Name != "IsWorking" || out[0].Value != "1") {
+				return -1
+			}
+			return c
+		}, 0},
+		{"packets of another host's pinhole", func() int { _, c := fw(h2, "GetPinholePackets", "UniqueID", id); return c }, ErrNotAuthorized},
 		{"working: no such pinhole", func() int { _, c := fw(h1, "CheckPinholeWorking", "UniqueID", "999"); return c }, ErrNoSuchPinhole},
 		{"delete by another host", func() int { _, c := fw(h2, "DeletePinhole", "UniqueID", id); return c }, ErrNotAuthorized},
 		{"delete", func() int { _, c := fw(h1, "DeletePinhole", "UniqueID", id); return c }, 0},
@@ -225,3 +252,13 @@ func TestFirewallActions(t *testing.T) {
 		}
 	}
 }
+
+// countingFirewall is the mapping service with pinhole counters a test
+// sets (the fake datapath counts only in a running service).
+type countingFirewall struct {
+	*nat44.NAT
+	packets uint64
+	err     error
+}
+
+func (f *countingFirewall) PinholePackets(uint16) (uint64, error) { return f.packets, f.err }

@@ -42,6 +42,10 @@ type FakeDatapath struct {
 	installed bool // our table is in the kernel
 	contents       // what the table holds
 
+	// packets counts what each installed pinhole let in, as the kernel's
+	// per-element counters do: an element that goes loses its count.
+	packets map[nat44.PinholeKey]uint64
+
 	applies  int   // Applies that changed the kernel
 	failNext error // returned by the next Apply
 	drifted  bool  // the kernel was changed behind our back
@@ -203,6 +207,11 @@ func (d *FakeDatapath) Apply(s *nat44.State) error {
 	}
 	d.installed, d.drifted = true, false
 	d.contents = next
+	for k := range d.packets {
+		if !next.pinholes[k] || rebuild { // a rebuild makes every element anew
+			delete(d.packets, k)
+		}
+	}
 	d.applies++
 	return nil
 }
@@ -288,6 +297,7 @@ func (d *FakeDatapath) Close() error {
 func (d *FakeDatapath) removeLocked() {
 	d.installed = false
 	d.contents = contents{}
+	d.packets = nil
 }
 
 // FailNext makes the next Apply return err and change nothing, as when
@@ -365,6 +375,37 @@ func (d *FakeDatapath) ForwardRemotes() map[nat44.Key]netip.Addr {
 		out[k] = f.remote
 	}
 	return out
+}
+
+// CountPinhole plays n packets let in through the pinhole k, if it is
+// installed (else the kernel would have dropped them); it reports whether
+// it is.
+func (d *FakeDatapath) CountPinhole(k nat44.PinholeKey, n uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.installed || !d.pinholes[k] {
+		return false
+	}
+	if d.packets == nil {
+		d.packets = make(map[nat44.PinholeKey]uint64)
+	}
+	d.packets[k] += n
+	return true
+}
+
+// PinholePackets implements nat44.PacketCounter: the counts of the
+// installed pinholes.
+func (d *FakeDatapath) PinholePackets() (map[nat44.PinholeKey]uint64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, ErrClosed
+	}
+	out := make(map[nat44.PinholeKey]uint64)
+	for k := range d.pinholes {
+		out[k] = d.packets[k]
+	}
+	return out, nil
 }
 
 // Pinholes returns the installed pinholes, in pin6 and pin6r alike,
