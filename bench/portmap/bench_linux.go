@@ -174,7 +174,7 @@ func (b *bench) runSide(ctx context.Context, s side, round int, parent string) (
 		installed = load
 		time.Sleep(time.Second)
 		sr.rss[load] = rss(s.pid())
-		b.logf("  %s: %d installed in %v (%s), RSS %.1f MiB", s.name(), load, sr.install[load].Round(time.Millisecond), sr.installVia, mib(sr.rss[load]))
+		b.logf("  %s: %d installed in %v (%s; %d retransmissions so far), RSS %.1f MiB", s.name(), load, sr.install[load].Round(time.Millisecond), sr.installVia, sr.installRetries, mib(sr.rss[load]))
 		if load == b.opt.iperfAt {
 			bps, err := b.iperf(ctx, sr)
 			if err != nil {
@@ -243,7 +243,9 @@ func (b *bench) install(ctx context.Context, sr *sideRound, from, to int) error 
 	switch {
 	case sr.unavailable["NAT-PMP"] == "":
 		sr.installVia = fmt.Sprintf("NAT-PMP, %d requests in flight", b.opt.window)
-		if _, err := b.cl.installNATPMP(ctx, jobs, baseLifetime, b.opt.window); err != nil {
+		_, retr, err := b.cl.installNATPMP(ctx, jobs, baseLifetime, b.opt.window)
+		sr.installRetries += retr
+		if err != nil {
 			return err
 		}
 	case sr.unavailable["UPnP"] == "":

@@ -33,6 +33,9 @@ type client struct {
 	control *url.URL
 	service string
 	buf     []byte
+	// timeout is the NAT-PMP/PCP retransmission interval; 0 means
+	// udpTimeout. Set only while no request is outstanding.
+	timeout time.Duration
 }
 
 // newClient opens a UDP socket per source address in lan1.
@@ -62,9 +65,13 @@ func (c *client) close() {
 }
 
 // exchange sends req from src and returns the first answer that match
-// accepts, retransmitting after udpTimeout; retries counts the
-// retransmissions.
+// accepts, retransmitting after c.timeout (udpTimeout if 0); retries
+// counts the retransmissions.
 func (c *client) exchange(src netip.Addr, req []byte, buf []byte, match func([]byte) bool) (ans []byte, retries int, err error) {
+	timeout := c.timeout
+	if timeout == 0 {
+		timeout = udpTimeout
+	}
 	conn := c.udp[src]
 	if conn == nil {
 		return nil, 0, fmt.Errorf("portmap: no socket from %v", src)
@@ -73,7 +80,7 @@ func (c *client) exchange(src netip.Addr, req []byte, buf []byte, match func([]b
 		if _, err := conn.Write(req); err != nil {
 			return nil, try, fmt.Errorf("portmap: send from %v: %w", src, err)
 		}
-		deadline := time.Now().Add(udpTimeout)
+		deadline := time.Now().Add(timeout)
 		conn.SetReadDeadline(deadline)
 		for {
 			n, err := conn.Read(buf)
@@ -259,9 +266,13 @@ type job struct {
 
 // installNATPMP maps every job over NAT-PMP (TCP, internal port = external
 // port, lifetime), window requests in flight: each worker owns a share of
-// the source addresses, one request at a time per socket. It returns the
-// mappings granted.
-func (c *client) installNATPMP(ctx context.Context, jobs []job, lifetime time.Duration, window int) (int, error) {
+// the source addresses, one request at a time per socket. Requests are
+// retransmitted only after installTimeout: with requests queued in a slow
+// server, a short timeout would make it do each one again. It returns the
+// mappings granted and the retransmissions.
+func (c *client) installNATPMP(ctx context.Context, jobs []job, lifetime time.Duration, window int) (granted, retransmitted int, err error) {
+	c.timeout = installTimeout
+	defer func() { c.timeout = 0 }()
 	byWorker := make([][]job, window)
 	owner := make(map[netip.Addr]int)
 	for _, j := range jobs {
@@ -273,10 +284,9 @@ func (c *client) installNATPMP(ctx context.Context, jobs []job, lifetime time.Du
 		byWorker[w] = append(byWorker[w], j)
 	}
 	var (
-		mu      sync.Mutex
-		granted int
-		errs    []error
-		wg      sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
 	)
 	for _, js := range byWorker {
 		wg.Go(func() {
@@ -285,8 +295,9 @@ func (c *client) installNATPMP(ctx context.Context, jobs []job, lifetime time.Du
 				if ctx.Err() != nil {
 					return
 				}
-				_, _, err := c.natpmp(j.src, natpmpMap{TCP: true, InternalPort: j.port, SuggestedExternalPort: j.port, Lifetime: lifetime}, buf)
+				_, retries, err := c.natpmp(j.src, natpmpMap{TCP: true, InternalPort: j.port, SuggestedExternalPort: j.port, Lifetime: lifetime}, buf)
 				mu.Lock()
+				retransmitted += retries
 				if err == nil {
 					granted++
 				} else if len(errs) < 5 {
@@ -298,10 +309,10 @@ func (c *client) installNATPMP(ctx context.Context, jobs []job, lifetime time.Du
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return granted, err
+		return granted, retransmitted, err
 	}
 	if granted < len(jobs) {
-		return granted, fmt.Errorf("portmap: %d of %d base mappings refused or lost: %w", len(jobs)-granted, len(jobs), errors.Join(errs...))
+		return granted, retransmitted, fmt.Errorf("portmap: %d of %d base mappings refused or lost: %w", len(jobs)-granted, len(jobs), errors.Join(errs...))
 	}
-	return granted, nil
+	return granted, retransmitted, nil
 }

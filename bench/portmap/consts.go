@@ -45,6 +45,9 @@ var (
 const (
 	udpTimeout = time.Second
 	udpTries   = 3
+	// installTimeout is the interval while installing the base load,
+	// several requests in flight.
+	installTimeout = 10 * time.Second
 )
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }

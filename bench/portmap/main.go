@@ -59,7 +59,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.iperfAt, "iperf-at", 1000, "mappings installed when iperf3 runs through a mapped port (0: no iperf3)")
 	fs.DurationVar(&o.iperfTime, "iperf-time", 5*time.Second, "length of the iperf3 run (whole seconds)")
 	fs.IntVar(&o.repeat, "repeat", 3, "rounds over both daemons (order alternating); the tables show medians")
-	fs.IntVar(&o.window, "window", 16, "NAT-PMP requests in flight while installing the base load")
+	fs.IntVar(&o.window, "window", 4, "NAT-PMP requests in flight while installing the base load")
 	fs.StringVar(&o.stateParent, "state-parent", "", "where the daemons' state directories are made (default: the system's temp dir; use a disk)")
 	fs.StringVar(&extra, "ours-extra", "", "file of config sections appended to our daemon's config (the lab's config), e.g. upnp/natpmp/pcp sections if it does not turn them on")
 	fs.StringVar(&sides, "sides", "miniupnpd,ours", "daemons to run, comma-separated")

@@ -73,11 +73,13 @@ type sideRound struct {
 	rss         map[int]int64         // idle, after installing each load
 	install     map[int]time.Duration // installing the load from the one before
 	installVia  string
-	samples     map[int]*[numOps]sample
-	iperf       float64 // bit/s; 0 if not run
-	iperfErr    string
-	err         string // what stopped the round early
-	note        string
+	// installRetries counts the NAT-PMP retransmissions of the base load.
+	installRetries int
+	samples        map[int]*[numOps]sample
+	iperf          float64 // bit/s; 0 if not run
+	iperfErr       string
+	err            string // what stopped the round early
+	note           string
 }
 
 // results holds every sample of one run.
