@@ -61,7 +61,7 @@ func (r *results) markdown() string {
 				}
 				p50, _ := r.opStat(s, load, op, p50Of)
 				p99, _ := r.opStat(s, load, op, p99Of)
-				fmt.Fprintf(&b, " %.0f | %s | %s |", rate, ms(p50), ms(p99))
+				fmt.Fprintf(&b, " %s | %s | %s |", rateText(rate), ms(p50), ms(p99))
 			}
 			if q, ok := r.ratio(load, op); ok {
 				fmt.Fprintf(&b, " **%.1f** |\n", q)
@@ -95,9 +95,9 @@ func (r *results) markdown() string {
 		if len(r.rounds[s]) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s |", s, mibCell(r.get(s, func(sr *sideRound) (float64, bool) { return float64(sr.rssStart), sr.rssStart > 0 })))
+		fmt.Fprintf(&b, "| %s | %s |", s, mibCell(r.get(s, func(sr *sideRound) (float64, bool) { return float64(sr.rssStart), sr.rssStart > 0 }), "–"))
 		for _, load := range o.loads {
-			fmt.Fprintf(&b, " %s |", mibCell(r.get(s, func(sr *sideRound) (float64, bool) { v, ok := sr.rss[load]; return float64(v), ok && v > 0 })))
+			fmt.Fprintf(&b, " %s |", mibCell(r.get(s, func(sr *sideRound) (float64, bool) { v, ok := sr.rss[load]; return float64(v), ok && v > 0 }), r.missing(s)))
 		}
 		if o.iperfAt > 0 {
 			if v, ok := median(r.get(s, func(sr *sideRound) (float64, bool) { return sr.iperf, sr.iperf > 0 })); ok {
@@ -106,7 +106,7 @@ func (r *results) markdown() string {
 				b.WriteString(" " + r.missing(s) + " |")
 			}
 		}
-		fmt.Fprintf(&b, " %s |\n", r.installSummary(s))
+		fmt.Fprintf(&b, " %s |\n", or(r.installSummary(s), r.missing(s)))
 	}
 	b.WriteString("\n")
 	if mr, or := r.get(miniName, iperfOf), r.get(oursName, iperfOf); len(mr) > 0 && len(or) > 0 {
@@ -227,7 +227,18 @@ func (r *results) installSummary(s string) string {
 			parts = append(parts, fmt.Sprintf("to %d in %v", load, time.Duration(d).Round(10*time.Millisecond)))
 		}
 	}
-	return strings.TrimSpace(via + ": " + strings.Join(parts, ", "))
+	if len(parts) == 0 {
+		return ""
+	}
+	return via + ": " + strings.Join(parts, ", ")
+}
+
+// rateText shows a rate with a decimal below 100/s.
+func rateText(v float64) string {
+	if v < 100 {
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 func (r *results) whatEachSideDid(b *strings.Builder) {
@@ -243,9 +254,9 @@ func (r *results) whatEachSideDid(b *strings.Builder) {
 		fmt.Fprintf(b, "- **TCP through a mapped port**: with %d installed, lan1 maps TCP %d to its own address (UPnP; the newest mapping, so last in miniupnpd's chains), and iperf3 runs %v from pub to the gateway's WAN address %v:%d.\n", o.iperfAt, iperfPort, o.iperfTime, gwWAN, iperfPort)
 	}
 	fmt.Fprintf(b, `
-**miniupnpd** (Debian miniupnpd-nftables 2.3.1) runs as a daemon without -d (no debug logging; it logs to syslog, which the lab does not run), with the base ruleset it needs loaded first (table inet filter: chains prerouting_miniupnpd, postrouting_miniupnpd, miniupnpd, jumped to from nat prerouting/postrouting and first thing in a forward chain with policy drop, then established/related and LAN-out accepts, and masquerade out of %s). Its config: ext_ifname=%s, listening_ip=%s, http_port=%d, enable_upnp and enable_natpmp (NAT-PMP and PCP) on, secure_mode, allow 1024-65535 %v 1024-65535 then deny all, uuid fixed, system_uptime, and a lease_file in its state directory. The lab's WAN address (203.0.113.2) is in a range miniupnpd treats as reserved (no forwarding), so it learns its external address by STUN (ext_perform_stun=yes, ext_stun_host=%v) from stund running in pub on %v and %v. The lease file is miniupnpd's only persistence: it appends a line per mapping and rewrites the file without the line on a delete, without fsync (at the end of its last round it held %s); its mappings live in the kernel's rules, one DNAT rule and one forward-accept rule appended per mapping.
+**miniupnpd** (Debian miniupnpd-nftables 2.3.1) runs as a daemon without -d (no debug logging; it logs to syslog, which the lab does not run), with the base ruleset it needs loaded first (table inet filter: chains prerouting_miniupnpd, postrouting_miniupnpd, miniupnpd, jumped to from nat prerouting/postrouting and first thing in a forward chain with policy drop, then established/related and LAN-out accepts, and masquerade out of %s). Its config: ext_ifname=%s, listening_ip=%s, http_port=%d, enable_upnp and enable_natpmp (NAT-PMP and PCP) on, secure_mode, allow 1024-65535 %v 1024-65535 then deny all, uuid fixed, system_uptime, and a lease_file in its state directory. The lab's WAN address (203.0.113.2) is in a range miniupnpd treats as reserved (no forwarding), so it learns its external address by STUN (ext_perform_stun=yes, ext_stun_host=%v) from stund running in pub on %v and %v. The lease file is miniupnpd's only persistence, and not durable: per add it reads /proc/net/tcp, rewrites the whole lease file into a temporary file without any old line for the port and renames it over the old one, then appends the new line, never calling fsync (at the end of its last round the file held %s). Its mappings live in the kernel's rules, one DNAT rule and one forward-accept rule appended per mapping, and it reads its chains back on every request.
 
-**ours** is the binary built from ./cmd/gateway with the lab's config (gateway/labgw.Config: NAT, DHCP, the lab's interfaces) at log level info, its state directory on disk, plus the sections of -ours-extra if given. Mappings are durable: the daemon's journal is fsynced before the answer leaves.
+**ours** is the binary built from ./cmd/gateway with the lab's config (gateway/labgw.Config: NAT, DHCP, the lab's interfaces) at log level info, its state directory on disk as on a router, plus the sections of -ours-extra if given.
 `, "`"+"wan"+"`", "wan", "br-lan", miniHTTPPort, "192.168.1.0/24", gwPub(), gwPub(), gwPub2(), or(r.miniLeaseFile, "nothing: not run"))
 	b.WriteString("\n")
 }
@@ -265,8 +276,8 @@ func (r *results) samplesSection(b *strings.Builder) {
 					if x.n+x.errs == 0 {
 						continue
 					}
-					fmt.Fprintf(b, "| %s | %d | %d | %s | %d | %d | %d | %v | %.0f | %s | %s | %s | %s |\n", s, sr.round+1, load, o, x.n, x.errs, x.retries,
-						x.elapsed.Round(time.Millisecond), x.rate(), ms(float64(x.quantile(0.5))), ms(float64(x.quantile(0.99))), ms(float64(x.quantile(1))), oneLine(x.firstErr))
+					fmt.Fprintf(b, "| %s | %d | %d | %s | %d | %d | %d | %v | %s | %s | %s | %s | %s |\n", s, sr.round+1, load, o, x.n, x.errs, x.retries,
+						x.elapsed.Round(time.Millisecond), rateText(x.rate()), ms(float64(x.quantile(0.5))), ms(float64(x.quantile(0.99))), ms(float64(x.quantile(1))), oneLine(x.firstErr))
 				}
 			}
 			fmt.Fprintf(b, "| %s | %d | | RSS start %.2f MiB", s, sr.round+1, mib(sr.rssStart))
@@ -299,10 +310,10 @@ func ms(ns float64) string {
 	return fmt.Sprintf("%.2f ms", ns/1e6)
 }
 
-func mibCell(vs []float64) string {
+func mibCell(vs []float64, none string) string {
 	v, ok := median(vs)
 	if !ok {
-		return "–"
+		return none
 	}
 	return fmt.Sprintf("%.1f", v/(1<<20))
 }
