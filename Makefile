@@ -12,8 +12,12 @@ BIN      := bin/gateway
 # natpmpc (libnatpmp's client: the NAT-PMP interop tests).
 # Go tools (nfpm) come from the Go module proxy: build/tools.sh.
 DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc
+# What only the benchmarks need: the reference daemons bench/portmap runs
+# against ours (miniupnpd with its nftables backend, which conflicts with
+# miniupnpd-iptables; stund, the STUN server miniupnpd needs in the lab).
+BENCH_PKGS := miniupnpd-nftables stun-server
 
-.PHONY: all build demo demo-down test test-tailscale test-short bench bench-quick fuzz deps clean
+.PHONY: all build demo demo-down test test-tailscale test-short bench bench-quick bench-deps fuzz deps clean
 
 all: build
 
@@ -60,20 +64,29 @@ test-tailscale:
 test-short:
 	$(GO) test -short ./...
 
+bench-deps: deps
+	@missing=$$(for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 # Every benchmark, full length, one after the other (bench/README.md); the
 # reports go to dist/bench/. Run on a quiet machine.
-bench: deps build
+bench: bench-deps build
 	mkdir -p dist/bench
 	$(GO) run ./bench/nat -out dist/bench/nat.md
 	$(GO) run ./bench/dhcp -out dist/bench/dhcp.md
 	$(GO) run ./bench/flash -out dist/bench/flash.md
+	$(GO) run ./bench/portmap -out dist/bench/portmap.md
 	$(GO) run ./bench/rss | tee dist/bench/rss.txt
 
 # The same, short (smoke runs; the figures mean nothing).
-bench-quick: deps build
+bench-quick: bench-deps build
 	$(GO) run ./bench/nat -quick
 	$(GO) run ./bench/dhcp -quick
 	$(GO) run ./bench/flash -quick
+	$(GO) run ./bench/portmap -quick
 
 # A short run of every fuzz target (the corpora replay in `make test`).
 fuzz:
