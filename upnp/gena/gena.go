@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"gateway/upnp/soap"
 )
 
 var (
@@ -254,7 +256,7 @@ const eventNS = "urn:schemas-upnp-org:event-1-0"
 func AppendPropertySet(dst []byte, props []Property) ([]byte, error) {
 	dst = append(dst, `<?xml version="1.0"?>`+"\r\n"+`<e:propertyset xmlns:e="`+eventNS+`">`...)
 	for _, p := range props {
-		if !validName(p.Name) || !utf8.ValidString(p.Value) {
+		if !soap.ValidName(p.Name) || !utf8.ValidString(p.Value) {
 			return dst, fmt.Errorf("%w: property %q", ErrMalformed, p.Name)
 		}
 		for _, r := range p.Value {
@@ -298,7 +300,7 @@ func ParsePropertySet(b []byte) ([]Property, error) {
 					return nil, fmt.Errorf("%w: element %q", ErrMalformed, t.Name.Local)
 				}
 			case 3:
-				if !validName(t.Name.Local) {
+				if !soap.ValidName(t.Name.Local) {
 					return nil, fmt.Errorf("%w: property %q", ErrMalformed, t.Name.Local)
 				}
 				props = append(props, Property{Name: t.Name.Local})
@@ -321,20 +323,4 @@ func ParsePropertySet(b []byte) ([]Property, error) {
 		return nil, fmt.Errorf("%w: unclosed", ErrMalformed)
 	}
 	return props, nil
-}
-
-func validName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c == '_':
-		case i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '.'):
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -88,14 +88,14 @@ func ParseAction(b []byte) (Action, error) {
 				}
 				seenAction = true
 				a.ServiceType, a.Name = t.Name.Space, t.Name.Local
-				if !validName(a.Name) || !validType(a.ServiceType) {
+				if !ValidName(a.Name) || !validType(a.ServiceType) {
 					return Action{}, fmt.Errorf("%w: action %q of %q", ErrMalformed, a.Name, a.ServiceType)
 				}
 			case depth == 4:
 				if len(a.Args) == MaxArgs {
 					return Action{}, fmt.Errorf("%w: more than %d arguments", ErrMalformed, MaxArgs)
 				}
-				if !validName(t.Name.Local) {
+				if !ValidName(t.Name.Local) {
 					return Action{}, fmt.Errorf("%w: argument %q", ErrMalformed, t.Name.Local)
 				}
 				a.Args = append(a.Args, Arg{Name: t.Name.Local})
@@ -126,7 +126,7 @@ func ParseAction(b []byte) (Action, error) {
 // Append marshals a as a whole envelope; it refuses what ParseAction
 // would refuse.
 func (a Action) Append(dst []byte) ([]byte, error) {
-	if !validName(a.Name) || !validType(a.ServiceType) {
+	if !ValidName(a.Name) || !validType(a.ServiceType) {
 		return dst, fmt.Errorf("%w: action %q of %q", ErrMalformed, a.Name, a.ServiceType)
 	}
 	if len(a.Args) > MaxArgs {
@@ -135,7 +135,7 @@ func (a Action) Append(dst []byte) ([]byte, error) {
 	dst = append(dst, `<?xml version="1.0"?>`+"\r\n"+`<s:Envelope xmlns:s="`+envelopeNS+`" s:encodingStyle="`+encodingNS+`"><s:Body>`...)
 	dst = fmt.Appendf(dst, `<u:%s xmlns:u="%s">`, a.Name, a.ServiceType)
 	for _, x := range a.Args {
-		if !validName(x.Name) {
+		if !ValidName(x.Name) {
 			return dst, fmt.Errorf("%w: argument %q", ErrMalformed, x.Name)
 		}
 		dst = append(dst, '<')
@@ -173,8 +173,10 @@ func isXMLChar(r rune) bool {
 		(r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
 }
 
-// validName is an XML name without a prefix, ASCII only (UPnP names are).
-func validName(s string) bool {
+// ValidName reports whether s is an XML name without a prefix, ASCII only
+// (UPnP's action, argument and state variable names are); GENA's event
+// bodies use it too.
+func ValidName(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false
 	}
@@ -213,7 +215,7 @@ func ParseSOAPAction(h string) (serviceType, action string, err error) {
 		h = h[1 : len(h)-1]
 	}
 	st, name, ok := strings.Cut(h, "#")
-	if !ok || !validType(st) || !validName(name) {
+	if !ok || !validType(st) || !ValidName(name) {
 		return "", "", fmt.Errorf("%w: SOAPACTION %q", ErrMalformed, h)
 	}
 	return st, name, nil
