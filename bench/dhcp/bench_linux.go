@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"gateway/bench/internal/benchmain"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +64,7 @@ func run(ctx context.Context, o options) (report string, err error) {
 	}
 	start := time.Now()
 	res := &results{opt: o, started: start, kernel: kernelRelease(), cpus: runtime.NumCPU()}
-	res.loadAvg[0] = loadAverage()
+	res.loadAvg[0] = benchmain.LoadAverage()
 	tmp, err := os.MkdirTemp("", "bdhcp-")
 	if err != nil {
 		return "", err
@@ -99,7 +100,7 @@ func run(ctx context.Context, o options) (report string, err error) {
 		}
 	}
 	res.elapsed = time.Since(start)
-	res.loadAvg[1] = loadAverage()
+	res.loadAvg[1] = benchmain.LoadAverage()
 	return res.markdown(), err
 }
 
@@ -287,14 +288,6 @@ func kernelRelease() string {
 		return "?"
 	}
 	return unix.ByteSliceToString(u.Release[:])
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }
 
 // fsName names the file system under dir: fsync is free on tmpfs, and the

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"gateway/bench/internal/benchmain"
 	"gateway/dhcp"
 	"gateway/nat44"
 	"gateway/nat44/nat44test"
@@ -118,7 +119,7 @@ func run(ctx context.Context, o options) (report string, err error) {
 	}
 	defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
 
-	name := labName()
+	name := benchmain.LabName("bfl")
 	ls := &labs{}
 	defer func() { err = errors.Join(err, ls.down()) }()
 	ourLink, err := ls.add(name, "o", "10.78.0.1/16")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -27,16 +26,6 @@ const (
 	ifServer = "veth0"
 	ifClient = "veth1"
 )
-
-// labName is unique per run: bfl<6 random chars>.
-func labName() string {
-	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := []byte("bfl")
-	for range 6 {
-		b = append(b, chars[rand.IntN(len(chars))])
-	}
-	return string(b)
-}
 
 // labs records what this run created, so that down removes exactly that.
 type labs struct{ created []string }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"gateway/bench/internal/benchmain"
 	"gateway/gateway/lab"
 )
 
@@ -50,14 +50,14 @@ func run(ctx context.Context, opt options) (report string, err error) {
 		duration:  opt.duration,
 		repeat:    opt.repeat,
 		conns:     opt.conns,
-		loadStart: loadAverage(),
+		loadStart: benchmain.LoadAverage(),
 	}
 	configs := b.configs()
 	for _, c := range configs {
 		b.res.configs = append(b.res.configs, c.configInfo)
 	}
 
-	name := labName()
+	name := benchmain.LabName("bn")
 	b.logf("building lab %s (namespaces %s*)", name, "gwl-"+name+"-")
 	l, err := lab.Up(ctx, lab.Options{Name: name})
 	if err != nil {
@@ -95,18 +95,9 @@ func run(ctx context.Context, opt options) (report string, err error) {
 		}
 	}
 	b.res.elapsed = time.Since(b.start)
-	b.res.loadEnd = loadAverage()
+	b.res.loadEnd = benchmain.LoadAverage()
 	b.res.warnings = b.warn.list()
 	return b.res.markdown(refConfig, b.oursName()), nil
-}
-
-func labName() string {
-	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
-	name := []byte("bn")
-	for range 6 {
-		name = append(name, chars[rand.IntN(len(chars))])
-	}
-	return string(name)
 }
 
 // leftNamespaces lists the namespaces of l that still exist.
@@ -119,19 +110,6 @@ func leftNamespaces(l *lab.Lab) []string {
 		}
 	}
 	return left
-}
-
-// loadAverage is the 1-minute load average.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return ""
-	}
-	return f[0]
 }
 
 func kernelRelease() string {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"gateway/bench/internal/benchmain"
 	"gateway/gateway/lab"
 )
 
@@ -39,7 +39,7 @@ func run(ctx context.Context, opt options) (report string, err error) {
 	}
 	b := &bench{opt: opt, start: time.Now()}
 	b.res = &results{opt: opt, started: b.start, kernel: kernelRelease(), cpus: runtime.NumCPU(),
-		loadStart: loadAverage(), rounds: make(map[string][]*sideRound), hosts: hostsFor(opt)}
+		loadStart: benchmain.LoadAverage(), rounds: make(map[string][]*sideRound), hosts: hostsFor(opt)}
 	tmp, err := os.MkdirTemp("", "bench-portmap-")
 	if err != nil {
 		return "", err
@@ -56,7 +56,7 @@ func run(ctx context.Context, opt options) (report string, err error) {
 	}
 	b.res.stateParent = parent
 
-	name := labName()
+	name := benchmain.LabName("pm")
 	b.logf("building lab %s (namespaces gwl-%s-*)", name, name)
 	l, err := lab.Up(ctx, lab.Options{Name: name, Dir: filepath.Join(tmp, "lab")})
 	if err != nil {
@@ -99,7 +99,7 @@ func run(ctx context.Context, opt options) (report string, err error) {
 		}
 	}
 	b.res.elapsed = time.Since(b.start)
-	b.res.loadEnd = loadAverage()
+	b.res.loadEnd = benchmain.LoadAverage()
 	return b.res.markdown(), nil
 }
 
@@ -446,26 +446,6 @@ func (b *bench) runIperf(ctx context.Context) (float64, error) {
 		return 0, fmt.Errorf("iperf3 from pub to %v:%s through the mapping: %v %v %s (server: %s)", gwWAN, port, err, jerr, r.Error, bytes.TrimSpace(srvOut.Bytes()))
 	}
 	return r.End.SumReceived.BitsPerSecond, nil
-}
-
-func labName() string {
-	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
-	name := []byte("pm")
-	for range 6 {
-		name = append(name, chars[rand.IntN(len(chars))])
-	}
-	return string(name)
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return ""
 }
 
 func kernelRelease() string {

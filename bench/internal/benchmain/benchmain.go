@@ -8,8 +8,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -65,4 +67,25 @@ func Parse(fs *flag.FlagSet, args []string, head string) (set map[string]bool, e
 	set = make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	return set, nil
+}
+
+// LabName is a lab name unique to this run: prefix and random characters,
+// 8 in all (lab names are at most 8 of [a-z0-9]).
+func LabName(prefix string) string {
+	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := []byte(prefix)
+	for len(b) < 8 {
+		b = append(b, chars[rand.IntN(len(chars))])
+	}
+	return string(b)
+}
+
+// LoadAverage is the 1-minute load average, for the report; "?" if it
+// cannot be read.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
