@@ -77,7 +77,9 @@ func Parse(b []byte) (Message, error) {
 		if f[2] != "HTTP/1.1" && f[2] != "HTTP/1.0" {
 			return m, fmt.Errorf("%w: version %q", ErrMalformed, f[2])
 		}
-		if !validToken(f[0]) || f[1] == "" || !validToken(f[1]) {
+		// A method that starts like a version would read back as a
+		// status line: Append refuses it, so Parse does too.
+		if !validToken(f[0]) || strings.HasPrefix(f[0], "HTTP/") || f[1] == "" || !validToken(f[1]) {
 			return m, fmt.Errorf("%w: request line %q", ErrMalformed, start)
 		}
 		m.Method, m.Target = f[0], f[1]
