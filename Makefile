@@ -92,6 +92,19 @@ bench-quick: bench-deps build
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 30s ./gateway/uci
 	$(GO) test -run XXX -fuzz FuzzParseConfig -fuzztime 30s ./gateway
+	$(GO) test -run XXX -fuzz FuzzParseRule -fuzztime 30s ./nat44
+	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime 30s ./dhcp
+	$(GO) test -run XXX -fuzz FuzzConversation -fuzztime 30s ./dhcp
+	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime 30s ./upnp/ssdp
+	$(GO) test -run XXX -fuzz FuzzParseAction -fuzztime 30s ./upnp/soap
+	$(GO) test -run XXX -fuzz FuzzParseFault -fuzztime 30s ./upnp/soap
+	$(GO) test -run XXX -fuzz FuzzParseRequest -fuzztime 30s ./upnp/gena
+	$(GO) test -run XXX -fuzz FuzzParsePropertySet -fuzztime 30s ./upnp/gena
+	$(GO) test -run XXX -fuzz FuzzParseRequest -fuzztime 30s ./upnp/natpmp
+	$(GO) test -run XXX -fuzz FuzzParseResponse -fuzztime 30s ./upnp/natpmp
+	$(GO) test -run XXX -fuzz FuzzParseRequest -fuzztime 30s ./upnp/pcp
+	$(GO) test -run XXX -fuzz FuzzParseResponse -fuzztime 30s ./upnp/pcp
+	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime 30s ./upnp/pmp
 
 clean:
 	rm -rf bin dist
