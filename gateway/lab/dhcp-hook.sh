@@ -8,14 +8,6 @@ ev="${reason:-$1}"
 addr="${new_ip_address:-$ip}"
 # dhclient: new_subnet_mask (dotted); dhcpcd: new_subnet_cidr; udhcpc: mask (bits)
 mask="${new_subnet_cidr:-${mask:-$new_subnet_mask}}"
-{
-	printf 'event=%s time=%s iface=%s addr=%s mask=%s router=%s dns=%s domain=%s lease=%s mtu=%s routes=%s hostname=%s\n' \
-		"$ev" "$(date +%s)" "$interface" "$addr" "$mask" "${new_routers:-$router}" \
-		"${new_domain_name_servers:-$dns}" "${new_domain_name:-$domain}" \
-		"${new_dhcp_lease_time:-$lease}" "${new_interface_mtu:-$mtu}" \
-		"${new_classless_static_routes:-${new_rfc3442_classless_static_routes:-$staticroutes}}" \
-		"${new_host_name:-$hostname}"
-} >>/run/dhcp-hook.log
 case "$ev" in
 BOUND | RENEW | REBIND | REBOOT | bound | renew)
 	[ -n "$addr" ] && ip addr replace "$addr/$mask" dev "$interface"
@@ -26,4 +18,14 @@ RELEASE | EXPIRE | STOP | deconfig)
 	[ -n "$interface" ] && ip -4 addr flush dev "$interface" scope global
 	;;
 esac
+# Logged once applied: a reader that sees the lease finds the address
+# and the route in place.
+{
+	printf 'event=%s time=%s iface=%s addr=%s mask=%s router=%s dns=%s domain=%s lease=%s mtu=%s routes=%s hostname=%s\n' \
+		"$ev" "$(date +%s)" "$interface" "$addr" "$mask" "${new_routers:-$router}" \
+		"${new_domain_name_servers:-$dns}" "${new_domain_name:-$domain}" \
+		"${new_dhcp_lease_time:-$lease}" "${new_interface_mtu:-$mtu}" \
+		"${new_classless_static_routes:-${new_rfc3442_classless_static_routes:-$staticroutes}}" \
+		"${new_host_name:-$hostname}"
+} >>/run/dhcp-hook.log
 exit 0
