@@ -78,7 +78,7 @@ func (n *NAT) mapLocked(r Request) (Mapping, []any, error) {
 	// A renewal: the same key held by the same internal endpoint, or
 	// (NAT-PMP, PCP) the internal endpoint's own mapping.
 	if old, ok := n.renewableLocked(r); ok {
-		if err := n.mayChangeLocked(r.Owner, r.Client, old, r.Nonce, r.Owner == OwnerPCP); err != nil {
+		if err := n.mayChangeLocked(r.Owner, r.Client, old.owned(), r.Nonce, r.Owner == OwnerPCP); err != nil {
 			return Mapping{}, nil, err
 		}
 		if old.Owner == OwnerStatic {
@@ -158,23 +158,36 @@ func (n *NAT) renewableLocked(r Request) (Mapping, bool) {
 // stands, which the caller handles); a protocol only its own host's
 // mappings (unless secure mode is off) and, for PCP, with the mapping's
 // nonce; the administrator any other.
-func (n *NAT) mayChangeLocked(o Owner, client netip.Addr, m Mapping, nonce Nonce, checkNonce bool) error {
-	if m.Owner == OwnerStatic {
-		if o.Protocol() && client.Unmap() == m.Host() {
+func (n *NAT) mayChangeLocked(o Owner, client netip.Addr, e owned, nonce Nonce, checkNonce bool) error {
+	if e.owner == OwnerStatic {
+		if o.Protocol() && client.Unmap() == e.host {
 			return nil
 		}
-		return fmt.Errorf("%w: %v is a static forward of the config", ErrNotOwner, m.Key())
+		return fmt.Errorf("%w: %s is a static forward of the config", ErrNotOwner, e.what)
 	}
 	if !o.Protocol() {
 		return nil
 	}
-	if client.Unmap() != m.Host() && !n.policy.AllowThirdParty {
-		return fmt.Errorf("%w: %v belongs to %v", ErrNotOwner, m.Key(), m.Host())
+	if client.Unmap() != e.host && !n.policy.AllowThirdParty {
+		return fmt.Errorf("%w: %s belongs to %v", ErrNotOwner, e.what, e.host)
 	}
-	if checkNonce && m.Owner == OwnerPCP && m.Nonce != nonce {
-		return fmt.Errorf("%w: %v: wrong nonce", ErrNotOwner, m.Key())
+	if checkNonce && e.owner == OwnerPCP && e.nonce != nonce {
+		return fmt.Errorf("%w: %s: wrong nonce", ErrNotOwner, e.what)
 	}
 	return nil
+}
+
+// owned is what the ownership rules read of a mapping or a pinhole.
+type owned struct {
+	what  string // names it in errors
+	owner Owner
+	host  netip.Addr
+	nonce Nonce
+}
+
+func (m Mapping) owned() owned { return owned{m.Key().String(), m.Owner, m.Host(), m.Nonce} }
+func (p Pinhole) owned() owned {
+	return owned{"pinhole " + p.Key().String(), p.Owner, p.Host(), p.Nonce}
 }
 
 // pickPortLocked chooses the external port of a new mapping.
@@ -261,7 +274,7 @@ func (n *NAT) Unmap(rel Release, keys ...Key) error {
 			n.mu.Unlock()
 			return fmt.Errorf("%w: %v", ErrNotFound, k)
 		}
-		if err := n.mayChangeLocked(rel.Owner, rel.Client, m, rel.Nonce, rel.CheckNonce); err != nil || m.Owner == OwnerStatic {
+		if err := n.mayChangeLocked(rel.Owner, rel.Client, m.owned(), rel.Nonce, rel.CheckNonce); err != nil || m.Owner == OwnerStatic {
 			if err == nil {
 				err = fmt.Errorf("%w: %v is a static forward of the config", ErrNotOwner, k)
 			}
@@ -291,7 +304,7 @@ func (n *NAT) UnmapHost(rel Release, host netip.Addr, proto Proto) ([]Mapping, e
 		if (proto != 0 && m.Proto != proto) || m.Owner == OwnerStatic || (rel.Owner.Protocol() && m.Owner != rel.Owner) {
 			continue
 		}
-		if n.mayChangeLocked(rel.Owner, rel.Client, m, rel.Nonce, rel.CheckNonce) != nil {
+		if n.mayChangeLocked(rel.Owner, rel.Client, m.owned(), rel.Nonce, rel.CheckNonce) != nil {
 			continue
 		}
 		ms = append(ms, m)
@@ -381,8 +394,8 @@ func (n *NAT) openPinholeLocked(r PinholeRequest) (Pinhole, []any, error) {
 	}
 	old, had := n.pins.Get(p.Key())
 	if had {
-		if r.Owner.Protocol() && old.Owner == OwnerPCP && r.Owner == OwnerPCP && old.Nonce != r.Nonce {
-			return Pinhole{}, nil, fmt.Errorf("%w: pinhole %v: wrong nonce", ErrNotOwner, p.Key())
+		if err := n.mayChangeLocked(r.Owner, r.Client, old.owned(), r.Nonce, r.Owner == OwnerPCP); err != nil {
+			return Pinhole{}, nil, err
 		}
 	} else {
 		if r.Owner.Protocol() && n.pins.HostLen(r.Internal.Addr()) >= n.policy.HostLimit {
@@ -428,17 +441,10 @@ func (n *NAT) ClosePinhole(rel Release, k PinholeKey) error {
 		n.mu.Unlock()
 		return fmt.Errorf("%w: pinhole %v", ErrNotFound, k)
 	}
-	if rel.Owner.Protocol() {
-		switch {
-		case rel.Client.Unmap() != p.Host() && !n.policy.AllowThirdParty:
-			n.counters.Refused++
-			n.mu.Unlock()
-			return fmt.Errorf("%w: pinhole %v belongs to %v", ErrNotOwner, k, p.Host())
-		case rel.CheckNonce && p.Owner == OwnerPCP && p.Nonce != rel.Nonce:
-			n.counters.Refused++
-			n.mu.Unlock()
-			return fmt.Errorf("%w: pinhole %v: wrong nonce", ErrNotOwner, k)
-		}
+	if err := n.mayChangeLocked(rel.Owner, rel.Client, p.owned(), rel.Nonce, rel.CheckNonce); err != nil {
+		n.counters.Refused++
+		n.mu.Unlock()
+		return err
 	}
 	n.pins.Delete(k)
 	n.touchPinLocked(k)

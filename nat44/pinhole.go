@@ -1,7 +1,6 @@
 package nat44
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -71,5 +70,3 @@ func (p Pinhole) Validate() error {
 	}
 	return nil
 }
-
-var errNoPinholes = errors.New("nat44: no pinhole table")
