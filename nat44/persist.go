@@ -170,7 +170,7 @@ func (n *NAT) putRecordLocked(m, old Mapping, had bool) []any {
 	}
 	k := m.Key()
 	d, onDisk := n.store.durable[k]
-	if had && onDisk && sameButExpiry(old, m) && (m.Permanent() && d.IsZero() || !m.Permanent() && !d.IsZero() && !m.Expires.After(d)) {
+	if had && onDisk && sameButExpiry(old, m) && covered(m.Expires, d) {
 		n.counters.WritesSaved++
 		if !m.Permanent() {
 			n.store.renewed[k] = true
@@ -219,6 +219,15 @@ func (n *NAT) topUpsLocked() []any {
 	return out
 }
 
+// covered reports whether the record on disk, expiring at onDisk (zero:
+// permanent), already promises an entry expiring at expires.
+func covered(expires, onDisk time.Time) bool {
+	if expires.IsZero() || onDisk.IsZero() {
+		return expires.IsZero() && onDisk.IsZero()
+	}
+	return !expires.After(onDisk)
+}
+
 func sameButExpiry(a, b Mapping) bool {
 	a.Expires, b.Expires = time.Time{}, time.Time{}
 	return a == b
@@ -247,7 +256,7 @@ func (n *NAT) pinRecordLocked(p, old Pinhole, had bool) []any {
 	}
 	k := p.Key()
 	d, onDisk := n.store.durablePins[k]
-	if had && onDisk && samePinButExpiry(old, p) && (p.Permanent() && d.IsZero() || !p.Permanent() && !d.IsZero() && !p.Expires.After(d)) {
+	if had && onDisk && samePinButExpiry(old, p) && covered(p.Expires, d) {
 		n.counters.WritesSaved++
 		if !p.Permanent() {
 			n.store.renewedPins[k] = true
