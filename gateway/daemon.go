@@ -265,7 +265,9 @@ func (d *Daemon) runNAT(ctx context.Context) error {
 					d.log.Error("apply the new WAN address", slog.String("service", svcNAT), slog.Any("err", err))
 				}
 			case l := <-lans:
-				nat.SetLANPrefixes(l.Prefixes())
+				if err := nat.SetLANPrefixes(l.Prefixes()); err != nil {
+					d.log.Error("apply the LAN prefixes", slog.String("service", svcNAT), slog.Any("err", err))
+				}
 			}
 		}
 	})

@@ -222,11 +222,31 @@ func (n *NAT) SetOutside(ifaces []string) error {
 // SetLANPrefixes tells the policy which IPv4 and IPv6 subnets are the
 // LAN's: a protocol's mapping or pinhole may point only there. Until it is
 // called, any internal address the rules allow is accepted.
-func (n *NAT) SetLANPrefixes(ps []netip.Prefix) {
+//
+// The IPv6 ones also go into the datapath: a packet from outside that
+// claims one of them as its source is dropped.
+func (n *NAT) SetLANPrefixes(ps []netip.Prefix) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.lans = nil
+	var lans []netip.Prefix
 	for _, p := range ps {
-		n.lans = append(n.lans, p.Masked())
+		lans = append(lans, p.Masked())
 	}
+	if slices.Equal(lans, n.lans) {
+		return nil
+	}
+	n.lans = lans
+	return n.applyIfRunningLocked()
+}
+
+// SetSixToFour lets protocol 41 from the WAN in (on) or keeps it out: the
+// 6to4 tunnel turns it on while it runs.
+func (n *NAT) SetSixToFour(on bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if on == n.sixto4 {
+		return nil
+	}
+	n.sixto4 = on
+	return n.applyIfRunningLocked()
 }

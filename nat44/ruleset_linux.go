@@ -157,7 +157,17 @@ func buildRuleset(s *State) ruleset {
 	// "The internet" is every interface in @outside: the WAN and the IPv6
 	// tunnels alike.
 	out := "iifname @" + setOutside
-	input := []ruleSpec{
+	// Nothing from the internet may claim a LAN source: a tunnel would
+	// otherwise carry spoofed LAN traffic past the filter below.
+	var spoofed []ruleSpec
+	for _, p := range s.LAN6 {
+		spoofed = append(spoofed, rule(fmt.Sprintf("%s ip6 saddr %v counter drop: spoofed LAN source", out, p), outside(), ipv6(),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: prefixMask(p), Xor: make([]byte, 16)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Masked().Addr().AsSlice()},
+			&expr.Counter{}, verdict(expr.VerdictDrop)))
+	}
+	input := append(slices.Clone(spoofed),
 		rule(out+" ct state established,related accept", outside(), ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept)),
 		rule(out+" ct state invalid counter drop", outside(), ctBits(expr.CtKeySTATE, expr.CtStateBitINVALID), &expr.Counter{}, verdict(expr.VerdictDrop)),
 		rule(out+" ct status dnat accept", outside(), ctBits(expr.CtKeySTATUS, ipsDstNAT), verdict(expr.VerdictAccept)),
@@ -170,8 +180,11 @@ func buildRuleset(s *State) ruleset {
 			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Lookup{SourceRegister: 8, SetName: setWANInput},
 			verdict(expr.VerdictAccept)),
-		rule(out+" counter drop", outside(), &expr.Counter{}, verdict(expr.VerdictDrop)),
+	)
+	if s.SixToFour && wan != "" {
+		input = append(input, rule(fmt.Sprintf("iifname %s meta l4proto ipv6 accept: 6to4, IPv4 protocol 41", wan), iifname(wan), ipv4(), l4(41), verdict(expr.VerdictAccept)))
 	}
+	input = append(input, rule(out+" counter drop", outside(), &expr.Counter{}, verdict(expr.VerdictDrop)))
 
 	// The forward policy (RFC 6092 for IPv6): the LAN goes out freely;
 	// the internet gets in only on established flows, on what a mapping or
@@ -181,7 +194,7 @@ func buildRuleset(s *State) ruleset {
 	// 4.3.2's "should not be dropped"). An error about a flow is related
 	// and passes the first rule; one about no flow is invalid to conntrack
 	// and dropped by the second, as RFC 6092 REC-5 asks.
-	forward := []ruleSpec{
+	forward := append(slices.Clone(spoofed),
 		rule("ct state established,related accept", ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept)),
 		rule(out+" ct state invalid counter drop", outside(), ctBits(expr.CtKeySTATE, expr.CtStateBitINVALID), &expr.Counter{}, verdict(expr.VerdictDrop)),
 		rule(out+" ct status dnat accept", outside(), ctBits(expr.CtKeySTATUS, ipsDstNAT), verdict(expr.VerdictAccept)),
@@ -206,7 +219,7 @@ func buildRuleset(s *State) ruleset {
 			verdict(expr.VerdictAccept)),
 		rule(out+" meta nfproto ipv6 counter drop: unsolicited IPv6 (RFC 6092)", outside(), ipv6(), &expr.Counter{}, verdict(expr.VerdictDrop)),
 		rule(out+" counter drop", outside(), &expr.Counter{}, verdict(expr.VerdictDrop)),
-	}
+	)
 
 	chains := []chainSpec{
 		{chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest), pre},
@@ -275,6 +288,15 @@ func ipv4() []expr.Any { return nfproto(unix.NFPROTO_IPV4) }
 
 // ipv6 guards every IPv6 header match, as ipv4 does.
 func ipv6() []expr.Any { return nfproto(unix.NFPROTO_IPV6) }
+
+// prefixMask is the 16-byte netmask of an IPv6 prefix.
+func prefixMask(p netip.Prefix) []byte {
+	m := make([]byte, 16)
+	for i := 0; i < p.Bits(); i++ {
+		m[i/8] |= 0x80 >> (i % 8)
+	}
+	return m
+}
 
 // outside matches packets that came in on an interface of @outside.
 func outside() []expr.Any {

@@ -113,6 +113,7 @@ type NAT struct {
 	wan      netip.Addr
 	lans     []netip.Prefix // the LAN subnets, IPv4 and IPv6
 	outside  []string       // outside interfaces besides the WAN
+	sixto4   bool           // protocol 41 from the WAN reaches the router
 	epoch    epoch
 	applied  bool // the datapath holds the current state
 	// changed and changedPins hold the keys touched since the last
@@ -441,6 +442,12 @@ func (n *NAT) stateLocked() *State {
 		Pinholes:        n.pins,
 		ChangedPinholes: n.changedPins,
 		WANInput:        n.cfg.WANInput,
+		SixToFour:       n.sixto4,
+	}
+	for _, p := range n.lans {
+		if p.Addr().Is6() {
+			s.LAN6 = append(s.LAN6, p)
+		}
 	}
 	s.Cone, s.Remotes = n.flows.maps()
 	return s

@@ -95,6 +95,13 @@ type State struct {
 	// WANInput lists the ports of the router's own services that the WAN may
 	// reach (the Teredo client, say); everything else unsolicited is dropped.
 	WANInput []Key
+	// SixToFour lets IPv4 protocol 41 (6to4, RFC 3056) from the WAN reach
+	// the router's own tunnel; without it the input filter drops it.
+	SixToFour bool
+	// LAN6 are the LAN's IPv6 prefixes: a packet from an outside interface
+	// that claims one as its source is spoofed and dropped, in input and
+	// forward alike (RFC 3964 section 5.2, RFC 6092 REC-3).
+	LAN6 []netip.Prefix
 }
 
 // base is the part of State that shapes chains and rules; a change to it
@@ -103,10 +110,16 @@ type base struct {
 	wan, lans string
 	addr      netip.Addr
 	filtering Filtering
+	sixto4    bool
+	lan6      string
 }
 
 func (s *State) base() base {
-	return base{s.WAN, strings.Join(s.LANs, ","), s.WANAddr, s.Filtering}
+	lan6 := make([]string, len(s.LAN6))
+	for i, p := range s.LAN6 {
+		lan6[i] = p.String()
+	}
+	return base{s.WAN, strings.Join(s.LANs, ","), s.WANAddr, s.Filtering, s.SixToFour, strings.Join(lan6, ",")}
 }
 
 // UnmarshalText reads the names that String writes.
