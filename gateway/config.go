@@ -48,6 +48,9 @@ type Config struct {
 	// PMP is the "pmp" section (NAT-PMP and PCP); nil when the section is
 	// absent or turns both off.
 	PMP *PMPConfig
+	// IPv6 is the "ipv6" section (the defaults when absent); nil when it
+	// turns IPv6 for the LAN off.
+	IPv6 *IPv6Config
 }
 
 // DHCPConfig is the "dhcp" section and the "host" reservations. The pool
@@ -117,6 +120,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		StateDir:      defaultStateDir,
 		ControlSocket: DefaultControlSocket,
 		LogLevel:      slog.LevelInfo,
+		IPv6:          defaultIPv6(),
 		NAT: NATConfig{
 			UDPHold:        defaultUDPHold,
 			UDPTimeout:     defaultUDPTimeout,
@@ -146,12 +150,14 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			}
 		case "upnp":
 			c.UPnP = p.upnpSection(s)
+		case "ipv6":
+			p.ipv6Section(s, c)
 		case "redirect":
 			if m, ok := p.redirect(s); ok {
 				c.Forwards = append(c.Forwards, m...)
 			}
 		default:
-			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp, host, upnp or pmp)", s.Type)
+			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp, host, upnp, pmp or ipv6)", s.Type)
 		}
 	}
 	if !seenMain {
@@ -201,6 +207,7 @@ type parser struct {
 	hostLine  int
 	hostLines []int // line of each accepted host, for duplicate reports
 	fwdLines  []int // line of each forward, for duplicate reports
+	ipv6Seen  bool
 }
 
 func lineOf(err error) int {

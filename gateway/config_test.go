@@ -20,9 +20,10 @@ func TestParseConfigMinimal(t *testing.T) {
 	want := &Config{
 		File: "gw.conf", WAN: "eth0", LANs: []string{"br-lan"},
 		StateDir: defaultStateDir, ControlSocket: DefaultControlSocket,
-		NAT: NATConfig{Filtering: nat44.AddressAndPortDependent, UDPHold: 5 * time.Minute, UDPTimeout: 2 * time.Minute, TCPEstablished: 2*time.Hour + 4*time.Minute},
+		NAT:  NATConfig{Filtering: nat44.AddressAndPortDependent, UDPHold: 5 * time.Minute, UDPTimeout: 2 * time.Minute, TCPEstablished: 2*time.Hour + 4*time.Minute},
+		IPv6: &IPv6Config{PD: true, WANAddress: true, SixToFour: true, Subnet: 1, RA: true},
 	}
-	if diff := cmp.Diff(want, c); diff != "" {
+	if diff := cmp.Diff(want, c, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
 }
@@ -398,5 +399,87 @@ func TestParseConfigPMP(t *testing.T) {
 	}
 	if _, err := ParseConfig("f", []byte(base+"config pmp\n\toption natpmp maybe\n")); err == nil || !strings.Contains(err.Error(), "f:5") {
 		t.Errorf("bad bool: %v", err)
+	}
+}
+
+func TestParseConfigIPv6(t *testing.T) {
+	base := "config gateway\n\toption wan eth0\n\toption lan br-lan\n"
+	c, err := ParseConfig("gw.conf", []byte(base+`
+config ipv6 'ipv6'
+	option pd 0
+	option pd_hint 56
+	option relay 192.0.2.99
+	option prefix 2001:db8:5::/48
+	option ula fd12:3456:789a:1::/64
+	option subnet 7
+	list dns 2001:db8::53
+	list domain lan.example
+	option mtu 1400
+	option ra_interval 30
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &IPv6Config{Line: 5, PDHint: 56, WANAddress: true, SixToFour: true, Subnet: 7, RA: true,
+		Relay: netip.MustParseAddr("192.0.2.99"), Static: netip.MustParsePrefix("2001:db8:5::/48"),
+		ULA: netip.MustParsePrefix("fd12:3456:789a:1::/64"), DNS: []netip.Addr{netip.MustParseAddr("2001:db8::53")},
+		Domains: []string{"lan.example"}, MTU: 1400, RAInterval: 30 * time.Second}
+	if diff := cmp.Diff(want, c.IPv6, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if c, err := ParseConfig("gw.conf", []byte(base+"config ipv6\n\toption enabled 0\n")); err != nil || c.IPv6 != nil {
+		t.Fatalf("enabled 0: %+v, %v; want no IPv6", c.IPv6, err)
+	}
+	for _, tt := range []struct{ text, want string }{
+		{"option relay 10.0.0.1", "gw.conf:6: relay 10.0.0.1 is not a public unicast address"},
+		{"option relay 2001:db8::1", `gw.conf:6: relay "2001:db8::1" is not an IPv4 address`},
+		{"option prefix 2001:db8:1:2::/80", "gw.conf:6: prefix 2001:db8:1:2::/80: longer than /64"},
+		{"option prefix 2001:db8:1:2::1/64", "has bits set past its length (want 2001:db8:1:2::/64)"},
+		{"option prefix fd00::/48", "not a global unicast prefix"},
+		{"option ula 2001:db8::/64", "want a /64 in fd00::/8"},
+		{"option pd_hint 65", "pd_hint \"65\": want a number from 0 to 64"},
+		{"list dns 192.0.2.1", `dns "192.0.2.1" is not an IPv6 address`},
+		{"option mtu 1000", "mtu \"1000\": want a number from 1280 to 65535"},
+		{"option ra_interval 3600", "ra_interval 1h0m0s is over RFC 4861's 1800 s"},
+	} {
+		_, err := ParseConfig("gw.conf", []byte(base+"\nconfig ipv6\n\t"+tt.text+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err %v, want %q", tt.text, err, tt.want)
+		}
+	}
+	if _, err := ParseConfig("gw.conf", []byte(base+"config ipv6\nconfig ipv6\n")); err == nil || !strings.Contains(err.Error(), "a second 'ipv6' section") {
+		t.Errorf("two sections: %v", err)
+	}
+}
+
+func TestChooseUplink(t *testing.T) {
+	pf := netip.MustParsePrefix
+	ula := pf("fd00:1:2:3::/64")
+	for _, tt := range []struct {
+		name   string
+		in     uplinkInputs
+		subnet uint16
+		want   netip.Prefix
+		uplink string
+		err    string
+	}{
+		{"nothing: the ULA", uplinkInputs{ULA: ula}, 1, ula, UplinkNone, ""},
+		{"delegated first", uplinkInputs{Delegated: pf("2001:db8:1::/56"), Sixto4: pf("2002:cb00:7102::/48"), Static: pf("2001:db8:9::/48"), ULA: ula}, 1, pf("2001:db8:1:1::/64"), UplinkPD, ""},
+		{"6to4 before static", uplinkInputs{Sixto4: pf("2002:cb00:7102::/48"), Static: pf("2001:db8:9::/48"), ULA: ula}, 1, pf("2002:cb00:7102:1::/64"), UplinkSixto4, ""},
+		{"static last", uplinkInputs{Static: pf("2001:db8:9::/48"), ULA: ula}, 0x2a, pf("2001:db8:9:2a::/64"), UplinkStatic, ""},
+		{"a /64 is its own subnet", uplinkInputs{Delegated: pf("2001:db8:1:5::/64")}, 1, pf("2001:db8:1:5::/64"), UplinkPD, ""},
+		{"subnet past a /60", uplinkInputs{Delegated: pf("2001:db8:1:10::/60")}, 16, netip.Prefix{}, "", "subnet 16 does not fit in 2001:db8:1:10::/60"},
+		{"last subnet of a /60", uplinkInputs{Delegated: pf("2001:db8:1:10::/60")}, 15, pf("2001:db8:1:1f::/64"), UplinkPD, ""},
+	} {
+		got, uplink, err := chooseUplink(tt.in, tt.subnet)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%s: err %v, want %q", tt.name, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want || uplink != tt.uplink {
+			t.Errorf("%s: %v %s %v, want %v %s", tt.name, got, uplink, err, tt.want, tt.uplink)
+		}
 	}
 }
