@@ -1,0 +1,14 @@
+//go:build !linux
+
+package netconf
+
+import "net/netip"
+
+// AddAddr is only on Linux.
+func AddAddr(iface string, p netip.Prefix) error { return ErrUnsupported }
+
+// DelAddr is only on Linux.
+func DelAddr(iface string, p netip.Prefix) error { return ErrUnsupported }
+
+// Addrs is only on Linux.
+func Addrs(iface string) ([]netip.Prefix, error) { return nil, ErrUnsupported }
