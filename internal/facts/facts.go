@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Topic holds the latest value of one fact and hands it to subscribers.
@@ -142,8 +143,14 @@ func (l LAN) Equal(o LAN) bool { return maps.EqualFunc(l.Addrs, o.Addrs, slices.
 // IPv6 is the LAN's IPv6 prefix and where it comes from (delegated, 6to4,
 // Teredo, static); the IPv6 services publish it.
 type IPv6 struct {
-	Prefix netip.Prefix // invalid: no IPv6 on the LAN
-	Uplink string       // "pd", "6to4", "teredo", "static" or ""
+	Prefix netip.Prefix // the LAN's /64; invalid: no IPv6 on the LAN
+	Uplink string       // "pd", "6to4", "teredo", "static", or "none" for a local-only ULA
+	// Valid and Preferred are when the uplink's prefix ends (a delegated
+	// prefix's lifetimes); zero: it does not end on its own.
+	Valid, Preferred time.Time
+	// MTU is the link MTU the uplink allows the LAN (1480 over 6to4); 0:
+	// the LAN's own.
+	MTU int
 }
 
 // Board is the set of facts the daemon shares between its services.

@@ -1,0 +1,165 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"gateway/internal/facts"
+)
+
+type fakeTunnel struct {
+	prefix  netip.Prefix
+	def     bool
+	stopped bool
+	done    chan struct{}
+}
+
+func (f *fakeTunnel) Prefix() netip.Prefix     { return f.prefix }
+func (f *fakeTunnel) SetDefault(on bool) error { f.def = on; return nil }
+func (f *fakeTunnel) Stats() any               { return nil }
+func (f *fakeTunnel) Stop()                    { f.stopped = true }
+func (f *fakeTunnel) Done() <-chan struct{}    { return f.done }
+func sixto4Of(a netip.Addr) netip.Prefix {
+	b := a.As4()
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x02, b[0], b[1], b[2], b[3]}), 48)
+}
+
+// uplinkWorld records what the uplink manager did to the system.
+type uplinkWorld struct {
+	tunnels   []*fakeTunnel
+	failStart bool
+	addrs     []netip.Prefix // the router's addresses on the LAN
+	outside   string
+	proto41   bool
+	published []facts.IPv6
+}
+
+func newTestUplink(cfg *IPv6Config) (*uplink, *uplinkWorld) {
+	w := &uplinkWorld{}
+	u := &uplink{cfg: cfg, lan: "br-lan", ula: netip.MustParsePrefix("fd00:aaaa:bbbb:cccc::/64"), tname: "6to4",
+		deps: uplinkDeps{
+			startTunnel: func(local netip.Addr) (tunnel6to4, error) {
+				if w.failStart {
+					return nil, errors.New("no raw sockets")
+				}
+				t := &fakeTunnel{prefix: sixto4Of(local), done: make(chan struct{})}
+				w.tunnels = append(w.tunnels, t)
+				return t, nil
+			},
+			addAddr: func(_ string, p netip.Prefix) error { w.addrs = append(w.addrs, p); return nil },
+			delAddr: func(_ string, p netip.Prefix) error {
+				w.addrs = slices.DeleteFunc(w.addrs, func(q netip.Prefix) bool { return q == p })
+				return nil
+			},
+			outside: func(t string, on bool) error { w.outside, w.proto41 = t, on; return nil },
+			publish: func(f facts.IPv6) { w.published = append(w.published, f) },
+			log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		}}
+	return u, w
+}
+
+func (w *uplinkWorld) last() facts.IPv6 { return w.published[len(w.published)-1] }
+
+func TestUplinkFollowsWANAndDelegation(t *testing.T) {
+	pf := netip.MustParsePrefix
+	u, w := newTestUplink(defaultIPv6())
+	// Nothing yet: a ULA, no default route, the router on it.
+	u.apply(uplinkState{})
+	if got := w.last(); got.Uplink != UplinkNone || got.Prefix != u.ula {
+		t.Fatalf("no uplink: %+v", got)
+	}
+	// A public WAN address: 6to4, subnet 1, MTU 1480, the default route in.
+	pub := facts.WAN{Addr: netip.MustParseAddr("203.0.113.2"), Kind: facts.KindPublic}
+	u.apply(uplinkState{WAN: pub})
+	if got := w.last(); got.Uplink != UplinkSixto4 || got.Prefix != pf("2002:cb00:7102:1::/64") || got.MTU != 1480 {
+		t.Fatalf("6to4: %+v", got)
+	}
+	if len(w.tunnels) != 1 || !w.tunnels[0].def || w.outside != "6to4" || !w.proto41 {
+		t.Fatalf("tunnel %+v outside %q proto41 %v", w.tunnels, w.outside, w.proto41)
+	}
+	if !slices.Equal(w.addrs, []netip.Prefix{pf("2002:cb00:7102:1::1/64")}) {
+		t.Fatalf("router addresses %v", w.addrs)
+	}
+	// Applying the same state again changes nothing.
+	n := len(w.published)
+	u.apply(uplinkState{WAN: pub})
+	if len(w.published) != n || len(w.tunnels) != 1 {
+		t.Fatalf("a repeated state published again or restarted the tunnel")
+	}
+	// A new WAN address: a new tunnel, the LAN renumbered, the old address gone.
+	pub2 := facts.WAN{Addr: netip.MustParseAddr("203.0.113.9"), Kind: facts.KindPublic}
+	u.apply(uplinkState{WAN: pub2})
+	if !w.tunnels[0].stopped || len(w.tunnels) != 2 || w.last().Prefix != pf("2002:cb00:7109:1::/64") {
+		t.Fatalf("after a WAN change: %+v %+v", w.tunnels, w.last())
+	}
+	if !slices.Equal(w.addrs, []netip.Prefix{pf("2002:cb00:7109:1::1/64")}) {
+		t.Fatalf("router addresses %v", w.addrs)
+	}
+	// A delegation wins and stops 6to4.
+	valid := time.Now().Add(time.Hour)
+	dl := delegation{Prefix: pf("2001:db8:1::/56"), Valid: valid, Preferred: valid.Add(-time.Minute)}
+	u.apply(uplinkState{WAN: pub2, Delegated: dl})
+	if got := w.last(); got.Uplink != UplinkPD || got.Prefix != pf("2001:db8:1:1::/64") || !got.Valid.Equal(valid) || got.MTU != 0 {
+		t.Fatalf("delegated: %+v", got)
+	}
+	if !w.tunnels[1].stopped || w.outside != "" || w.proto41 {
+		t.Fatalf("6to4 still on with a delegation: outside %q proto41 %v", w.outside, w.proto41)
+	}
+	// Withdrawn: back to 6to4.
+	u.apply(uplinkState{WAN: pub2})
+	if w.last().Uplink != UplinkSixto4 || len(w.tunnels) != 3 {
+		t.Fatalf("after the withdrawal: %+v", w.last())
+	}
+	// A private WAN address (double NAT): no 6to4; the static prefix.
+	u.cfg.Static = pf("2001:db8:77::/48")
+	u.apply(uplinkState{WAN: facts.WAN{Addr: netip.MustParseAddr("192.168.0.2"), Kind: facts.KindPrivate}})
+	if got := w.last(); got.Uplink != UplinkStatic || got.Prefix != pf("2001:db8:77:1::/64") || !w.tunnels[2].stopped {
+		t.Fatalf("private WAN: %+v", got)
+	}
+	u.close()
+	if len(w.addrs) != 0 {
+		t.Fatalf("close left %v", w.addrs)
+	}
+}
+
+func TestUplinkTunnelFailure(t *testing.T) {
+	u, w := newTestUplink(defaultIPv6())
+	w.failStart = true
+	pub := facts.WAN{Addr: netip.MustParseAddr("203.0.113.2"), Kind: facts.KindPublic}
+	u.apply(uplinkState{WAN: pub})
+	if w.last().Uplink != UplinkNone || u.status().Error == "" {
+		t.Fatalf("a tunnel that cannot start: %+v %+v", w.last(), u.status())
+	}
+	// Not retried on every event for the same address...
+	w.failStart = false
+	u.apply(uplinkState{WAN: pub})
+	if len(w.tunnels) != 0 {
+		t.Fatal("retried on the same address")
+	}
+	// ...but on a new one.
+	u.apply(uplinkState{WAN: facts.WAN{Addr: netip.MustParseAddr("203.0.113.3"), Kind: facts.KindPublic}})
+	if len(w.tunnels) != 1 || w.last().Uplink != UplinkSixto4 {
+		t.Fatalf("new address: %+v", w.last())
+	}
+	// A tunnel that ends by itself is noticed and not restarted in a loop.
+	close(w.tunnels[0].done)
+	u.apply(uplinkState{WAN: facts.WAN{Addr: netip.MustParseAddr("203.0.113.3"), Kind: facts.KindPublic}})
+	if w.last().Uplink != UplinkNone || len(w.tunnels) != 1 || w.outside != "" {
+		t.Fatalf("after the tunnel ended: %+v, %d tunnels", w.last(), len(w.tunnels))
+	}
+}
+
+func TestUplinkSixto4Off(t *testing.T) {
+	cfg := defaultIPv6()
+	cfg.SixToFour = false
+	u, w := newTestUplink(cfg)
+	u.apply(uplinkState{WAN: facts.WAN{Addr: netip.MustParseAddr("203.0.113.2"), Kind: facts.KindPublic}})
+	if len(w.tunnels) != 0 || w.last().Uplink != UplinkNone {
+		t.Fatalf("sixto4 0 still tunnels: %+v", w.last())
+	}
+}
