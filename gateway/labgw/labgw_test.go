@@ -18,9 +18,9 @@ func TestSiteConfigs(t *testing.T) {
 	l := &lab.Lab{Name: "t", Dir: t.TempDir()}
 	type view struct {
 		WAN, LAN, StateDir, Socket string
-		Reservations                []string // MAC → address name
-		Forwards                    []string // proto external → internal
-		PMP, UPnP                   bool
+		Reservations               []string // MAC → address name
+		Forwards                   []string // proto external → internal
+		PMP, UPnP                  bool
 	}
 	want := map[string]view{
 		"a": {WAN: "wan", LAN: "br-lan", StateDir: filepath.Join(l.Dir, "state"), Socket: filepath.Join(l.Dir, "gateway.sock"),
