@@ -611,6 +611,18 @@ func daemonAlive(st lab.Status) bool {
 	return false
 }
 
+// daemonB returns the pid of site B's daemon in a lab status, if it runs.
+func daemonB(st lab.Status) (int, bool) {
+	for _, h := range st.Hosts {
+		for _, p := range h.Processes {
+			if h.Name == lab.GatewayB && p.Name == labgw.SiteB.Daemon && p.Alive {
+				return p.PID, true
+			}
+		}
+	}
+	return 0, false
+}
+
 // TestLabCLI drives the lab the way a user does, through the binary.
 func TestLabCLI(t *testing.T) {
 	labtest.Skip(t)
@@ -661,12 +673,28 @@ func TestLabCLI(t *testing.T) {
 	if l, ok := labgw.Lease(st.Leases, lab.LAN2MAC); !ok || l.Addr != lan2 || l.Hostname != lab.LAN2 {
 		t.Errorf("the daemon's lease for lan2: %+v (%v); want %v named lan2", l, ok, lan2)
 	}
+	// Site B runs too, with its own daemon, socket and leases.
+	if leases[lab.LANB] != lab.LANBAddr.Addr() || roles[lab.GatewayB] != "gateway" || roles[lab.Relay] != "relay" {
+		t.Errorf("lab status: leases %v, roles %v; want lanb %v, gwb a gateway, rly a relay", leases, roles, lab.LANBAddr.Addr())
+	}
+	if b := st.SiteB; b == nil || b.Gateway == nil || b.Gateway.WANAddr != lab.SiteBWANAddr.Addr() || b.Socket == st.Socket {
+		t.Errorf("lab status: site B %+v; want its daemon answering with WAN %v on a socket of its own", b, lab.SiteBWANAddr.Addr())
+	} else if l, ok := labgw.Lease(b.Leases, lab.LANBMAC); !ok || l.Addr != lab.LANBAddr.Addr() {
+		t.Errorf("site B's daemon's lease for lanb: %+v (%v); want %v", l, ok, lab.LANBAddr.Addr())
+	}
 	out, err = run("lab", "exec", "--name", name, "lan1", "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
 	if err != nil || !strings.Contains(out, lan1.String()) {
 		t.Fatalf("lab exec: %v\n%s", err, out)
 	}
+	pidB := 0
+	if p, ok := daemonB(st.Status); ok {
+		pidB = p
+	} else {
+		t.Errorf("lab status: no live site B daemon in gwb")
+	}
 	out, err = run("lab", "status", "--name", name)
-	if err != nil || !strings.Contains(out, "ready=true") || !strings.Contains(out, "192.168.1.11 until") {
+	if err != nil || !strings.Contains(out, "ready=true") || !strings.Contains(out, "192.168.1.11 until") ||
+		!strings.Contains(out, "192.168.2.10 until") || !strings.Contains(out, "gateway gwb (site b): ") {
 		t.Fatalf("lab status: %v\n%s", err, out)
 	}
 	out, err = run("status", "-s", "/run/gateway-lab/"+name+"/gateway.sock")
@@ -678,6 +706,9 @@ func TestLabCLI(t *testing.T) {
 	}
 	if out, _ := exec.Command("ip", "netns", "list").CombinedOutput(); strings.Contains(string(out), "gwl-"+name+"-") {
 		t.Fatalf("namespaces left after lab down:\n%s", out)
+	}
+	if pidB > 0 && syscall.Kill(pidB, 0) == nil {
+		t.Errorf("site B's daemon (pid %d) runs after lab down", pidB)
 	}
 }
 

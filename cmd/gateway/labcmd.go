@@ -31,7 +31,7 @@ import (
 )
 
 const labUsage = `usage:
-  gateway lab up [--name N] [--config FILE] [--http-port P]
+  gateway lab up [--name N] [--config FILE] [--config-b FILE] [--http-port P]
   gateway lab down|status [--name N] [--json]
   gateway lab exec [--name N] HOST -- CMD [ARGS...]`
 
@@ -45,7 +45,10 @@ func labCmd(args []string) error {
 	fs := flag.NewFlagSet("lab "+args[0], flag.ContinueOnError)
 	name := fs.String("name", lab.DefaultName, "lab name")
 	dir := fs.String("dir", "", "") // the lab's folder if not the default; internal
-	cfg := fs.String("config", "", "run the lab's gateway with this config instead of the default")
+	cfg := fs.String("config", "", "run site A's gateway (gw) with this config instead of the default")
+	cfgB := fs.String("config-b", "", "run site B's gateway (gwb) with this config instead of the default")
+	host := fs.String("host", lab.Gateway, "")  // the respawner's host; internal
+	proc := fs.String("proc", labgw.Daemon, "") // the respawned process's name; internal
 	asJSON := fs.Bool("json", false, "status as JSON")
 	httpPort := fs.Int("http-port", 8080, "loopback port on this machine that reaches the gateway's LAN side (port 80); 0 for none")
 	listen := fs.String("listen", "", "")
@@ -57,7 +60,7 @@ func labCmd(args []string) error {
 	ctx := context.Background()
 	switch args[0] {
 	case "up":
-		return labUp(ctx, opt, *cfg, *httpPort)
+		return labUp(ctx, opt, *cfg, *cfgB, *httpPort)
 	case "down":
 		l, err := lab.Open(opt)
 		if err != nil {
@@ -97,7 +100,7 @@ func labCmd(args []string) error {
 			return err
 		}
 		return nil
-	case "respawn": // internal: run by labgw.Up in the gateway host
+	case "respawn": // internal: run by labgw in the host of what it respawns
 		l, err := lab.Open(opt)
 		if err != nil {
 			return err
@@ -110,7 +113,7 @@ func labCmd(args []string) error {
 		out := os.NewFile(1, logName)
 		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
-		return l.Respawn(ctx, lab.Gateway, labgw.Daemon, fs.Args(), lab.Respawn{}, out)
+		return l.Respawn(ctx, *host, *proc, fs.Args(), lab.Respawn{}, out)
 	case "proxy": // internal: the loopback port, run in the background by up
 		l, err := lab.Open(opt)
 		if err != nil {
@@ -131,9 +134,9 @@ func labCmd(args []string) error {
 	return fmt.Errorf("gateway: lab: unknown command %q\n%s", args[0], labUsage)
 }
 
-func labUp(ctx context.Context, opt lab.Options, cfgPath string, httpPort int) error {
-	// A lab that is complete is reused, with its gateway and its state;
-	// whatever fails on the way removes only a lab built here.
+func labUp(ctx context.Context, opt lab.Options, cfgPath, cfgPathB string, httpPort int) error {
+	// A lab that is complete is reused, with its gateways and their
+	// state; whatever fails on the way removes only a lab built here.
 	reused := false
 	if l, err := lab.Open(opt); err == nil {
 		reused = l.Status().Up
@@ -150,23 +153,26 @@ func labUp(ctx context.Context, opt lab.Options, cfgPath string, httpPort int) e
 		l.Down()
 		return err
 	}
-	if cfgPath == "" {
-		cfgPath = labgw.ConfigPath(l)
-		if err := os.WriteFile(cfgPath, []byte(labgw.Config(l, "")), 0o644); err != nil {
-			return fail(err)
-		}
-	} else if cfgPath, err = filepath.Abs(cfgPath); err != nil {
-		return fail(err)
-	}
-	if _, err := gateway.LoadConfig(cfgPath); err != nil {
-		return fail(err)
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fail(err)
 	}
-	if err := labgw.Up(ctx, l, exe, cfgPath); err != nil {
-		return fail(err)
+	sites := []*labgw.Site{labgw.SiteA, labgw.SiteB}
+	paths := []string{cfgPath, cfgPathB}
+	for i, site := range sites {
+		if paths[i], err = labSiteConfig(l, site, paths[i]); err != nil {
+			return fail(err)
+		}
+	}
+	for i, site := range sites {
+		if err := site.Up(ctx, l, exe, paths[i]); err != nil {
+			return fail(err)
+		}
+	}
+	if args := labgw.RelayCommand(l, exe); args != nil {
+		if err := labgw.StartRelay(l, exe, args); err != nil {
+			return fail(err)
+		}
 	}
 	if httpPort != 0 {
 		if err := labStartProxy(l, exe, httpPort); err != nil {
@@ -182,11 +188,12 @@ func labUp(ctx context.Context, opt lab.Options, cfgPath string, httpPort int) e
 		lab1 += " --name " + l.Name
 	}
 	fmt.Printf(`
-The LAN hosts got their IPv4 addresses from the gateway's DHCP server
-(reserved for their MACs); IPv6 is routed to the LAN (static addresses
-until router advertisements come). The gateway runs under a respawner, as
-procd runs it on a router: kill -9 it and it is back a second later, with
-its mappings and leases.
+Two sites: gw with lan1 and lan2, gwb with lanb. The LAN hosts got their
+IPv4 addresses from their gateway's DHCP server (reserved for their MACs);
+IPv6 is routed to site A's LAN (static addresses until router
+advertisements come); site B has IPv4 only. Each gateway runs under a
+respawner, as procd runs it on a router: kill -9 it and it is back a
+second later, with its mappings and leases.
 
 Try:
   # a web server on lan1, reached from the internet through the static
@@ -194,6 +201,10 @@ Try:
   %[1]s exec lan1 -- sh -c 'mkdir -p /run/www; hostname >/run/www/index.html; busybox httpd -p 80 -h /run/www'
   %[1]s exec pub -- curl -s http://%[2]v:8080/
   %[1]s exec lan2 -- curl -s http://%[2]v:8080/
+  # site B: lanb behind gwb's NAT, and reached from site A through both
+  # NATs by gwb's static forward
+  %[1]s exec lanb -- sh -c 'mkdir -p /run/www; hostname >/run/www/index.html; busybox httpd -p 80 -h /run/www'
+  %[1]s exec lan1 -- curl -s http://%[10]v:8080/
   # IPv6, end to end
   %[1]s exec lan1 -- busybox ping -6 -c1 %[3]v
   %[1]s exec pub -- busybox ping -6 -c1 %[4]v
@@ -208,12 +219,34 @@ Try:
   kill -9 $(cat %[8]s); sleep 2; %[5]s mappings -s %[6]s
   %[1]s status
   %[1]s down
-`, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon), lab.LAN1Addr6.Addr())
+`, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon), lab.LAN1Addr6.Addr(), lab.SiteBWANAddr.Addr())
 	if httpPort != 0 {
 		fmt.Printf("  http://127.0.0.1:%d/ on this machine reaches %v:%d on the LAN (the panel, to come)\n", httpPort, lab.LANAddr.Addr(), labPanelPort)
 	}
-	fmt.Printf("Config %s, log %s.\n", st.Config, labgw.Log(l))
+	fmt.Printf("Site A: config %s, log %s.\n", st.Config, labgw.Log(l))
+	if b := st.SiteB; b != nil {
+		fmt.Printf("Site B: config %s, log %s, socket %s.\n", b.Config, labgw.SiteB.Log(l), b.Socket)
+	}
 	return nil
+}
+
+// labSiteConfig returns the absolute path of the config that site s runs
+// with: path if given, else the site's default config, written to
+// s.ConfigPath. Either is checked first.
+func labSiteConfig(l *lab.Lab, s *labgw.Site, path string) (string, error) {
+	var err error
+	if path == "" {
+		path = s.ConfigPath(l)
+		if err := os.WriteFile(path, []byte(s.Config(l, "")), 0o644); err != nil {
+			return "", err
+		}
+	} else if path, err = filepath.Abs(path); err != nil {
+		return "", err
+	}
+	if _, err := gateway.LoadConfig(path); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 func labProxyPIDFile(l *lab.Lab) string { return filepath.Join(l.Dir, "proxy.pid") }
@@ -271,13 +304,21 @@ func labPrintStatus(w io.Writer, st labgw.Status, asJSON bool) error {
 	for _, p := range st.NotReady {
 		fmt.Fprintln(w, "  not ready:", p)
 	}
-	if g := st.Gateway; g != nil {
+	for _, s := range []*labgw.SiteStatus{&st.SiteStatus, st.SiteB} {
+		if s == nil {
+			continue
+		}
+		g := s.Gateway
+		if g == nil {
+			fmt.Fprintf(w, "  gateway %s (site %s): not answering; socket %s\n", s.Host, s.Site, s.Socket)
+			continue
+		}
 		leases := "DHCP off"
 		if g.DHCP != nil {
-			leases = fmt.Sprintf("%d leases", len(st.Leases))
+			leases = fmt.Sprintf("%d leases", len(s.Leases))
 		}
-		fmt.Fprintf(w, "  gateway: %s, WAN %v (%s), NAT table installed=%v, %d mappings, %s; socket %s\n",
-			g.Version, g.WANAddr, g.WANKind, g.NAT.Installed, g.NAT.Mappings, leases, st.Socket)
+		fmt.Fprintf(w, "  gateway %s (site %s): %s, WAN %v (%s), NAT table installed=%v, %d mappings, %s; socket %s\n",
+			s.Host, s.Site, g.Version, g.WANAddr, g.WANKind, g.NAT.Installed, g.NAT.Mappings, leases, s.Socket)
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

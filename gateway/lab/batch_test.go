@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,5 +29,81 @@ func TestPlanDigestIgnoresName(t *testing.T) {
 	b := digest((&Lab{Name: "b2"}).plan(topo), "b2")
 	if a != b {
 		t.Errorf("digests of labs a and b2 differ: %s, %s", a, b)
+	}
+}
+
+// planView flattens a plan into lines, one per command or sysctl, each
+// prefixed by the host it runs in ("" for the root namespace).
+func planView(l *Lab, t *topology) map[string][]string {
+	view := map[string][]string{}
+	for _, p := range l.plan(t) {
+		for _, b := range p.batches {
+			host := strings.TrimPrefix(b.ns, l.NS(""))
+			for _, c := range b.cmds {
+				view[host] = append(view[host], strings.Join(c, " "))
+			}
+		}
+		for _, s := range p.sysctls {
+			view[s.host] = append(view[s.host], "sysctl "+s.path+"="+s.value)
+		}
+	}
+	return view
+}
+
+func TestPlanSitesAndRelay(t *testing.T) {
+	l := &Lab{Name: "p"}
+	view := planView(l, newTopology())
+	tests := []struct {
+		name   string
+		host   string
+		want   []string // lines the host's part of the plan has
+		refuse []string // substrings none of its lines has
+	}{
+		{"the ISP routes 6to4 space to the relay", ISP,
+			[]string{"route add 2002::/16 via 2001:db8:100::20", "addr add 192.0.2.1/24 dev gwb-wan", "link set rly0 master br-inet"}, nil},
+		{"the relay: native IPv6, forwarding, default routes via the ISP", Relay,
+			[]string{"addr add 198.51.100.20/24 dev eth0", "addr add 2001:db8:100::20/64 dev eth0 nodad",
+				"route add default via 198.51.100.1", "route add default via 2001:db8:100::1",
+				"sysctl net/ipv4/ip_forward=1", "sysctl net/ipv6/conf/all/forwarding=1"}, nil},
+		{"site B's gateway: IPv4 only from the ISP", GatewayB,
+			[]string{"addr add 192.0.2.2/24 dev wan", "addr add 192.168.2.1/24 dev br-lan", "link set lanb master br-lan",
+				"route add default via 192.0.2.1", "sysctl net/ipv4/ip_forward=1", "sysctl net/bridge/bridge-nf-call-iptables=0"},
+			[]string{"2001:db8", "route add default via 2001"}},
+		{"site B's LAN host: a fixed MAC, SLAAC on, nothing static", LANB,
+			[]string{"link set eth0 address 02:00:00:00:02:10", "sysctl net/ipv6/conf/eth0/accept_ra=1",
+				"sysctl net/ipv6/conf/eth0/autoconf=1", "sysctl net/ipv6/conf/eth0/forwarding=0"},
+			[]string{"addr add", "route add", "ip_forward=1"}},
+		{"veth pairs of the new hosts", "",
+			[]string{"link add gwb-wan netns gwl-p-isp type veth peer name wan netns gwl-p-gwb",
+				"link add rly0 netns gwl-p-isp type veth peer name eth0 netns gwl-p-rly",
+				"link add lanb netns gwl-p-gwb type veth peer name eth0 netns gwl-p-lanb"}, nil},
+		{"site A's LAN hosts keep their static IPv6", LAN1,
+			[]string{"addr add 2001:db8:1:1::10/64 dev eth0 nodad", "route add default via 2001:db8:1:1::1"},
+			[]string{"accept_ra"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := view[tt.host]
+			for _, w := range tt.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("plan of %q lacks %q; it has:\n%s", tt.host, w, strings.Join(got, "\n"))
+				}
+			}
+			for _, r := range tt.refuse {
+				for _, g := range got {
+					if strings.Contains(g, r) {
+						t.Errorf("plan of %q has %q, want nothing with %q", tt.host, g, r)
+					}
+				}
+			}
+		})
+	}
+	want := []string{ISP, Public, Relay, Gateway, LAN1, LAN2, GatewayB, LANB}
+	var got []string
+	for _, h := range Hosts() {
+		got = append(got, h.Name)
+	}
+	if !slices.Equal(want, got) {
+		t.Errorf("Hosts: %q, want %q", got, want)
 	}
 }

@@ -178,34 +178,37 @@ func maskBits(s string) (int, error) {
 	return ones, nil
 }
 
-// lanAddr is the IPv4 address that host gets by DHCP in the lab.
-func lanAddr(host string) (netip.Prefix, bool) {
+// lanAddr is the IPv4 address that host gets by DHCP in the lab, and its
+// gateway's LAN address.
+func lanAddr(host string) (addr, router netip.Prefix, ok bool) {
 	switch host {
 	case LAN1:
-		return LAN1Addr, true
+		return LAN1Addr, LANAddr, true
 	case LAN2:
-		return LAN2Addr, true
+		return LAN2Addr, LANAddr, true
+	case LANB:
+		return LANBAddr, SiteBLANAddr, true
 	}
-	return netip.Prefix{}, false
+	return netip.Prefix{}, netip.Prefix{}, false
 }
 
-// SetStaticIPv4 gives LAN hosts the IPv4 addresses that the gateway's DHCP
-// server reserves for them (LAN1Addr, LAN2Addr) and a default route via
-// LANAddr, without a DHCP client: for tests and benchmarks that run no DHCP
-// server.
+// SetStaticIPv4 gives LAN hosts the IPv4 addresses that their gateway's
+// DHCP server reserves for them (LAN1Addr, LAN2Addr, LANBAddr) and a
+// default route via their gateway (LANAddr, SiteBLANAddr), without a DHCP
+// client: for tests and benchmarks that run no DHCP server.
 func (l *Lab) SetStaticIPv4(hosts ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var errs []error
 	for _, h := range hosts {
-		a, ok := lanAddr(h)
+		a, router, ok := lanAddr(h)
 		if !ok {
 			errs = append(errs, fmt.Errorf("lab: %q is not a LAN host", h))
 			continue
 		}
 		errs = append(errs, runBatch(ctx, batch{ns: l.NS(h), cmds: [][]string{
 			{"addr", "replace", a.String(), "dev", HostIf},
-			{"route", "replace", "default", "via", LANAddr.Addr().String()},
+			{"route", "replace", "default", "via", router.Addr().String()},
 		}}))
 	}
 	return errors.Join(errs...)

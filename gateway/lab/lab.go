@@ -1,31 +1,40 @@
-// Package lab builds the virtual home network of `gateway lab` and of the
-// integration tests: an ISP router with a public host behind it, the gateway,
-// and two LAN hosts, each in its own network namespace, wired with veth pairs
-// and bridges. It builds the topology and runs processes in it (a DHCP
-// client in a LAN host, a daemon under a respawner); the daemon itself is
+// Package lab builds the virtual internet of `gateway lab` and of the
+// integration tests: an ISP router with a public host and a 6to4 relay
+// behind it, and two home sites, each a gateway with LAN hosts behind it,
+// every host in its own network namespace, wired with veth pairs and
+// bridges. It builds the topology and runs processes in it (a DHCP client
+// in a LAN host, a daemon under a respawner); the daemons themselves are
 // started by whoever uses the lab (gateway/labgw).
 //
-//	pub (198.51.100.10, .11; 2001:db8:100::10, ::11)
-//	 | eth0 ── pub0
-//	isp: br-inet 198.51.100.1 2001:db8:100::1, gw-wan 203.0.113.1 2001:db8:0:1::1,
-//	     route 2001:db8:1:1::/64 via 2001:db8:0:1::2, forwarding
-//	 | gw-wan ── wan
-//	gw: wan 203.0.113.2 2001:db8:0:1::2, br-lan 192.168.1.1 2001:db8:1:1::1
-//	    (ports lan1, lan2), forwarding
-//	 | lan1 ── eth0                     | lan2 ── eth0
-//	lan1 02:00:00:00:01:10              lan2 02:00:00:00:01:11
-//	  IPv4 by DHCP (192.168.1.10)         IPv4 by DHCP (192.168.1.11)
-//	  2001:db8:1:1::10                    2001:db8:1:1::11
+//	pub (198.51.100.10, .11;              rly (198.51.100.20; 2001:db8:100::20),
+//	     2001:db8:100::10, ::11)               forwarding: the 6to4 relay
+//	 | eth0 ── pub0                        | eth0 ── rly0
+//	isp: br-inet 198.51.100.1 2001:db8:100::1, forwarding,
+//	     gw-wan 203.0.113.1 2001:db8:0:1::1, gwb-wan 192.0.2.1,
+//	     route 2001:db8:1:1::/64 via 2001:db8:0:1::2, 2002::/16 via 2001:db8:100::20
+//	 | gw-wan ── wan                                  | gwb-wan ── wan
+//	gw (site A): wan 203.0.113.2 2001:db8:0:1::2,     gwb (site B): wan 192.0.2.2 (no native
+//	    br-lan 192.168.1.1 2001:db8:1:1::1                IPv6: it will use 6to4),
+//	    (ports lan1, lan2), forwarding                    br-lan 192.168.2.1 (port lanb), forwarding
+//	 | lan1 ── eth0             | lan2 ── eth0         | lanb ── eth0
+//	lan1 02:00:00:00:01:10      lan2 02:00:00:00:01:11    lanb 02:00:00:00:02:10
+//	  IPv4 by DHCP                IPv4 by DHCP              IPv4 by DHCP (192.168.2.10),
+//	  (192.168.1.10)              (192.168.1.11)            IPv6 by SLAAC (accept_ra=1,
+//	  2001:db8:1:1::10            2001:db8:1:1::11          autoconf=1), none static
 //
-// The addresses are documentation ranges (RFC 5737, RFC 3849) and a private
-// LAN range; the ISP has no route to 192.168.1.0/24, as on the real
-// internet, so LAN hosts reach the public side over IPv4 only through the
-// gateway's NAT. Over IPv6 the ISP routes the LAN's /64 to the gateway.
+// The addresses are documentation ranges (RFC 5737, RFC 3849) and private
+// LAN ranges; the ISP has no route to 192.168.0.0/16, as on the real
+// internet, so LAN hosts reach the public side (and the other site) over
+// IPv4 only through their gateway's NAT. Over IPv6 the ISP routes site A's
+// /64 to gw, and 6to4 space (2002::/16) to the relay rly, which forwards
+// between 6to4 and native IPv6 once its process runs (gateway/labgw starts
+// it). Site B has no native IPv6: its LAN gets IPv6 from gwb by 6to4.
 //
-// The build gives LAN hosts no IPv4 address: they get one from the
+// The build gives LAN hosts no IPv4 address: they get one from their
 // gateway's DHCP server through a real client (StartDHCPClient), and the
-// gateway's default config reserves LAN1Addr and LAN2Addr for their MACs.
-// SetStaticIPv4 gives them those addresses without a DHCP server.
+// gateways' default configs reserve LAN1Addr, LAN2Addr and LANBAddr for
+// their MACs. SetStaticIPv4 gives them those addresses without a DHCP
+// server.
 //
 // Namespaces are named gwl-<lab>-<host>. Every interface is created directly
 // in its namespace, so labs with different names never collide.
@@ -54,6 +63,10 @@ const (
 	Gateway = "gw"   // where the gateway runs
 	LAN1    = "lan1" // a LAN host
 	LAN2    = "lan2" // another LAN host
+
+	Relay    = "rly"  // the 6to4 relay, on the internet with native IPv6
+	GatewayB = "gwb"  // site B's gateway, IPv4 only from the ISP
+	LANB     = "lanb" // site B's LAN host
 )
 
 // Roles of the hosts, as reported by Status.
@@ -62,19 +75,23 @@ const (
 	RolePublic  = "public"
 	RoleGateway = "gateway"
 	RoleLAN     = "lan"
+	RoleRelay   = "relay"
 )
 
 // Interface names, each inside its host's namespace.
 const (
 	ISPWAN     = "gw-wan"  // ISP's side of the link to the gateway
 	ISPInet    = "br-inet" // ISP's bridge towards the public hosts
-	GatewayWAN = "wan"     // the gateway's WAN interface
-	GatewayLAN = "br-lan"  // the gateway's LAN bridge
-	HostIf     = "eth0"    // the only interface of pub, lan1 and lan2
+	ISPWANB    = "gwb-wan" // ISP's side of the link to site B's gateway
+	GatewayWAN = "wan"     // the WAN interface of gw and of gwb
+	GatewayLAN = "br-lan"  // the LAN bridge of gw and of gwb
+	HostIf     = "eth0"    // the only interface of pub, rly and the LAN hosts
 
 	PublicPort = "pub0" // br-inet's port to pub
-	LAN1Port   = "lan1" // br-lan's port to lan1
-	LAN2Port   = "lan2" // br-lan's port to lan2
+	RelayPort  = "rly0" // br-inet's port to rly
+	LAN1Port   = "lan1" // gw's br-lan's port to lan1
+	LAN2Port   = "lan2" // gw's br-lan's port to lan2
+	LANBPort   = "lanb" // gwb's br-lan's port to lanb
 )
 
 // IPv4 addresses.
@@ -91,6 +108,15 @@ var (
 	// default config reserves them for LAN1MAC and LAN2MAC.
 	LAN1Addr = netip.MustParsePrefix("192.168.1.10/24")
 	LAN2Addr = netip.MustParsePrefix("192.168.1.11/24")
+
+	RelayAddr = netip.MustParsePrefix("198.51.100.20/24") // on rly's HostIf: the 6to4 sites' relay
+
+	SiteBISPAddr = netip.MustParsePrefix("192.0.2.1/24")   // on ISPWANB; gwb's default route
+	SiteBWANAddr = netip.MustParsePrefix("192.0.2.2/24")   // on gwb's GatewayWAN
+	SiteBLANAddr = netip.MustParsePrefix("192.168.2.1/24") // on gwb's GatewayLAN; lanb's default route
+	// LANBAddr is what lanb gets by DHCP: site B's default config
+	// reserves it for LANBMAC.
+	LANBAddr = netip.MustParsePrefix("192.168.2.10/24")
 )
 
 // MAC addresses of the LAN hosts' HostIf, fixed so that DHCP reservations
@@ -98,6 +124,7 @@ var (
 const (
 	LAN1MAC = "02:00:00:00:01:10"
 	LAN2MAC = "02:00:00:00:01:11"
+	LANBMAC = "02:00:00:00:02:10"
 )
 
 // IPv6 addresses (RFC 3849 documentation prefix 2001:db8::/32). The ISP
@@ -118,10 +145,18 @@ var (
 	LANAddr6    = netip.MustParsePrefix("2001:db8:1:1::1/64") // on GatewayLAN; the LAN hosts' default route
 	LAN1Addr6   = netip.MustParsePrefix("2001:db8:1:1::10/64")
 	LAN2Addr6   = netip.MustParsePrefix("2001:db8:1:1::11/64")
+
+	RelayAddr6 = netip.MustParsePrefix("2001:db8:100::20/64") // on rly's HostIf
+	// SixToFourPrefix is the 6to4 space (RFC 3056), routed by the ISP to
+	// RelayAddr6.
+	SixToFourPrefix = netip.MustParsePrefix("2002::/16")
 )
 
-// LANHosts are the hosts on the gateway's LAN, in order.
+// LANHosts are the hosts on the LAN of gw (site A), in order.
 var LANHosts = []string{LAN1, LAN2}
+
+// LANBHosts are the hosts on the LAN of gwb (site B), in order.
+var LANBHosts = []string{LANB}
 
 // Host is one machine of the lab.
 type Host struct {

@@ -160,7 +160,7 @@ func TestReachability(t *testing.T) {
 	l := labtest.New(t)
 	// No gateway runs here, so no DHCP server: the LAN hosts get the
 	// addresses it would reserve for them.
-	if err := l.SetStaticIPv4(lab.LAN1, lab.LAN2); err != nil {
+	if err := l.SetStaticIPv4(lab.LAN1, lab.LAN2, lab.LANB); err != nil {
 		t.Fatal(err)
 	}
 	a := func(p netip.Prefix) string { return p.Addr().String() }
@@ -191,6 +191,17 @@ func TestReachability(t *testing.T) {
 		{"lan1 to public over IPv6", lab.LAN1, lab.Public, a(lab.PublicAddrs6[0]), true},
 		{"lan2 to the second public address over IPv6", lab.LAN2, lab.Public, a(lab.PublicAddrs6[1]), true},
 		{"public to lan2 over IPv6", lab.Public, lab.LAN2, a(lab.LAN2Addr6), true},
+		// Site B and the relay.
+		{"site B's gateway to public", lab.GatewayB, lab.Public, a(lab.PublicAddrs[0]), true},
+		{"site A's gateway to site B's WAN address", lab.Gateway, lab.GatewayB, a(lab.SiteBWANAddr), true},
+		{"site B's gateway to site A's WAN address", lab.GatewayB, lab.Gateway, a(lab.WANAddr), true},
+		{"site B's gateway to the relay", lab.GatewayB, lab.Relay, a(lab.RelayAddr), true},
+		{"lanb to site B's gateway", lab.LANB, lab.GatewayB, a(lab.SiteBLANAddr), true},
+		{"lanb to public without NAT", lab.LANB, lab.Public, a(lab.PublicAddrs[0]), false},
+		{"lan1 to lanb: private addresses do not cross", lab.LAN1, lab.LANB, a(lab.LANBAddr), false},
+		{"relay to public over IPv4", lab.Relay, lab.Public, a(lab.PublicAddrs[0]), true},
+		{"relay to public over IPv6", lab.Relay, lab.Public, a(lab.PublicAddrs6[0]), true},
+		{"lan1 to the relay over IPv6", lab.LAN1, lab.Relay, a(lab.RelayAddr6), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,7 +253,7 @@ func TestStatus(t *testing.T) {
 	if st.Name != l.Name || st.Dir != l.Dir {
 		t.Errorf("Status names lab %q in %q, want %q in %q", st.Name, st.Dir, l.Name, l.Dir)
 	}
-	fixedMAC := map[string]bool{lab.LAN1MAC: true, lab.LAN2MAC: true}
+	fixedMAC := map[string]bool{lab.LAN1MAC: true, lab.LAN2MAC: true, lab.LANBMAC: true}
 	got := map[string]hostView{}
 	for _, h := range st.Hosts {
 		v := hostView{Role: h.Role, Namespace: h.Namespace, Present: h.Present, Gateway: h.Gateway, Gateway6: h.Gateway6, Ifs: map[string]string{}}
@@ -280,7 +291,22 @@ func TestStatus(t *testing.T) {
 	want := map[string]hostView{
 		lab.ISP: {Role: lab.RoleISP, Namespace: l.NS(lab.ISP), Present: true, Ifs: map[string]string{
 			"lo": "127.0.0.1/8", lab.ISPWAN: p(lab.ISPWANAddr, lab.ISPWANAddr6), lab.ISPInet: p(lab.InetAddr, lab.InetAddr6),
-			lab.PublicPort: "master " + lab.ISPInet,
+			lab.PublicPort: "master " + lab.ISPInet, lab.RelayPort: "master " + lab.ISPInet,
+			lab.ISPWANB: p(lab.SiteBISPAddr),
+		}},
+		lab.Relay: {Role: lab.RoleRelay, Namespace: l.NS(lab.Relay), Present: true,
+			Gateway: lab.InetAddr.Addr(), Gateway6: lab.InetAddr6.Addr(), Ifs: map[string]string{
+				"lo": "127.0.0.1/8", lab.HostIf: p(lab.RelayAddr, lab.RelayAddr6),
+			}},
+		// Site B: no IPv6 from the ISP, none on its LAN until its
+		// gateway advertises a 6to4 prefix.
+		lab.GatewayB: {Role: lab.RoleGateway, Namespace: l.NS(lab.GatewayB), Present: true,
+			Gateway: lab.SiteBISPAddr.Addr(), Ifs: map[string]string{
+				"lo": "127.0.0.1/8", lab.GatewayWAN: p(lab.SiteBWANAddr), lab.GatewayLAN: p(lab.SiteBLANAddr),
+				lab.LANBPort: "master " + lab.GatewayLAN,
+			}},
+		lab.LANB: {Role: lab.RoleLAN, Namespace: l.NS(lab.LANB), Present: true, Ifs: map[string]string{
+			"lo": "127.0.0.1/8", lab.HostIf: lab.LANBMAC,
 		}},
 		lab.Public: {Role: lab.RolePublic, Namespace: l.NS(lab.Public), Present: true,
 			Gateway: lab.InetAddr.Addr(), Gateway6: lab.InetAddr6.Addr(), Ifs: map[string]string{
@@ -369,6 +395,15 @@ func TestUpRebuildsPartial(t *testing.T) {
 		}},
 		{"IPv6 route to the LAN missing", func(t *testing.T, l *lab.Lab) {
 			run(t, "ip", "-n", l.NS(lab.ISP), "-6", "route", "del", lab.LANPrefix6.String())
+		}},
+		{"IPv6 route to the relay missing", func(t *testing.T, l *lab.Lab) {
+			run(t, "ip", "-n", l.NS(lab.ISP), "-6", "route", "del", lab.SixToFourPrefix.String())
+		}},
+		{"site B's namespace missing", func(t *testing.T, l *lab.Lab) {
+			run(t, "ip", "netns", "delete", l.NS(lab.LANB))
+		}},
+		{"site B's default route missing", func(t *testing.T, l *lab.Lab) {
+			run(t, "ip", "-n", l.NS(lab.GatewayB), "route", "del", "default")
 		}},
 		{"MAC changed", func(t *testing.T, l *lab.Lab) {
 			run(t, "ip", "-n", l.NS(lab.LAN2), "link", "set", lab.HostIf, "address", "02:00:00:00:99:99")

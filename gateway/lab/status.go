@@ -132,7 +132,7 @@ func (l *Lab) status(ctx context.Context, t *topology) Status {
 		if h.gateway != gw && !h.dhcp {
 			problem("host %s: default route via %v, want %v", h.name, gw, h.gateway)
 		}
-		if h.gateway6 != gw6 {
+		if h.gateway6 != gw6 && !h.slaac {
 			problem("host %s: IPv6 default route via %v, want %v", h.name, gw6, h.gateway6)
 		}
 		for _, r := range h.routes {

@@ -43,7 +43,12 @@ type hostSpec struct {
 	routes   []route
 	// dhcp marks a host whose IPv4 address and default route come from a
 	// DHCP client, not from the build.
-	dhcp    bool
+	dhcp bool
+	// slaac marks a host whose IPv6 addresses and default route come
+	// from router advertisements on its HostIf (accept_ra and autoconf
+	// on), not from the build: gateway6 is then invalid and Status does
+	// not check the IPv6 default route.
+	slaac   bool
 	bridges []iface
 }
 
@@ -58,9 +63,15 @@ type topology struct {
 func newTopology() *topology {
 	t := &topology{}
 	t.addHost(hostSpec{name: ISP, role: RoleISP, forward: true,
-		routes:  []route{{dst: LANPrefix6, via: WANAddr6.Addr()}},
+		routes: []route{
+			{dst: LANPrefix6, via: WANAddr6.Addr()},
+			{dst: SixToFourPrefix, via: RelayAddr6.Addr()},
+		},
 		bridges: []iface{{host: ISP, name: ISPInet, addrs: []netip.Prefix{InetAddr, InetAddr6}}}})
-	t.addInetHost(Public, RolePublic, PublicPort, PublicAddrs[0], PublicAddrs[1], PublicAddrs6[0], PublicAddrs6[1])
+	t.addInetHost(hostSpec{name: Public, role: RolePublic}, PublicPort, PublicAddrs[0], PublicAddrs[1], PublicAddrs6[0], PublicAddrs6[1])
+	// The relay forwards between its IPv4 side (6to4 packets in
+	// protocol 41) and native IPv6, once its process runs.
+	t.addInetHost(hostSpec{name: Relay, role: RoleRelay, forward: true}, RelayPort, RelayAddr, RelayAddr6)
 	t.addHost(hostSpec{name: Gateway, role: RoleGateway, forward: true,
 		gateway: ISPWANAddr.Addr(), gateway6: ISPWANAddr6.Addr(),
 		bridges: []iface{{host: Gateway, name: GatewayLAN, addrs: []netip.Prefix{LANAddr, LANAddr6}}}})
@@ -70,18 +81,34 @@ func newTopology() *topology {
 	})
 	t.addLANHost(LAN1, LAN1Port, LAN1MAC, LAN1Addr6)
 	t.addLANHost(LAN2, LAN2Port, LAN2MAC, LAN2Addr6)
+
+	// Site B: IPv4 only from the ISP, IPv6 on its LAN by 6to4 (through
+	// Relay) once its gateway advertises it.
+	t.addHost(hostSpec{name: GatewayB, role: RoleGateway, forward: true,
+		gateway: SiteBISPAddr.Addr(),
+		bridges: []iface{{host: GatewayB, name: GatewayLAN, addrs: []netip.Prefix{SiteBLANAddr}}}})
+	t.links = append(t.links, veth{
+		iface{host: ISP, name: ISPWANB, addrs: []netip.Prefix{SiteBISPAddr}},
+		iface{host: GatewayB, name: GatewayWAN, addrs: []netip.Prefix{SiteBWANAddr}},
+	})
+	t.addHost(hostSpec{name: LANB, role: RoleLAN, dhcp: true, slaac: true})
+	t.links = append(t.links, veth{
+		iface{host: GatewayB, name: LANBPort, master: GatewayLAN},
+		iface{host: LANB, name: HostIf, mac: LANBMAC},
+	})
 	return t
 }
 
 func (t *topology) addHost(h hostSpec) { t.hosts = append(t.hosts, h) }
 
-// addInetHost adds a host on the internet: its HostIf with addrs is a port
+// addInetHost adds host h on the internet: its HostIf with addrs is port
 // of the ISP's bridge, and its default routes go to the ISP.
-func (t *topology) addInetHost(name, role, port string, addrs ...netip.Prefix) {
-	t.addHost(hostSpec{name: name, role: role, gateway: InetAddr.Addr(), gateway6: InetAddr6.Addr()})
+func (t *topology) addInetHost(h hostSpec, port string, addrs ...netip.Prefix) {
+	h.gateway, h.gateway6 = InetAddr.Addr(), InetAddr6.Addr()
+	t.addHost(h)
 	t.links = append(t.links, veth{
 		iface{host: ISP, name: port, master: ISPInet},
-		iface{host: name, name: HostIf, addrs: addrs},
+		iface{host: h.name, name: HostIf, addrs: addrs},
 	})
 }
 
@@ -202,6 +229,14 @@ func (l *Lab) plan(t *topology) []phase {
 			sysctls = append(sysctls,
 				sysctl{host: h.name, path: "net/ipv4/ip_forward", value: "1"},
 				sysctl{host: h.name, path: "net/ipv6/conf/all/forwarding", value: "1"})
+		}
+		if h.slaac {
+			// What a home device does; the defaults of a new
+			// namespace already, written so that the lab says so.
+			for _, k := range []string{"forwarding=0", "accept_ra=1", "autoconf=1"} {
+				k, v, _ := strings.Cut(k, "=")
+				sysctls = append(sysctls, sysctl{host: h.name, path: "net/ipv6/conf/" + HostIf + "/" + k, value: v})
+			}
 		}
 		if len(h.bridges) > 0 {
 			// br_netfilter is loaded on this machine and on in every

@@ -11,7 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"gateway/gateway/client"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,31 +20,92 @@ import (
 
 	"gateway/dhcp"
 	"gateway/gateway"
+	"gateway/gateway/client"
 	"gateway/gateway/lab"
 )
 
-// Process names in the lab (lab.Start, lab.Status).
+// Process names in the lab (lab.Start, lab.Status), for site A; Site
+// holds those of each site.
 const (
-	// Daemon is the gateway daemon, whether Start or the respawner runs it.
+	// Daemon is site A's gateway daemon, whether Start or the respawner
+	// runs it.
 	Daemon = "gateway"
 	// Respawner runs Daemon and restarts it when it dies (Up).
 	Respawner = "gateway-respawn"
 )
 
-// Socket is the control socket of a lab's daemon in the default config.
-func Socket(l *lab.Lab) string { return filepath.Join(l.Dir, "gateway.sock") }
+// Site is one home network of the lab: a gateway host that runs our
+// daemon, and the LAN hosts that get their IPv4 addresses from it. Each
+// site's daemon has its own config, state folder, control socket and log
+// in the lab folder.
+type Site struct {
+	Name string // "a" or "b"
+	Host string // the gateway's host: lab.Gateway or lab.GatewayB
+	// LANHosts are the hosts on its LAN.
+	LANHosts []string
+	// Daemon and Respawner are the process names of its daemon and of
+	// the respawner that runs it (Up).
+	Daemon, Respawner string
+	// Forward is the LAN host of the static forward in its config:
+	// public TCP 8080 to port 80 of Forward.
+	Forward string
 
-// Log is the log file of a lab's daemon (and of its respawner).
-func Log(l *lab.Lab) string { return filepath.Join(l.Dir, "gateway.log") }
+	file  string // base name of its socket, log and config in the lab folder
+	state string // its state folder in the lab folder
+	macs  map[string]string
+	addrs map[string]netip.Prefix
+}
 
-// ConfigPath is where `gateway lab up` writes Config.
-func ConfigPath(l *lab.Lab) string { return filepath.Join(l.Dir, "gateway.conf") }
+var (
+	// SiteA is gw with lan1 and lan2: the lab's first site, whose daemon
+	// the functions of this package without a Site run.
+	SiteA = &Site{Name: "a", Host: lab.Gateway, LANHosts: lab.LANHosts, Daemon: Daemon, Respawner: Respawner,
+		Forward: lab.LAN1, file: "gateway", state: "state",
+		macs:  map[string]string{lab.LAN1: lab.LAN1MAC, lab.LAN2: lab.LAN2MAC},
+		addrs: map[string]netip.Prefix{lab.LAN1: lab.LAN1Addr, lab.LAN2: lab.LAN2Addr}}
+	// SiteB is gwb with lanb: IPv4 only from the ISP.
+	SiteB = &Site{Name: "b", Host: lab.GatewayB, LANHosts: lab.LANBHosts, Daemon: "gateway-b", Respawner: "gateway-b-respawn",
+		Forward: lab.LANB, file: "gateway-b", state: "state-b",
+		macs:  map[string]string{lab.LANB: lab.LANBMAC},
+		addrs: map[string]netip.Prefix{lab.LANB: lab.LANBAddr}}
+	// Sites are the lab's sites, in order.
+	Sites = []*Site{SiteA, SiteB}
+)
 
-// Config is the config a lab's gateway runs with by default, with every
+// Socket is the control socket of the site's daemon in its default config.
+func (s *Site) Socket(l *lab.Lab) string { return filepath.Join(l.Dir, s.file+".sock") }
+
+// Log is the log file of the site's daemon (and of its respawner).
+func (s *Site) Log(l *lab.Lab) string { return filepath.Join(l.Dir, s.file+".log") }
+
+// ConfigPath is where `gateway lab up` writes the site's Config.
+func (s *Site) ConfigPath(l *lab.Lab) string { return filepath.Join(l.Dir, s.file+".conf") }
+
+// StateDir is the state folder of the site's daemon in its default config.
+func (s *Site) StateDir(l *lab.Lab) string { return filepath.Join(l.Dir, s.state) }
+
+// MAC returns the fixed MAC address of host, one of LANHosts.
+func (s *Site) MAC(host string) string { return s.macs[host] }
+
+// Socket is the control socket of site A's daemon in the default config.
+func Socket(l *lab.Lab) string { return SiteA.Socket(l) }
+
+// Log is the log file of site A's daemon (and of its respawner).
+func Log(l *lab.Lab) string { return SiteA.Log(l) }
+
+// ConfigPath is where `gateway lab up` writes site A's Config.
+func ConfigPath(l *lab.Lab) string { return SiteA.ConfigPath(l) }
+
+// Config is the config site A's gateway runs with by default, with every
 // service on: BaseConfig, then DHCPConfig and PMPConfig, then extra (tests add sections
 // of their own).
-func Config(l *lab.Lab, extra string) string {
-	return BaseConfig(l, DHCPConfig+PMPConfig+extra)
+func Config(l *lab.Lab, extra string) string { return SiteA.Config(l, extra) }
+
+// Config is the config the site's gateway runs with by default, with
+// every service on: BaseConfig, then a DHCP server with the site's
+// Reservations and PMPConfig, then extra.
+func (s *Site) Config(l *lab.Lab, extra string) string {
+	return s.BaseConfig(l, "\nconfig dhcp 'lan'\n"+s.Reservations()+PMPConfig+extra)
 }
 
 // PMPConfig turns NAT-PMP and PCP on, as the lab's default config has them.
@@ -52,12 +113,18 @@ var PMPConfig = `
 config pmp 'pmp'
 `
 
-// BaseConfig is the lab's gateway and NAT config without the DHCP server:
+// BaseConfig is site A's gateway and NAT config without the DHCP server:
 // the lab's interfaces, its state in the lab folder, documentation
 // addresses counted as public, and one static forward (public TCP 8080 to
 // lan1's port 80). extra is appended: tests that want a DHCP section of
 // their own start from here.
-func BaseConfig(l *lab.Lab, extra string) string {
+func BaseConfig(l *lab.Lab, extra string) string { return SiteA.BaseConfig(l, extra) }
+
+// BaseConfig is the site's gateway and NAT config without the DHCP
+// server: the site's interfaces, its state in the lab folder (StateDir,
+// Socket), documentation addresses counted as public, and one static
+// forward (public TCP 8080 to port 80 of Forward). extra is appended.
+func (s *Site) BaseConfig(l *lab.Lab, extra string) string {
 	return fmt.Sprintf(`# written by gateway lab up
 config gateway 'main'
 	option wan '%s'
@@ -74,78 +141,109 @@ config upnp 'upnp'
 	option port '%d'
 
 config redirect
-	option name 'lan1 web server'
+	option name '%s web server'
 	option proto 'tcp'
 	option src_dport '8080'
 	option dest_ip '%s'
 	option dest_port '80'
-%s`, lab.GatewayWAN, lab.GatewayLAN, filepath.Join(l.Dir, "state"), Socket(l), UPnPPort, lab.LAN1Addr.Addr(), extra)
+%s`, lab.GatewayWAN, lab.GatewayLAN, s.StateDir(l), s.Socket(l), UPnPPort, s.Forward, s.addrs[s.Forward].Addr(), extra)
 }
 
-// UPnPPort is the UPnP HTTP port of the lab's gateway: the description
-// is at http://192.168.1.1:5000/rootDesc.xml.
+// UPnPPort is the UPnP HTTP port of the lab's gateways: site A's
+// description is at http://192.168.1.1:5000/rootDesc.xml.
 const UPnPPort = 5000
 
-// DHCPConfig is the DHCP server of the lab's default config, with
+// DHCPConfig is the DHCP server of site A's default config, with
 // Reservations.
 var DHCPConfig = `
 config dhcp 'lan'
 ` + Reservations
 
-// Reservations give the LAN hosts their usual addresses (lab.LAN1Addr,
-// lab.LAN2Addr) by their fixed MACs.
-var Reservations = fmt.Sprintf(`
-config host
-	option mac '%s'
-	option ip '%s'
-	option name '%s'
+// Reservations give site A's LAN hosts their usual addresses
+// (lab.LAN1Addr, lab.LAN2Addr) by their fixed MACs.
+var Reservations = SiteA.Reservations()
 
-config host
-	option mac '%s'
-	option ip '%s'
-	option name '%s'
-`, lab.LAN1MAC, lab.LAN1Addr.Addr(), lab.LAN1, lab.LAN2MAC, lab.LAN2Addr.Addr(), lab.LAN2)
+// Reservations give the site's LAN hosts their usual addresses by their
+// fixed MACs, as UCI host sections.
+func (s *Site) Reservations() string {
+	var b strings.Builder
+	for _, h := range s.LANHosts {
+		fmt.Fprintf(&b, "\nconfig host\n\toption mac '%s'\n\toption ip '%s'\n\toption name '%s'\n", s.macs[h], s.addrs[h].Addr(), h)
+	}
+	return b.String()
+}
 
-// Start runs the daemon binary exe in the lab's gateway host with the
+// Start runs the daemon binary exe in site A's gateway host with the
 // config at cfgPath, without a respawner, and waits until it has installed
 // its table (Wait). Tests that kill the daemon and start it again
 // themselves use it; Up runs it under a respawner.
 func Start(ctx context.Context, l *lab.Lab, exe, cfgPath string) error {
-	if _, err := l.Start(lab.Gateway, Daemon, []string{exe, "run", "-c", cfgPath}, Log(l)); err != nil {
+	return SiteA.Start(ctx, l, exe, cfgPath)
+}
+
+// Start runs the daemon binary exe in the site's gateway host with the
+// config at cfgPath as process Daemon, without a respawner, and waits
+// until it has installed its table (Wait).
+func (s *Site) Start(ctx context.Context, l *lab.Lab, exe, cfgPath string) error {
+	if _, err := l.Start(s.Host, s.Daemon, []string{exe, "run", "-c", cfgPath}, s.Log(l)); err != nil {
 		return err
 	}
-	return Wait(ctx, l, cfgPath)
+	return s.Wait(ctx, l, cfgPath)
+}
+
+// RespawnArgs is the command line of the respawner that Up starts for
+// site A.
+func RespawnArgs(l *lab.Lab, exe, cfgPath string) []string {
+	return SiteA.RespawnArgs(l, exe, cfgPath)
 }
 
 // RespawnArgs is the command line of the respawner that Up starts: the
 // internal `gateway lab respawn`, which runs `exe run -c cfgPath` as
-// process Daemon of the gateway host and restarts it as lab.Respawn's
-// defaults say.
-func RespawnArgs(l *lab.Lab, exe, cfgPath string) []string {
-	return []string{exe, "lab", "respawn", "--name", l.Name, "--dir", l.Dir, "--", exe, "run", "-c", cfgPath}
+// process Daemon of the site's gateway host and restarts it as
+// lab.Respawn's defaults say.
+func (s *Site) RespawnArgs(l *lab.Lab, exe, cfgPath string) []string {
+	return respawnArgs(l, exe, s.Host, s.Daemon, []string{exe, "run", "-c", cfgPath})
 }
 
-// Up makes the lab's home network run on a lab whose topology is up:
+func respawnArgs(l *lab.Lab, exe, host, name string, args []string) []string {
+	return append([]string{exe, "lab", "respawn", "--name", l.Name, "--dir", l.Dir, "--host", host, "--proc", name, "--"}, args...)
+}
+
+// startRespawned starts, in host, a respawner (process respawner) that
+// runs args as process name, unless that respawner runs already; a
+// process name that runs without it is stopped first.
+func startRespawned(l *lab.Lab, exe, host, respawner, name string, args []string, log string) error {
+	if p, ok := l.Process(respawner); ok && p.Alive {
+		return nil
+	}
+	if d, ok := l.Process(name); ok && d.Alive {
+		if err := l.Stop(name, syscall.SIGTERM); err != nil {
+			return err
+		}
+	}
+	_, err := l.Start(host, respawner, respawnArgs(l, exe, host, name, args), log)
+	return err
+}
+
+// Up makes site A run on a lab whose topology is up (Site.Up).
+func Up(ctx context.Context, l *lab.Lab, exe, cfgPath string) error {
+	return SiteA.Up(ctx, l, exe, cfgPath)
+}
+
+// Up makes the site's home network run on a lab whose topology is up:
 // the daemon exe with the config at cfgPath under a respawner, and a DHCP
 // client in each LAN host; it waits until the daemon answers and every LAN
 // host holds its lease. What already runs is kept, with its state: only
 // what does not run is started. A daemon that runs without its respawner
 // (Start, or one whose respawner was killed) is stopped and respawned.
-func Up(ctx context.Context, l *lab.Lab, exe, cfgPath string) error {
-	if p, ok := l.Process(Respawner); !ok || !p.Alive {
-		if d, ok := l.Process(Daemon); ok && d.Alive {
-			if err := l.Stop(Daemon, syscall.SIGTERM); err != nil {
-				return err
-			}
-		}
-		if _, err := l.Start(lab.Gateway, Respawner, RespawnArgs(l, exe, cfgPath), Log(l)); err != nil {
-			return err
-		}
-	}
-	if err := Wait(ctx, l, cfgPath); err != nil {
+func (s *Site) Up(ctx context.Context, l *lab.Lab, exe, cfgPath string) error {
+	if err := startRespawned(l, exe, s.Host, s.Respawner, s.Daemon, []string{exe, "run", "-c", cfgPath}, s.Log(l)); err != nil {
 		return err
 	}
-	for _, h := range lab.LANHosts {
+	if err := s.Wait(ctx, l, cfgPath); err != nil {
+		return err
+	}
+	for _, h := range s.LANHosts {
 		if p, ok := l.Process(lab.DHCPClient(h)); ok && p.Alive {
 			continue
 		}
@@ -153,13 +251,18 @@ func Up(ctx context.Context, l *lab.Lab, exe, cfgPath string) error {
 			return err
 		}
 	}
-	return WaitLeases(ctx, l, lab.LANHosts...)
+	return WaitLeases(ctx, l, s.LANHosts...)
 }
 
-// Wait waits (10 s at most) for the lab's daemon to answer with its table
-// installed and, if configured, its DHCP server running.
+// Wait waits (10 s at most) for site A's daemon to answer (Site.Wait).
 func Wait(ctx context.Context, l *lab.Lab, cfgPath string) error {
-	socket := Socket(l)
+	return SiteA.Wait(ctx, l, cfgPath)
+}
+
+// Wait waits (10 s at most) for the site's daemon to answer with its
+// table installed and, if configured, its DHCP server running.
+func (s *Site) Wait(ctx context.Context, l *lab.Lab, cfgPath string) error {
+	socket := s.Socket(l)
 	wantDHCP := false
 	if c, err := gateway.LoadConfig(cfgPath); err == nil {
 		socket, wantDHCP = c.ControlSocket, c.DHCP != nil
@@ -177,8 +280,8 @@ func Wait(ctx context.Context, l *lab.Lab, cfgPath string) error {
 		}
 		select {
 		case <-ctx.Done():
-			log, _ := os.ReadFile(Log(l))
-			return fmt.Errorf("labgw: the lab's daemon did not come up (last: %v); its log:\n%s", err, Tail(log, 20))
+			log, _ := os.ReadFile(s.Log(l))
+			return fmt.Errorf("labgw: site %s: the lab's daemon in %s did not come up (last: %v); its log:\n%s", s.Name, s.Host, err, Tail(log, 20))
 		case <-tick.C:
 		}
 	}

@@ -2,24 +2,37 @@ package labgw
 
 import (
 	"fmt"
-	"gateway/gateway/client"
+	"os"
 	"slices"
 
 	"gateway/dhcp"
 	"gateway/gateway"
+	"gateway/gateway/client"
 	"gateway/gateway/lab"
 )
 
-// Status is a lab with its gateway: what `gateway lab status` shows.
+// Status is a lab with its gateways: what `gateway lab status` shows.
 type Status struct {
 	lab.Status
-	// Ready is true when the home network works: the topology is Up, the
-	// daemon answers on its control socket, and every LAN host holds its
-	// lease (its client's hook applied it, and the daemon lists it when
-	// it can be asked).
+	// Ready is true when the home networks work: the topology is Up, and
+	// for each site that runs (site A always; site B once its config is
+	// written or its daemon started) the daemon answers on its control
+	// socket and every LAN host holds its lease (its client's hook
+	// applied it, and the daemon lists it when it can be asked).
 	Ready bool `json:"ready"`
 	// NotReady says why Ready is false.
 	NotReady []string `json:"not_ready,omitempty"`
+	// SiteStatus is site A's gateway, inline as before site B came.
+	SiteStatus
+	// SiteB is site B's gateway; nil if the lab runs none.
+	SiteB *SiteStatus `json:"site_b,omitempty"`
+}
+
+// SiteStatus is the gateway of one site.
+type SiteStatus struct {
+	// Site and Host are Site.Name and Site.Host.
+	Site string `json:"site"`
+	Host string `json:"gateway_host"`
 	// Config is the daemon's config file; Socket its control socket.
 	Config string `json:"config"`
 	Socket string `json:"socket"`
@@ -30,16 +43,45 @@ type Status struct {
 	Leases []dhcp.Lease `json:"leases,omitempty"`
 }
 
-// Read reads the state of the lab and of its gateway. It never fails:
+// Read reads the state of the lab and of its gateways. It never fails:
 // what cannot be read is in Problems or NotReady.
 func Read(l *lab.Lab) Status {
-	st := Status{Status: l.Status(), Config: ConfigPath(l), Socket: Socket(l)}
+	st := Status{Status: l.Status()}
 	var notReady []string
 	bad := func(format string, args ...any) { notReady = append(notReady, fmt.Sprintf(format, args...)) }
 	if !st.Up {
 		bad("the topology is not complete (see problems)")
 	}
-	if d, ok := l.Process(Daemon); ok {
+	st.SiteStatus = SiteA.read(l, st.Hosts, bad)
+	if SiteB.runs(l) {
+		b := SiteB.read(l, st.Hosts, bad)
+		st.SiteB = &b
+	}
+	st.Ready = len(notReady) == 0
+	st.NotReady = notReady
+	return st
+}
+
+// runs tells whether the lab runs the site: its config file is where
+// `gateway lab up` writes it, or a process of it is recorded.
+func (s *Site) runs(l *lab.Lab) bool {
+	if _, err := os.Stat(s.ConfigPath(l)); err == nil {
+		return true
+	}
+	_, d := l.Process(s.Daemon)
+	_, r := l.Process(s.Respawner)
+	return d || r
+}
+
+// read reads the site's daemon and checks its LAN hosts' leases among
+// hosts; bad gets what is not ready, prefixed by the site for site B.
+func (s *Site) read(l *lab.Lab, hosts []lab.HostStatus, bad func(string, ...any)) SiteStatus {
+	st := SiteStatus{Site: s.Name, Host: s.Host, Config: s.ConfigPath(l), Socket: s.Socket(l)}
+	prefix := ""
+	if s != SiteA {
+		prefix = "site " + s.Name + ": "
+	}
+	if d, ok := l.Process(s.Daemon); ok {
 		if i := slices.Index(d.Args, "-c"); i >= 0 && i+1 < len(d.Args) {
 			st.Config = d.Args[i+1]
 		}
@@ -50,18 +92,17 @@ func Read(l *lab.Lab) Status {
 	cl := client.New(st.Socket)
 	var gs gateway.Status
 	if err := cl.Do("GET", "/api/v1/status", nil, &gs); err != nil {
-		bad("the daemon does not answer: %v", err)
+		bad("%sthe daemon does not answer: %v", prefix, err)
 	} else {
 		st.Gateway = &gs
 		if gs.DHCP != nil {
 			if err := cl.Do("GET", "/api/v1/leases", nil, &st.Leases); err != nil {
-				bad("leases: %v", err)
+				bad("%sleases: %v", prefix, err)
 			}
 		}
 	}
-	macs := map[string]string{lab.LAN1: lab.LAN1MAC, lab.LAN2: lab.LAN2MAC}
-	for _, h := range st.Hosts {
-		if !slices.Contains(lab.LANHosts, h.Name) {
+	for _, h := range hosts {
+		if !slices.Contains(s.LANHosts, h.Name) {
 			continue
 		}
 		switch {
@@ -70,12 +111,10 @@ func Read(l *lab.Lab) Status {
 		case !h.Lease.Held:
 			bad("%s: lease of %v not held (expired, or not on %s)", h.Name, h.Lease.Addr, lab.HostIf)
 		case st.Gateway != nil && st.Gateway.DHCP != nil:
-			if ls, ok := Lease(st.Leases, macs[h.Name]); !ok || ls.Addr != h.Lease.Addr.Addr() {
-				bad("%s: holds %v, the daemon's lease for %s is %v", h.Name, h.Lease.Addr.Addr(), macs[h.Name], ls.Addr)
+			if ls, ok := Lease(st.Leases, s.MAC(h.Name)); !ok || ls.Addr != h.Lease.Addr.Addr() {
+				bad("%s: holds %v, the daemon's lease for %s is %v", h.Name, h.Lease.Addr.Addr(), s.MAC(h.Name), ls.Addr)
 			}
 		}
 	}
-	st.Ready = len(notReady) == 0
-	st.NotReady = notReady
 	return st
 }
