@@ -58,7 +58,7 @@ type topology struct {
 func newTopology() *topology {
 	t := &topology{}
 	t.addHost(hostSpec{name: ISP, role: RoleISP, forward: true,
-		routes:  []route{{dst: LANPrefix6, via: WANAddr6.Addr()}},
+		routes:  []route{{dst: DelegatedPrefix6, via: WANAddr6.Addr()}},
 		bridges: []iface{{host: ISP, name: ISPInet, addrs: []netip.Prefix{InetAddr, InetAddr6}}}})
 	t.addInetHost(Public, RolePublic, PublicPort, PublicAddrs[0], PublicAddrs[1], PublicAddrs6[0], PublicAddrs6[1])
 	t.addHost(hostSpec{name: Gateway, role: RoleGateway, forward: true,
