@@ -106,6 +106,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseRequest -fuzztime 30s ./upnp/pcp
 	$(GO) test -run XXX -fuzz FuzzParseResponse -fuzztime 30s ./upnp/pcp
 	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime 30s ./upnp/pmp
+	$(GO) test -run XXX -fuzz FuzzParseReply -fuzztime 30s ./dhcp/pd
 
 clean:
 	rm -rf bin dist

@@ -159,7 +159,7 @@ func timers(now time.Time, t1, t2, preferred, valid time.Duration) (time.Time, t
 		t1 = (base / 2).Truncate(time.Second)
 	}
 	if t2 == 0 || t2 >= infinity {
-		t2 = (base * 4 / 5).Truncate(time.Second)
+		t2 = (base / 5 * 4).Truncate(time.Second)
 	}
 	if t1 > t2 {
 		t1 = t2
