@@ -14,6 +14,7 @@ import (
 	"gateway/dhcp/pd"
 	"gateway/gateway/lab"
 	"gateway/gateway/lab/labtest"
+	"gateway/internal/leakcheck"
 	"gateway/internal/testenv"
 )
 
@@ -85,6 +86,7 @@ func (w tWriter) Write(b []byte) (int, error) {
 }
 
 func TestLabDelegation(t *testing.T) {
+	leakcheck.Check(t)
 	labtest.Skip(t)
 	testenv.Tool(t, "dhcpd", "isc-dhcp-server")
 	l := labtest.New(t)
@@ -110,6 +112,19 @@ func TestLabDelegation(t *testing.T) {
 	renewed := lc.next(t, 6*time.Second, "a renewal")
 	if renewed.Prefix != first.Prefix || !renewed.Valid.After(first.Valid) {
 		t.Fatalf("renewal gave %v valid until %v, want %v valid after %v", renewed.Prefix, renewed.Valid, first.Prefix, first.Valid)
+	}
+
+	// A crash and a restart: the remembered lease is rebound, and
+	// confirmed with the same prefix.
+	pd.SkipRelease(lc.c)
+	lc.stop(t)
+	lc = startLabClient(t, l, dir)
+	rebound := lc.next(t, 10*time.Second, "the prefix after a crash")
+	if rebound.Prefix != first.Prefix {
+		t.Fatalf("after a crash: %v, want %v", rebound.Prefix, first.Prefix)
+	}
+	if log, _ := os.ReadFile(filepath.Join(l.Dir, "logs", lab.PDServer+".log")); !strings.Contains(string(log), "Rebind message from") {
+		t.Errorf("dhcpd saw no Rebind:\n%s", log)
 	}
 
 	// A restart: the client releases the prefix on the way out, and asks
@@ -148,6 +163,9 @@ func TestLabDelegation(t *testing.T) {
 			break
 		}
 		last = ls // a renewal that made it before the server stopped
+	}
+	if log, err := os.ReadFile(filepath.Join(l.Dir, "logs", lab.PDServer+".log")); err == nil && testing.Verbose() {
+		t.Logf("dhcpd:\n%s", log)
 	}
 	if _, ok := lc2.c.Lease(); ok {
 		t.Errorf("Lease() still reports a lease after the withdrawal")

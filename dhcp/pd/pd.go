@@ -96,7 +96,8 @@ type Client struct {
 	log    *slog.Logger
 	rnd    func() float64 // RAND of RFC 8415 section 15, in [-0.1, 0.1]
 
-	iaid [4]byte
+	iaid        [4]byte
+	skipRelease bool // tests: leave as after a crash
 
 	// Set up by Run, used only by its goroutine.
 	conn Conn
@@ -206,7 +207,7 @@ func (c *Client) Run(ctx context.Context) error {
 	}()
 
 	err = c.loop(ctx)
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && !c.skipRelease {
 		return c.release()
 	}
 	return err
