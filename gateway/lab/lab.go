@@ -8,7 +8,7 @@
 //	pub (198.51.100.10, .11; 2001:db8:100::10, ::11)
 //	 | eth0 ── pub0
 //	isp: br-inet 198.51.100.1 2001:db8:100::1, gw-wan 203.0.113.1 2001:db8:0:1::1,
-//	     route 2001:db8:1:1::/64 via 2001:db8:0:1::2, forwarding
+//	     route 2001:db8:1::/56 via 2001:db8:0:1::2, forwarding
 //	 | gw-wan ── wan
 //	gw: wan 203.0.113.2 2001:db8:0:1::2, br-lan 192.168.1.1 2001:db8:1:1::1
 //	    (ports lan1, lan2), forwarding
@@ -101,7 +101,7 @@ const (
 )
 
 // IPv6 addresses (RFC 3849 documentation prefix 2001:db8::/32). The ISP
-// routes LANPrefix6 to the gateway's WAN6Addr.
+// routes DelegatedPrefix6, which holds LANPrefix6, to the gateway's WANAddr6.
 //
 // LAN1Addr6 and LAN2Addr6 are static for now, with duplicate address
 // detection off so that they are usable at once: router advertisements

@@ -368,7 +368,7 @@ func TestUpRebuildsPartial(t *testing.T) {
 			run(t, "ip", "-n", l.NS(lab.LAN1), "-6", "route", "del", "default")
 		}},
 		{"IPv6 route to the LAN missing", func(t *testing.T, l *lab.Lab) {
-			run(t, "ip", "-n", l.NS(lab.ISP), "-6", "route", "del", lab.LANPrefix6.String())
+			run(t, "ip", "-n", l.NS(lab.ISP), "-6", "route", "del", lab.DelegatedPrefix6.String())
 		}},
 		{"MAC changed", func(t *testing.T, l *lab.Lab) {
 			run(t, "ip", "-n", l.NS(lab.LAN2), "link", "set", lab.HostIf, "address", "02:00:00:00:99:99")
