@@ -9,9 +9,10 @@ BIN      := bin/gateway
 # the interop tests drive (dhclient, udhcpc, dhcpcd), dnsmasq (DHCP and
 # flash benchmarks), strace (flash benchmark: counts fsyncs), qemu-user-static
 # (emulated arch tests), busybox (the init script under OpenWrt's shell),
-# natpmpc (libnatpmp's client: the NAT-PMP interop tests).
+# natpmpc (libnatpmp's client: the NAT-PMP interop tests), isc-dhcp-server
+# (dhcpd -6: the lab ISP's DHCPv6 server with prefix delegation).
 # Go tools (nfpm) come from the Go module proxy: build/tools.sh.
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc isc-dhcp-server
 # What only the benchmarks need: the reference daemons bench/portmap runs
 # against ours (miniupnpd with its nftables backend, which conflicts with
 # miniupnpd-iptables; stund, the STUN server miniupnpd needs in the lab).
@@ -105,6 +106,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseRequest -fuzztime 30s ./upnp/pcp
 	$(GO) test -run XXX -fuzz FuzzParseResponse -fuzztime 30s ./upnp/pcp
 	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime 30s ./upnp/pmp
+	$(GO) test -run XXX -fuzz FuzzParseReply -fuzztime 30s ./dhcp/pd
 
 clean:
 	rm -rf bin dist

@@ -11,7 +11,7 @@
 //	 | eth0 ── pub0                        | eth0 ── rly0
 //	isp: br-inet 198.51.100.1 2001:db8:100::1, forwarding,
 //	     gw-wan 203.0.113.1 2001:db8:0:1::1, gwb-wan 192.0.2.1,
-//	     route 2001:db8:1:1::/64 via 2001:db8:0:1::2, 2002::/16 via 2001:db8:100::20
+//	     route 2001:db8:1::/56 via 2001:db8:0:1::2, 2002::/16 via 2001:db8:100::20
 //	 | gw-wan ── wan                                  | gwb-wan ── wan
 //	gw (site A): wan 203.0.113.2 2001:db8:0:1::2,     gwb (site B): wan 192.0.2.2 (no native
 //	    br-lan 192.168.1.1 2001:db8:1:1::1                IPv6: it will use 6to4),
@@ -26,7 +26,7 @@
 // LAN ranges; the ISP has no route to 192.168.0.0/16, as on the real
 // internet, so LAN hosts reach the public side (and the other site) over
 // IPv4 only through their gateway's NAT. Over IPv6 the ISP routes site A's
-// /64 to gw, and 6to4 space (2002::/16) to the relay rly, which forwards
+// delegated /56 to gw, and 6to4 space (2002::/16) to the relay rly, which forwards
 // between 6to4 and native IPv6 once its process runs (gateway/labgw starts
 // it). Site B has no native IPv6: its LAN gets IPv6 from gwb by 6to4.
 //
@@ -128,7 +128,7 @@ const (
 )
 
 // IPv6 addresses (RFC 3849 documentation prefix 2001:db8::/32). The ISP
-// routes LANPrefix6 to the gateway's WAN6Addr.
+// routes DelegatedPrefix6, which holds LANPrefix6, to the gateway's WANAddr6.
 //
 // LAN1Addr6 and LAN2Addr6 are static for now, with duplicate address
 // detection off so that they are usable at once: router advertisements

@@ -394,7 +394,7 @@ func TestUpRebuildsPartial(t *testing.T) {
 			run(t, "ip", "-n", l.NS(lab.LAN1), "-6", "route", "del", "default")
 		}},
 		{"IPv6 route to the LAN missing", func(t *testing.T, l *lab.Lab) {
-			run(t, "ip", "-n", l.NS(lab.ISP), "-6", "route", "del", lab.LANPrefix6.String())
+			run(t, "ip", "-n", l.NS(lab.ISP), "-6", "route", "del", lab.DelegatedPrefix6.String())
 		}},
 		{"IPv6 route to the relay missing", func(t *testing.T, l *lab.Lab) {
 			run(t, "ip", "-n", l.NS(lab.ISP), "-6", "route", "del", lab.SixToFourPrefix.String())

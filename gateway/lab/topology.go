@@ -64,7 +64,7 @@ func newTopology() *topology {
 	t := &topology{}
 	t.addHost(hostSpec{name: ISP, role: RoleISP, forward: true,
 		routes: []route{
-			{dst: LANPrefix6, via: WANAddr6.Addr()},
+			{dst: DelegatedPrefix6, via: WANAddr6.Addr()},
 			{dst: SixToFourPrefix, via: RelayAddr6.Addr()},
 		},
 		bridges: []iface{{host: ISP, name: ISPInet, addrs: []netip.Prefix{InetAddr, InetAddr6}}}})
