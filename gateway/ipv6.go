@@ -189,8 +189,8 @@ func (u *uplink) close() {
 // IPv6Status is the IPv6 part of `gateway status`.
 type IPv6Status struct {
 	Uplink    string       `json:"uplink"`
-	Prefix    netip.Prefix `json:"prefix"`     // the LAN's /64
-	Delegated netip.Prefix `json:"delegated"`  // from the ISP, if any
+	Prefix    netip.Prefix `json:"prefix"`    // the LAN's /64
+	Delegated netip.Prefix `json:"delegated"` // from the ISP, if any
 	Valid     *time.Time   `json:"valid,omitempty"`
 	Sixto4    any          `json:"sixto4,omitempty"` // the tunnel's counters while it runs
 	RA        any          `json:"ra,omitempty"`
