@@ -1,0 +1,129 @@
+// Package sixto4 is 6to4 (RFC 3056, RFC 3068) in user space: a TUN device
+// whose IPv6 packets go out in IPv4 protocol 41 over a raw socket, and
+// protocol-41 packets that pass the RFC 3964 checks come back in. It runs
+// as a site's router (2002:WWXX:YYZZ::/48 from the WAN address) or as a
+// relay between 6to4 sites and native IPv6.
+//
+// The decisions (what to send where, what to drop and why) are pure
+// functions over packet bytes, in policy.go; the Tunnel only moves bytes.
+package sixto4
+
+import (
+	"net/netip"
+)
+
+// prefix6to4 is 2002::/16, the 6to4 prefix (RFC 3056 section 2).
+var prefix6to4 = netip.MustParsePrefix("2002::/16")
+
+// PrefixOf is the 6to4 site prefix 2002:WWXX:YYZZ::/48 of the IPv4
+// address v4 (RFC 3056 section 2); false if v4 is not IPv4.
+func PrefixOf(v4 netip.Addr) (netip.Prefix, bool) {
+	if !v4.Is4() {
+		return netip.Prefix{}, false
+	}
+	b := v4.As4()
+	var a [16]byte
+	a[0], a[1] = 0x20, 0x02
+	copy(a[2:6], b[:])
+	return netip.PrefixFrom(netip.AddrFrom16(a), 48), true
+}
+
+// RouterAddr is the router's own address in the 6to4 prefix of v4,
+// 2002:WWXX:YYZZ::1.
+func RouterAddr(v4 netip.Addr) (netip.Addr, bool) {
+	p, ok := PrefixOf(v4)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	a := p.Addr().As16()
+	a[15] = 1
+	return netip.AddrFrom16(a), true
+}
+
+// EmbeddedIPv4 is the IPv4 address inside a 6to4 address 2002:WWXX:YYZZ::;
+// false if v6 is not in 2002::/16.
+func EmbeddedIPv4(v6 netip.Addr) (netip.Addr, bool) {
+	if !v6.Is6() || v6.Is4In6() || !prefix6to4.Contains(v6) {
+		return netip.Addr{}, false
+	}
+	b := v6.As16()
+	return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+}
+
+// embedded4 is EmbeddedIPv4 over the 16 bytes of an address in a packet.
+func embedded4(b []byte) (netip.Addr, bool) {
+	if b[0] != 0x20 || b[1] != 0x02 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+}
+
+// Class says why an IPv4 address cannot be a 6to4 site's: the RFC 3964
+// section 5.3.1 list (private, shared, loopback, link-local, multicast,
+// broadcast, 0/8) and the other special-purpose blocks of RFC 6890.
+type Class uint8
+
+const (
+	Public     Class = iota
+	Zero             // 0.0.0.0/8, "this network"
+	Private          // 10/8, 172.16/12, 192.168/16 (RFC 1918)
+	Shared           // 100.64/10, carrier-grade NAT (RFC 6598)
+	Loopback         // 127/8
+	LinkLocal        // 169.254/16
+	Multicast        // 224/4
+	Broadcast        // 255.255.255.255
+	Reserved         // 240/4 (RFC 1112), 192.0.0/24 (RFC 6890), 198.18/15 (RFC 2544)
+	TestNet          // 192.0.2/24, 198.51.100/24, 203.0.113/24 (RFC 5737)
+	NotIPv4
+)
+
+var classNames = [...]string{"public", "zero", "private", "shared", "loopback", "link-local", "multicast", "broadcast", "reserved", "test-net", "not-ipv4"}
+
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return "class?"
+}
+
+var classes = []struct {
+	p netip.Prefix
+	c Class
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), Zero},
+	{netip.MustParsePrefix("10.0.0.0/8"), Private},
+	{netip.MustParsePrefix("172.16.0.0/12"), Private},
+	{netip.MustParsePrefix("192.168.0.0/16"), Private},
+	{netip.MustParsePrefix("100.64.0.0/10"), Shared},
+	{netip.MustParsePrefix("127.0.0.0/8"), Loopback},
+	{netip.MustParsePrefix("169.254.0.0/16"), LinkLocal},
+	{netip.MustParsePrefix("224.0.0.0/4"), Multicast},
+	{netip.MustParsePrefix("255.255.255.255/32"), Broadcast},
+	{netip.MustParsePrefix("240.0.0.0/4"), Reserved},
+	{netip.MustParsePrefix("192.0.0.0/24"), Reserved},
+	{netip.MustParsePrefix("198.18.0.0/15"), Reserved},
+	{netip.MustParsePrefix("192.0.2.0/24"), TestNet},
+	{netip.MustParsePrefix("198.51.100.0/24"), TestNet},
+	{netip.MustParsePrefix("203.0.113.0/24"), TestNet},
+}
+
+// ClassOf classifies an IPv4 address.
+func ClassOf(v4 netip.Addr) Class {
+	if !v4.Is4() {
+		return NotIPv4
+	}
+	for _, e := range classes {
+		if e.p.Contains(v4) {
+			return e.c
+		}
+	}
+	return Public
+}
+
+// Usable reports whether v4 can be a 6to4 site's or relay's address: a
+// public unicast address. testNets also admits the RFC 5737 documentation
+// ranges, which the lab uses as its "public" internet.
+func Usable(v4 netip.Addr, testNets bool) bool {
+	c := ClassOf(v4)
+	return c == Public || testNets && c == TestNet
+}
