@@ -64,16 +64,16 @@ func embedded4(b []byte) (netip.Addr, bool) {
 type Class uint8
 
 const (
-	Public     Class = iota
-	Zero             // 0.0.0.0/8, "this network"
-	Private          // 10/8, 172.16/12, 192.168/16 (RFC 1918)
-	Shared           // 100.64/10, carrier-grade NAT (RFC 6598)
-	Loopback         // 127/8
-	LinkLocal        // 169.254/16
-	Multicast        // 224/4
-	Broadcast        // 255.255.255.255
-	Reserved         // 240/4 (RFC 1112), 192.0.0/24 (RFC 6890), 198.18/15 (RFC 2544)
-	TestNet          // 192.0.2/24, 198.51.100/24, 203.0.113/24 (RFC 5737)
+	Public    Class = iota
+	Zero            // 0.0.0.0/8, "this network"
+	Private         // 10/8, 172.16/12, 192.168/16 (RFC 1918)
+	Shared          // 100.64/10, carrier-grade NAT (RFC 6598)
+	Loopback        // 127/8
+	LinkLocal       // 169.254/16
+	Multicast       // 224/4
+	Broadcast       // 255.255.255.255
+	Reserved        // 240/4 (RFC 1112), 192.0.0/24 (RFC 6890), 198.18/15 (RFC 2544)
+	TestNet         // 192.0.2/24, 198.51.100/24, 203.0.113/24 (RFC 5737)
 	NotIPv4
 )
 

@@ -187,8 +187,8 @@ type action uint8
 const (
 	drop action = iota
 	send
-	replyTooBig     // ICMPv6 Packet Too Big to the source
-	replyNoRoute    // ICMPv6 Destination Unreachable, no route
+	replyTooBig  // ICMPv6 Packet Too Big to the source
+	replyNoRoute // ICMPv6 Destination Unreachable, no route
 )
 
 // Encapsulate decides what becomes of an IPv6 packet read from the TUN
