@@ -137,6 +137,10 @@ func newWorld(t *testing.T) *world {
 		inet: newNetns(t, "inet", id), a: newNetns(t, "a", id), b: newNetns(t, "b", id),
 		r: newNetns(t, "r", id), n: newNetns(t, "n", id),
 	}
+	for _, n := range []netns{w.r, w.n} {
+		n.sysctl(t, "net.ipv6.conf.default.accept_dad=0") // no tentative link-local addresses
+	}
+	w.r.sysctl(t, "net.ipv6.conf.all.forwarding=1")
 	veth(t, w.inet, "ia", w.a, "wan")
 	veth(t, w.inet, "ib", w.b, "wan")
 	veth(t, w.inet, "ir", w.r, "wan")
@@ -157,7 +161,6 @@ func newWorld(t *testing.T) *world {
 	w.r.ip(t, "addr add 2001:db8:1::1/64 dev nat nodad")
 	w.n.ip(t, "addr add 2001:db8:1::2/64 dev nat nodad")
 	w.n.ip(t, "route add 2002::/16 via 2001:db8:1::1")
-	w.r.sysctl(t, "net.ipv6.conf.all.forwarding=1")
 
 	w.ta = startTunnel(t, w.a, Config{Name: "6to4", Local: siteA, Relay: relay4})
 	w.tb = startTunnel(t, w.b, Config{Name: "6to4", Local: siteB, Relay: relay4})
