@@ -26,5 +26,9 @@ func ServeRelay(ctx context.Context, cfg Config) error {
 		cfg.Logger.Info("6to4 relay up", "local", cfg.Local, "prefix", t.Prefix(), "device", cfg.Name)
 	}
 	err = t.Run(ctx)
+	if cfg.Logger != nil {
+		s := t.Stats()
+		cfg.Logger.Info("6to4 relay down", "out_packets", s.OutPackets, "in_packets", s.InPackets, "drops", fmt.Sprint(s.Drops))
+	}
 	return errors.Join(err, t.Close())
 }
