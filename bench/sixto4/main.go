@@ -25,6 +25,7 @@ type options struct {
 	duration time.Duration
 	repeat   int
 	out      string
+	wanRate  string        // tc rate of the WAN-rate bottleneck; "" for none
 	tunnel   tunnelOptions // -tunnel: the child mode
 }
 
@@ -34,6 +35,7 @@ type tunnelOptions struct {
 	local string
 	relay string
 	name  string
+	prof  string // CPU profile file
 }
 
 func parseFlags(args []string) (options, error) {
@@ -42,11 +44,13 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1s measurements, 1 round")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement (iperf3 rounds it to whole seconds)")
 	fs.IntVar(&o.repeat, "repeat", 2, "rounds; the table shows medians")
+	fs.StringVar(&o.wanRate, "wan-rate", "1gbit", "also measure TCP through a bottleneck of this rate (tc tbf), a real WAN's; \"\" for none")
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
 	fs.BoolVar(&o.tunnel.on, "tunnel", false, "internal: run one Router-mode tunnel until SIGTERM (the benchmark starts these)")
 	fs.StringVar(&o.tunnel.local, "local", "", "internal, with -tunnel: our IPv4 address")
 	fs.StringVar(&o.tunnel.relay, "relay", "", "internal, with -tunnel: the relay's IPv4 address")
 	fs.StringVar(&o.tunnel.name, "name", "6to4", "internal, with -tunnel: the TUN device's name")
+	fs.StringVar(&o.tunnel.prof, "tunnel-cpuprofile", "", "diagnostic: the tunnel children write a CPU profile to this file plus .a/.b")
 	set, err := benchmain.Parse(fs, args, "usage: go run ./bench/sixto4 [flags]\n\nRuns as root; builds and removes its own namespaces.")
 	if err != nil {
 		return o, err
