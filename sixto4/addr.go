@@ -86,36 +86,32 @@ func (c Class) String() string {
 	return "class?"
 }
 
-var classes = []struct {
-	p netip.Prefix
-	c Class
-}{
-	{netip.MustParsePrefix("0.0.0.0/8"), Zero},
-	{netip.MustParsePrefix("10.0.0.0/8"), Private},
-	{netip.MustParsePrefix("172.16.0.0/12"), Private},
-	{netip.MustParsePrefix("192.168.0.0/16"), Private},
-	{netip.MustParsePrefix("100.64.0.0/10"), Shared},
-	{netip.MustParsePrefix("127.0.0.0/8"), Loopback},
-	{netip.MustParsePrefix("169.254.0.0/16"), LinkLocal},
-	{netip.MustParsePrefix("224.0.0.0/4"), Multicast},
-	{netip.MustParsePrefix("255.255.255.255/32"), Broadcast},
-	{netip.MustParsePrefix("240.0.0.0/4"), Reserved},
-	{netip.MustParsePrefix("192.0.0.0/24"), Reserved},
-	{netip.MustParsePrefix("198.18.0.0/15"), Reserved},
-	{netip.MustParsePrefix("192.0.2.0/24"), TestNet},
-	{netip.MustParsePrefix("198.51.100.0/24"), TestNet},
-	{netip.MustParsePrefix("203.0.113.0/24"), TestNet},
-}
-
-// ClassOf classifies an IPv4 address.
+// ClassOf classifies an IPv4 address. It runs for every packet, hence
+// the switch on bytes rather than a list of netip.Prefix.
 func ClassOf(v4 netip.Addr) Class {
 	if !v4.Is4() {
 		return NotIPv4
 	}
-	for _, e := range classes {
-		if e.p.Contains(v4) {
-			return e.c
-		}
+	b := v4.As4()
+	switch {
+	case b[0] == 0:
+		return Zero
+	case b[0] == 10, b[0] == 172 && b[1]&0xf0 == 16, b[0] == 192 && b[1] == 168:
+		return Private
+	case b[0] == 100 && b[1]&0xc0 == 64:
+		return Shared
+	case b[0] == 127:
+		return Loopback
+	case b[0] == 169 && b[1] == 254:
+		return LinkLocal
+	case b == [4]byte{255, 255, 255, 255}:
+		return Broadcast
+	case b[0] >= 240, b[0] == 192 && b[1] == 0 && b[2] == 0, b[0] == 198 && b[1]&0xfe == 18:
+		return Reserved
+	case b[0] >= 224:
+		return Multicast
+	case b[0] == 192 && b[1] == 0 && b[2] == 2, b[0] == 198 && b[1] == 51 && b[2] == 100, b[0] == 203 && b[1] == 0 && b[2] == 113:
+		return TestNet
 	}
 	return Public
 }

@@ -64,6 +64,9 @@ const (
 
 var reasonNames = [numReasons]string{"", "malformed", "outer-dst", "outer-src", "inner-addr", "src-embedded", "src-not-outer", "src-own-prefix", "native-not-relay", "dst-embedded", "dst-not-ours", "relay-src-native", "relay-dst-6to4", "tun-malformed", "link-scope", "out-src", "out-dst", "no-relay", "relay-out-native", "too-big", "icmp-limited", "send-failed", "tun-write-failed"}
 
+// MarshalText makes a Reason a readable key of Stats.Drops in JSON.
+func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
 func (r Reason) String() string {
 	if r > 0 && r < numReasons {
 		return reasonNames[r]

@@ -357,3 +357,70 @@ func FuzzEncapsulate(f *testing.F) {
 		}
 	})
 }
+
+// The per-packet decisions allocate nothing.
+func BenchmarkDecapsulate(b *testing.B) {
+	p := newPolicy(Router, siteA, relay4, 1480, true)
+	pkt := appendIPv4(nil, siteB, siteA, ipv6("2002:c633:6402::1", "2002:c000:202:1::10", 1400))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	for b.Loop() {
+		if _, r := p.decapsulate(pkt); r != 0 {
+			b.Fatal(r)
+		}
+	}
+}
+
+func BenchmarkEncapsulate(b *testing.B) {
+	p := newPolicy(Router, siteA, relay4, 1480, true)
+	pkt := ipv6("2002:c000:202:1::10", "2002:c633:6402::1", 1400)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	for b.Loop() {
+		if _, a, _ := p.encapsulate(pkt); a != send {
+			b.Fatal(a)
+		}
+	}
+}
+
+func TestPerPacketAllocatesNothing(t *testing.T) {
+	p := newPolicy(Router, siteA, relay4, 1480, true)
+	in := appendIPv4(nil, siteB, siteA, ipv6("2002:c633:6402::1", "2002:c000:202:1::10", 100))
+	out := ipv6("2002:c000:202:1::10", native, 100)
+	if n := testing.AllocsPerRun(100, func() { p.decapsulate(in); p.encapsulate(out) }); n != 0 {
+		t.Fatalf("%v allocations per packet", n)
+	}
+}
+
+// TestClassOfEdges checks the first and the last address of every block,
+// and the public neighbours of the blocks that have them.
+func TestClassOfEdges(t *testing.T) {
+	blocks := map[string]Class{
+		"0.0.0.0/8": Zero, "10.0.0.0/8": Private, "172.16.0.0/12": Private, "192.168.0.0/16": Private,
+		"100.64.0.0/10": Shared, "127.0.0.0/8": Loopback, "169.254.0.0/16": LinkLocal,
+		"224.0.0.0/4": Multicast, "240.0.0.0/5": Reserved, "255.255.255.0/25": Reserved,
+		"192.0.0.0/24": Reserved, "198.18.0.0/15": Reserved,
+		"192.0.2.0/24": TestNet, "198.51.100.0/24": TestNet, "203.0.113.0/24": TestNet,
+	}
+	for s, want := range blocks {
+		p := netip.MustParsePrefix(s)
+		b := p.Addr().As4()
+		n := binary.BigEndian.Uint32(b[:]) | (1<<(32-p.Bits()) - 1)
+		last := netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, n)))
+		for _, a := range []netip.Addr{p.Addr(), last} {
+			if got := ClassOf(a); got != want {
+				t.Errorf("ClassOf(%v) = %v, want %v (%s)", a, got, want, s)
+			}
+		}
+	}
+	for _, a := range []string{"9.255.255.255", "11.0.0.0", "172.15.255.255", "172.32.0.0", "100.63.255.255", "100.128.0.0",
+		"126.255.255.255", "128.0.0.0", "169.253.255.255", "169.255.0.0", "223.255.255.255", "192.0.1.255", "192.0.3.0",
+		"198.17.255.255", "198.20.0.0", "198.51.99.255", "198.51.101.0", "203.0.112.255", "203.0.114.0", "192.167.255.255", "192.169.0.0"} {
+		if got := ClassOf(netip.MustParseAddr(a)); got != Public {
+			t.Errorf("ClassOf(%s) = %v, want public", a, got)
+		}
+	}
+	if ClassOf(netip.MustParseAddr("255.255.255.255")) != Broadcast {
+		t.Error("255.255.255.255 is not broadcast")
+	}
+}
