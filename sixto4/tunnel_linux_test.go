@@ -271,6 +271,41 @@ func TestTwoSitesAndRelay(t *testing.T) {
 		ping(t, w.a, aAddr, bAddr)
 		tcpEcho(t, w.b, w.a, "["+bAddr+"]:7001")
 	})
+	t.Run("outer packets without DF", func(t *testing.T) {
+		// Watch inet's link toward B while A pings B: RFC 4213 section
+		// 3.2.1, a static tunnel MTU, no DF.
+		var fd int
+		if err := w.inet.do(func() error {
+			ifi, err := net.InterfaceByName("ib")
+			if err != nil {
+				return err
+			}
+			fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(htons(unix.ETH_P_IP)))
+			if err != nil {
+				return err
+			}
+			return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3})
+		ping(t, w.a, aAddr, bAddr)
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				t.Fatalf("no protocol-41 packet seen toward B: %v", err)
+			}
+			if n < 20 || buf[9] != protoIPv6 {
+				continue
+			}
+			if buf[6]&0x40 != 0 {
+				t.Fatalf("outer packet has DF set: % x", buf[:20])
+			}
+			return
+		}
+	})
 	t.Run("site to native through the relay", func(t *testing.T) {
 		// The source-specific default route is what takes this out.
 		ping(t, w.a, aAddr, "2001:db8:1::2")
@@ -334,6 +369,8 @@ func TestTwoSitesAndRelay(t *testing.T) {
 		}
 	})
 }
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // sendRaw sends a whole IPv4 packet (our own header, any source) to dst.
 func sendRaw(pkt []byte, dst netip.Addr) error {
