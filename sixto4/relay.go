@@ -15,6 +15,9 @@ import (
 // `gateway relay6to4` runs.
 func ServeRelay(ctx context.Context, cfg Config) error {
 	cfg.Mode = Relay
+	if err := cfg.Validate(); err != nil {
+		return err // before touching the host
+	}
 	if err := os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0); err != nil {
 		return fmt.Errorf("sixto4: turn on IPv6 forwarding: %w", err)
 	}
