@@ -1,11 +1,3 @@
-// Package sixto4 is 6to4 (RFC 3056, RFC 3068) in user space: a TUN device
-// whose IPv6 packets go out in IPv4 protocol 41 over a raw socket, and
-// protocol-41 packets that pass the RFC 3964 checks come back in. It runs
-// as a site's router (2002:WWXX:YYZZ::/48 from the WAN address) or as a
-// relay between 6to4 sites and native IPv6.
-//
-// The decisions (what to send where, what to drop and why) are pure
-// functions over packet bytes, in policy.go; the Tunnel only moves bytes.
 package sixto4
 
 import (
@@ -64,20 +56,20 @@ func embedded4(b []byte) (netip.Addr, bool) {
 type Class uint8
 
 const (
-	Public    Class = iota
-	Zero            // 0.0.0.0/8, "this network"
-	Private         // 10/8, 172.16/12, 192.168/16 (RFC 1918)
-	Shared          // 100.64/10, carrier-grade NAT (RFC 6598)
-	Loopback        // 127/8
-	LinkLocal       // 169.254/16
-	Multicast       // 224/4
-	Broadcast       // 255.255.255.255
-	Reserved        // 240/4 (RFC 1112), 192.0.0/24 (RFC 6890), 198.18/15 (RFC 2544)
-	TestNet         // 192.0.2/24, 198.51.100/24, 203.0.113/24 (RFC 5737)
+	Public        Class = iota
+	Zero                // 0.0.0.0/8, "this network"
+	Private             // 10/8, 172.16/12, 192.168/16 (RFC 1918)
+	Shared              // 100.64/10, carrier-grade NAT (RFC 6598)
+	Loopback            // 127/8
+	LinkLocal           // 169.254/16
+	Multicast           // 224/4
+	Broadcast           // 255.255.255.255
+	Reserved            // 240/4 (RFC 1112), 192.0.0/24 (RFC 6890), 198.18/15 (RFC 2544)
+	Documentation       // 192.0.2/24, 198.51.100/24, 203.0.113/24 (RFC 5737)
 	NotIPv4
 )
 
-var classNames = [...]string{"public", "zero", "private", "shared", "loopback", "link-local", "multicast", "broadcast", "reserved", "test-net", "not-ipv4"}
+var classNames = [...]string{"public", "zero", "private", "shared", "loopback", "link-local", "multicast", "broadcast", "reserved", "documentation", "not-ipv4"}
 
 func (c Class) String() string {
 	if int(c) < len(classNames) {
@@ -111,15 +103,15 @@ func ClassOf(v4 netip.Addr) Class {
 	case b[0] >= 224:
 		return Multicast
 	case b[0] == 192 && b[1] == 0 && b[2] == 2, b[0] == 198 && b[1] == 51 && b[2] == 100, b[0] == 203 && b[1] == 0 && b[2] == 113:
-		return TestNet
+		return Documentation
 	}
 	return Public
 }
 
 // Usable reports whether v4 can be a 6to4 site's or relay's address: a
-// public unicast address. testNets also admits the RFC 5737 documentation
+// public unicast address. allowDoc also admits the RFC 5737 documentation
 // ranges, which the lab uses as its "public" internet.
-func Usable(v4 netip.Addr, testNets bool) bool {
+func Usable(v4 netip.Addr, allowDoc bool) bool {
 	c := ClassOf(v4)
-	return c == Public || testNets && c == TestNet
+	return c == Public || allowDoc && c == Documentation
 }

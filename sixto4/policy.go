@@ -89,11 +89,11 @@ type policy struct {
 	relay    netip.Addr // router: the relay's IPv4 address; invalid if none
 	site     [6]byte    // 2002:WWXX:YYZZ, our /48
 	mtu      int
-	testNets bool // RFC 5737 ranges count as public (the lab)
+	allowDoc bool // RFC 5737 ranges count as public (the lab)
 }
 
-func newPolicy(mode Mode, local, relay netip.Addr, mtu int, testNets bool) policy {
-	p := policy{mode: mode, local: local, relay: relay, mtu: mtu, testNets: testNets}
+func newPolicy(mode Mode, local, relay netip.Addr, mtu int, allowDoc bool) policy {
+	p := policy{mode: mode, local: local, relay: relay, mtu: mtu, allowDoc: allowDoc}
 	b := local.As4()
 	p.site = [6]byte{0x20, 0x02, b[0], b[1], b[2], b[3]}
 	return p
@@ -101,7 +101,7 @@ func newPolicy(mode Mode, local, relay netip.Addr, mtu int, testNets bool) polic
 
 func (p *policy) ours(a []byte) bool { return string(a[:6]) == string(p.site[:]) }
 
-func (p *policy) usable(v4 netip.Addr) bool { return Usable(v4, p.testNets) }
+func (p *policy) usable(v4 netip.Addr) bool { return Usable(v4, p.allowDoc) }
 
 // Decapsulate checks a protocol-41 packet received over IPv4 (pkt starts
 // with the outer IPv4 header, as a raw socket delivers it) and returns

@@ -64,7 +64,7 @@ func TestClassOf(t *testing.T) {
 		"192.168.1.1": Private, "100.64.0.1": Shared, "100.127.255.255": Shared, "127.0.0.1": Loopback,
 		"169.254.1.1": LinkLocal, "224.0.0.1": Multicast, "239.1.1.1": Multicast,
 		"255.255.255.255": Broadcast, "240.0.0.1": Reserved, "192.0.0.8": Reserved, "198.18.0.1": Reserved,
-		"192.0.2.1": TestNet, "198.51.100.1": TestNet, "203.0.113.1": TestNet, "172.32.0.1": Public,
+		"192.0.2.1": Documentation, "198.51.100.1": Documentation, "203.0.113.1": Documentation, "172.32.0.1": Public,
 	} {
 		if got := ClassOf(ip4(a)); got != want {
 			t.Errorf("ClassOf(%s) = %v, want %v", a, got, want)
@@ -400,7 +400,7 @@ func TestClassOfEdges(t *testing.T) {
 		"100.64.0.0/10": Shared, "127.0.0.0/8": Loopback, "169.254.0.0/16": LinkLocal,
 		"224.0.0.0/4": Multicast, "240.0.0.0/5": Reserved, "255.255.255.0/25": Reserved,
 		"192.0.0.0/24": Reserved, "198.18.0.0/15": Reserved,
-		"192.0.2.0/24": TestNet, "198.51.100.0/24": TestNet, "203.0.113.0/24": TestNet,
+		"192.0.2.0/24": Documentation, "198.51.100.0/24": Documentation, "203.0.113.0/24": Documentation,
 	}
 	for s, want := range blocks {
 		p := netip.MustParsePrefix(s)

@@ -33,10 +33,10 @@ type Config struct {
 	Mode Mode
 	// MTU is the TUN device's MTU; 0 is DefaultMTU. At least 1280.
 	MTU int
-	// TestNets makes the RFC 5737 documentation ranges (192.0.2/24,
+	// AllowDocumentation makes the RFC 5737 documentation ranges (192.0.2/24,
 	// 198.51.100/24, 203.0.113/24) count as public addresses, for the
 	// lab; false (a real deployment) refuses them like other bogons.
-	TestNets bool
+	AllowDocumentation bool
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Clock paces ICMPv6 errors and debug logs; nil is the real clock.
@@ -48,10 +48,10 @@ func (c Config) Validate() error {
 	var errs []error
 	if !c.Local.Is4() {
 		errs = append(errs, fmt.Errorf("sixto4: Local %v is not an IPv4 address", c.Local))
-	} else if !Usable(c.Local, c.TestNets) {
+	} else if !Usable(c.Local, c.AllowDocumentation) {
 		errs = append(errs, fmt.Errorf("sixto4: Local %v is %v, not a public address: 6to4 cannot work from it", c.Local, ClassOf(c.Local)))
 	}
-	if c.Relay.IsValid() && !Usable(c.Relay, c.TestNets) {
+	if c.Relay.IsValid() && !Usable(c.Relay, c.AllowDocumentation) {
 		errs = append(errs, fmt.Errorf("sixto4: Relay %v is not a public IPv4 address", c.Relay))
 	}
 	if c.Mode != Router && c.Mode != Relay {

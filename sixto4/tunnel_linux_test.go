@@ -94,7 +94,7 @@ func veth(t *testing.T, n netns, a string, m netns, b string) {
 // startTunnel creates a Tunnel in n and runs it until the test ends.
 func startTunnel(t *testing.T, n netns, cfg Config) *Tunnel {
 	t.Helper()
-	cfg.TestNets = true
+	cfg.AllowDocumentation = true
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var tun *Tunnel
 	if err := n.do(func() (err error) { tun, err = New(cfg); return err }); err != nil {

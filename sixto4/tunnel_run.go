@@ -79,7 +79,7 @@ func newTunnel(cfg Config) (*Tunnel, error) {
 	addr, _ := RouterAddr(cfg.Local)
 	t := &Tunnel{
 		cfg: cfg, prefix: prefix, addr: addr, log: cfg.Logger,
-		pol:   newPolicy(cfg.Mode, cfg.Local, cfg.Relay, cfg.MTU, cfg.TestNets),
+		pol:   newPolicy(cfg.Mode, cfg.Local, cfg.Relay, cfg.MTU, cfg.AllowDocumentation),
 		icmp:  newBucket(50, 50),
 		debug: newBucket(1, 5),
 	}

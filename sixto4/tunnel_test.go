@@ -190,7 +190,7 @@ func startFake(t *testing.T, cfg Config) *fakes {
 	t.Helper()
 	leakcheck.Check(t)
 	f := &fakes{dev: newFakeDev(), conn: newFakeConn(), rt: &fakeRoutes{}}
-	cfg.TestNets = true
+	cfg.AllowDocumentation = true
 	cfg.Clock = fixedClock{time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	tn, err := newWithDeps(cfg, f.dev, f.conn, f.rt)
 	if err != nil {

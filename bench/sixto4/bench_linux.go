@@ -39,7 +39,7 @@ func runTunnel(ctx context.Context, o tunnelOptions) error {
 	}
 	relay, _ := netip.ParseAddr(o.relay)
 	t, err := sixto4.New(sixto4.Config{
-		Name: o.name, Local: local, Relay: relay, TestNets: true,
+		Name: o.name, Local: local, Relay: relay, AllowDocumentation: true,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

@@ -20,7 +20,7 @@ func relay6to4Cmd(args []string) error {
 	fs := flag.NewFlagSet("relay6to4", flag.ContinueOnError)
 	addr := fs.String("addr", "", "our public IPv4 address (on an interface of this host)")
 	name := fs.String("name", "6to4", "TUN device name")
-	testNets := fs.Bool("test-nets", false, "accept the documentation ranges 192.0.2/24, 198.51.100/24, 203.0.113/24 as public (labs)")
+	allowDoc := fs.Bool("allow-documentation", false, "accept the documentation ranges 192.0.2/24, 198.51.100/24, 203.0.113/24 as public (labs)")
 	debug := fs.Bool("debug", false, "log at debug level (rate-limited drops)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -36,5 +36,5 @@ func relay6to4Cmd(args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return sixto4.ServeRelay(ctx, sixto4.Config{Name: *name, Local: local, TestNets: *testNets, Logger: log})
+	return sixto4.ServeRelay(ctx, sixto4.Config{Name: *name, Local: local, AllowDocumentation: *allowDoc, Logger: log})
 }

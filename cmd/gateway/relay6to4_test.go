@@ -16,7 +16,7 @@ func TestRelay6to4RefusesBadAddresses(t *testing.T) {
 		{[]string{"-addr", "not-an-address"}, "want -addr"},
 		{[]string{"-addr", "10.0.0.1"}, "private"},
 		{[]string{"-addr", "100.64.1.1"}, "shared"},
-		{[]string{"-addr", "192.0.2.1"}, "test-net"},
+		{[]string{"-addr", "192.0.2.1"}, "documentation"},
 		{[]string{"-addr", "2001:db8::1"}, "not an IPv4"},
 		{[]string{"-addr", "8.8.8.8", "extra"}, "want -addr"},
 	} {
