@@ -80,6 +80,7 @@ bench: bench-deps build
 	$(GO) run ./bench/dhcp -out dist/bench/dhcp.md
 	$(GO) run ./bench/flash -out dist/bench/flash.md
 	$(GO) run ./bench/portmap -out dist/bench/portmap.md
+	$(GO) run ./bench/sixto4 -out dist/bench/sixto4.md
 	$(GO) run ./bench/rss | tee dist/bench/rss.txt
 
 # The same, short (smoke runs; the figures mean nothing).
@@ -88,10 +89,13 @@ bench-quick: bench-deps build
 	$(GO) run ./bench/dhcp -quick
 	$(GO) run ./bench/flash -quick
 	$(GO) run ./bench/portmap -quick
+	$(GO) run ./bench/sixto4 -quick
 
 # A short run of every fuzz target (the corpora replay in `make test`).
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse$$ -fuzztime 30s ./gateway/uci
+	$(GO) test -run XXX -fuzz FuzzDecapsulate -fuzztime 30s ./sixto4
+	$(GO) test -run XXX -fuzz FuzzEncapsulate -fuzztime 30s ./sixto4
 	$(GO) test -run XXX -fuzz FuzzParseConfig -fuzztime 30s ./gateway
 	$(GO) test -run XXX -fuzz FuzzParseRule -fuzztime 30s ./nat44
 	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime 30s ./dhcp

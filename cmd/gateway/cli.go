@@ -31,6 +31,7 @@ const usage = `gateway: a home gateway in one binary
   gateway pinholes [-s SOCKET] [list | add PROTO [ADDR]:PORT [LIFETIME [REMOTE]] | del ID]
   gateway sessions [-s SOCKET]      live NAT sessions
   gateway leases [-s SOCKET]        DHCP leases
+  gateway relay6to4 -addr IPV4 [-name NAME]   run a 6to4 relay between 6to4 sites and native IPv6
   gateway lab up|down|status|exec ...   a virtual home network to try it in; "gateway lab" says more
 
 FILE defaults to ` + gateway.DefaultConfigPath + `; SOCKET to the config's control_socket
@@ -53,6 +54,8 @@ func cli(args []string) int {
 		fmt.Println("gateway", gateway.Version)
 	case "status", "mappings", "pinholes", "sessions", "leases":
 		err = clientCmd(cmd, rest)
+	case "relay6to4":
+		err = relay6to4Cmd(rest)
 	case "lab":
 		err = labCmd(rest)
 	case "help", "-h", "--help":
