@@ -3,6 +3,7 @@ package ra
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/ndp"
@@ -100,28 +101,33 @@ func TestLimiter(t *testing.T) {
 	if v := l.decide(netip.IPv6Unspecified(), t0); v != answerMulticast {
 		t.Errorf("from ::: %v, want multicast", v)
 	}
-	if v := l.decide(hostLL, t0); v != answerUnicast {
-		t.Errorf("first from a host: %v, want unicast", v)
+	for i := range sourceBurst {
+		if v := l.decide(hostLL, t0); v != answerUnicast {
+			t.Errorf("RS %d from a host at once: %v, want unicast", i, v)
+		}
 	}
-	if v := l.decide(hostLL, t0.Add(perSourceGap/2)); v != dropRS {
-		t.Errorf("again within %v: %v, want drop", perSourceGap, v)
+	if v := l.decide(hostLL, t0); v != dropRS {
+		t.Errorf("RS %d at once: %v, want drop", sourceBurst+1, v)
 	}
-	if v := l.decide(hostLL, t0.Add(perSourceGap)); v != answerUnicast {
-		t.Errorf("again after %v: %v, want unicast", perSourceGap, v)
+	if v := l.decide(hostLL, t0.Add(sourceRefill/2)); v != dropRS {
+		t.Errorf("again within %v: %v, want drop", sourceRefill, v)
+	}
+	if v := l.decide(hostLL, t0.Add(sourceRefill)); v != answerUnicast {
+		t.Errorf("again after %v: %v, want unicast", sourceRefill, v)
 	}
 	// A flood from many sources: the bucket's burst by unicast, the rest by multicast.
 	l = newLimiter()
 	uni := 0
-	for i := range 1000 {
+	for i := range 5000 {
 		src := netip.AddrFrom16([16]byte{0xfe, 0x80, 14: byte(i >> 8), 15: byte(i)})
-		if l.decide(src, t0) == answerUnicast {
+		if l.decide(src, t0.Add(time.Duration(i)*time.Millisecond)) == answerUnicast {
 			uni++
 		}
 	}
-	if uni != unicastBurst {
-		t.Errorf("%d unicast answers to 1000 sources at once, want %d", uni, unicastBurst)
+	if want := unicastBurst + 5*unicastPerSec; uni > want+1 || uni < want-1 {
+		t.Errorf("%d unicast answers to 5000 sources in 5 s, want %d", uni, want)
 	}
-	if len(l.last) > maxSources+unicastBurst {
-		t.Errorf("limiter remembers %d sources", len(l.last))
+	if len(l.sources) > maxSources {
+		t.Errorf("limiter remembers %d sources", len(l.sources))
 	}
 }

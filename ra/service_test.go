@@ -147,8 +147,14 @@ func TestServiceAnswersSolicitations(t *testing.T) {
 			t.Fatalf("answer to an RS from %v: %+v, want one unicast RA with the prefix", hostLL, got)
 		}
 
-		// The same host again at once: rate-limited.
-		c.in <- rsPacket{rs, hostLL, 255}
+		// The same host again: its burst, then rate-limited.
+		for range sourceBurst {
+			c.in <- rsPacket{rs, hostLL, 255}
+		}
+		synctest.Wait()
+		if got := c.drain(); len(got) != sourceBurst-1 {
+			t.Errorf("%d answers to %d more RSs at once, want %d", len(got), sourceBurst, sourceBurst-1)
+		}
 		// Malformed: hop limit 64 (from off-link), and garbage.
 		c.in <- rsPacket{rs, hostLL, 64}
 		c.in <- rsPacket{[]byte{133, 0, 0}, hostLL, 255}
@@ -174,7 +180,7 @@ func TestServiceAnswersSolicitations(t *testing.T) {
 			t.Errorf("answer to RS from :: went to %v after %v", mc.dst, time.Since(start))
 		}
 
-		want := Stats{RAsSent: 3, RSAnswered: 2, RSDropped: 1, RSMalformed: 2}
+		want := Stats{RAsSent: 2 + sourceBurst, RSAnswered: 1 + sourceBurst, RSDropped: 1, RSMalformed: 2}
 		if got := s.Stats(); got != want {
 			t.Errorf("stats %+v, want %+v", got, want)
 		}
