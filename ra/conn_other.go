@@ -1,0 +1,7 @@
+//go:build !linux
+
+package ra
+
+import "errors"
+
+func listen(string) (conn, error) { return nil, errors.ErrUnsupported }
