@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,11 +14,13 @@ import (
 	"time"
 
 	"gateway/dhcp"
+	"gateway/dhcp/pd"
 	"gateway/internal/facts"
 	"gateway/internal/httpsrv"
 	"gateway/internal/netwatch"
 	"gateway/internal/supervise"
 	"gateway/nat44"
+	"gateway/ra"
 	"gateway/upnp"
 	"gateway/web"
 )
@@ -52,6 +55,9 @@ type Daemon struct {
 	ln     net.Listener // the control socket for the API's first run
 	upnp   *upnp.Server // the running UPnP server; nil when none runs
 	pmp    pmpState     // the NAT-PMP and PCP server (pmp.go)
+	uplink *uplink      // the IPv6 uplink manager; nil until it runs
+	pd     *pd.Client   // the DHCPv6-PD client; nil when none runs
+	ra     *ra.Service  // the router advertisements; nil when none run
 }
 
 // Status is what `gateway status` and the web panel show.
@@ -67,6 +73,7 @@ type Status struct {
 	DHCP      *DHCPStatus        `json:"dhcp,omitempty"`
 	UPnP      map[string]uint64  `json:"upnp,omitempty"`
 	PMP       map[string]uint64  `json:"pmp,omitempty"` // NAT-PMP and PCP counters by reason
+	IPv6      *IPv6Status        `json:"ipv6,omitempty"`
 	Services  []supervise.Status `json:"services"`
 }
 
@@ -121,6 +128,10 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 	}
 	d.addPMP(cfg)
 	d.sup.Add(svcAPI, d.runAPI)
+	if cfg.IPv6 != nil {
+		d.sup.Add(svcIPv6, d.runIPv6)
+		d.sup.Add(svcRA, d.runRA)
+	}
 	if cfg.UPnP != nil {
 		d.sup.Add(svcUPnP, d.runUPnP)
 	}
@@ -251,6 +262,8 @@ func (d *Daemon) runNAT(ctx context.Context) error {
 	defer stopW()
 	lans, stopL := d.facts.LAN.Subscribe()
 	defer stopL()
+	tunnels, stopT := d.facts.Tunnel.Subscribe()
+	defer stopT()
 	wg.Go(func() {
 		ready := nat.Ready()
 		for {
@@ -263,6 +276,14 @@ func (d *Daemon) runNAT(ctx context.Context) error {
 			case w := <-wans:
 				if err := nat.SetWAN(w.Addr); err != nil {
 					d.log.Error("apply the new WAN address", slog.String("service", svcNAT), slog.Any("err", err))
+				}
+			case t := <-tunnels:
+				var outside []string
+				if t.Iface != "" {
+					outside = []string{t.Iface}
+				}
+				if err := errors.Join(nat.SetOutside(outside), nat.SetSixToFour(t.SixToFour)); err != nil {
+					d.log.Error("apply the IPv6 tunnel to the filter", slog.String("service", svcNAT), slog.Any("err", err))
 				}
 			case l := <-lans:
 				if err := nat.SetLANPrefixes(l.Prefixes()); err != nil {
@@ -536,6 +557,7 @@ func (d *Daemon) Status() any {
 	return Status{
 		DHCP:      ds,
 		PMP:       d.pmpCounters(),
+		IPv6:      d.ipv6Status(),
 		Version:   Version,
 		Config:    cfg.File,
 		WAN:       cfg.WAN,

@@ -92,6 +92,10 @@ func startWith(t *testing.T, config func(*lab.Lab, string) string, extra string,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
+	if err := labgw.StartInternet(l, binary); err != nil {
+		t.Fatal(err)
+	}
+	text := config(l, extra)
 	if err := labgw.Start(ctx, l, binary, g.cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +106,13 @@ func startWith(t *testing.T, config func(*lab.Lab, string) string, extra string,
 	}
 	if err := labgw.WaitLeases(ctx, l, dhcpHosts...); err != nil {
 		t.Fatal(err)
+	}
+	// With the lab's IPv6 section, the LAN hosts get their addresses by
+	// SLAAC in the ISP's delegation.
+	if strings.Contains(text, labgw.IPv6Config) {
+		if err := labgw.SiteA.WaitIPv6(ctx, l); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return g
 }

@@ -188,13 +188,14 @@ func (u *uplink) close() {
 
 // IPv6Status is the IPv6 part of `gateway status`.
 type IPv6Status struct {
-	Uplink    string       `json:"uplink"`
-	Prefix    netip.Prefix `json:"prefix"`    // the LAN's /64
-	Delegated netip.Prefix `json:"delegated"` // from the ISP, if any
-	Valid     *time.Time   `json:"valid,omitempty"`
-	Sixto4    any          `json:"sixto4,omitempty"` // the tunnel's counters while it runs
-	RA        any          `json:"ra,omitempty"`
-	Error     string       `json:"error,omitempty"`
+	Uplink    string            `json:"uplink"`
+	Prefix    netip.Prefix      `json:"prefix"`    // the LAN's /64
+	Delegated netip.Prefix      `json:"delegated"` // from the ISP, if any
+	Valid     *time.Time        `json:"valid,omitempty"`
+	Sixto4    any               `json:"sixto4,omitempty"` // the tunnel's counters while it runs
+	RA        any               `json:"ra,omitempty"`
+	PDDrops   map[string]uint64 `json:"pd_drops,omitempty"` // DHCPv6 replies dropped, by reason
+	Error     string            `json:"error,omitempty"`
 }
 
 func (u *uplink) status() IPv6Status {

@@ -124,6 +124,9 @@ type Advert struct {
 	// Default offers a default route (Router Lifetime > 0); false when
 	// there is no IPv6 uplink.
 	Default bool
+	// MTU is what the uplink allows (1480 over 6to4); 0: none. The RA
+	// carries the lower of it and Config.MTU.
+	MTU int
 }
 
 // Stats counts what a Service did.
@@ -244,6 +247,14 @@ func (s *Service) Set(a Advert) {
 	}
 	if a.Default != s.def {
 		s.def = a.Default
+		changed = true
+	}
+	mtu := s.cfg.MTU
+	if a.MTU >= 1280 && (mtu == 0 || a.MTU < mtu) {
+		mtu = a.MTU
+	}
+	if mtu != s.params.MTU {
+		s.params.MTU = mtu
 		changed = true
 	}
 	if changed {

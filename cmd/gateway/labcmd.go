@@ -164,14 +164,23 @@ func labUp(ctx context.Context, opt lab.Options, cfgPath, cfgPathB string, httpP
 			return fail(err)
 		}
 	}
+	// The ISP's DHCPv6 server and the 6to4 relay first: the gateways
+	// take their IPv6 from them.
+	if err := labgw.StartInternet(l, exe); err != nil {
+		return fail(err)
+	}
 	for i, site := range sites {
 		if err := site.Up(ctx, l, exe, paths[i]); err != nil {
 			return fail(err)
 		}
 	}
-	if args := labgw.RelayCommand(l, exe); args != nil {
-		if err := labgw.StartRelay(l, exe, args); err != nil {
-			return fail(err)
+	// With the default configs, the LAN hosts have their global IPv6
+	// addresses (SLAAC) before the status is shown.
+	for i, site := range sites {
+		if paths[i] == site.ConfigPath(l) {
+			if err := site.WaitIPv6(ctx, l); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if httpPort != 0 {

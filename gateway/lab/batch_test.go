@@ -77,9 +77,9 @@ func TestPlanSitesAndRelay(t *testing.T) {
 			[]string{"link add gwb-wan netns gwl-p-isp type veth peer name wan netns gwl-p-gwb",
 				"link add rly0 netns gwl-p-isp type veth peer name eth0 netns gwl-p-rly",
 				"link add lanb netns gwl-p-gwb type veth peer name eth0 netns gwl-p-lanb"}, nil},
-		{"site A's LAN hosts keep their static IPv6", LAN1,
-			[]string{"addr add 2001:db8:1:1::10/64 dev eth0 nodad", "route add default via 2001:db8:1:1::1"},
-			[]string{"accept_ra"}},
+		{"site A's LAN hosts take IPv6 by SLAAC", LAN1,
+			[]string{"sysctl net/ipv6/conf/eth0/accept_ra=1", "sysctl net/ipv6/conf/eth0/autoconf=1"},
+			[]string{"2001:db8:1:1", "route add default"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -130,26 +130,32 @@ const (
 // IPv6 addresses (RFC 3849 documentation prefix 2001:db8::/32). The ISP
 // routes DelegatedPrefix6, which holds LANPrefix6, to the gateway's WANAddr6.
 //
-// LAN1Addr6 and LAN2Addr6 are static for now, with duplicate address
-// detection off so that they are usable at once: router advertisements
-// from the gateway (SLAAC) come in a later issue.
+// The LAN hosts take their IPv6 addresses by SLAAC from the gateway's
+// router advertisements: with the ISP's delegation (DelegatedPrefix6,
+// subnet 1 on the LAN) LAN1Addr6 and LAN2Addr6 are their EUI-64 addresses
+// in LANPrefix6, and the gateway puts LANAddr6 on its LAN bridge. Duplicate
+// address detection is off in every host, so an address is usable at once.
 var (
 	InetAddr6    = netip.MustParsePrefix("2001:db8:100::1/64") // on ISPInet; the public hosts' default route
 	PublicAddrs6 = [2]netip.Prefix{                            // both on pub's HostIf
 		netip.MustParsePrefix("2001:db8:100::10/64"),
 		netip.MustParsePrefix("2001:db8:100::11/64"),
 	}
-	ISPWANAddr6 = netip.MustParsePrefix("2001:db8:0:1::1/64") // on ISPWAN; the gateway's default route
-	WANAddr6    = netip.MustParsePrefix("2001:db8:0:1::2/64") // on GatewayWAN
-	LANPrefix6  = netip.MustParsePrefix("2001:db8:1:1::/64")  // the LAN's prefix, routed by the ISP to WANAddr6
-	LANAddr6    = netip.MustParsePrefix("2001:db8:1:1::1/64") // on GatewayLAN; the LAN hosts' default route
-	LAN1Addr6   = netip.MustParsePrefix("2001:db8:1:1::10/64")
-	LAN2Addr6   = netip.MustParsePrefix("2001:db8:1:1::11/64")
+	ISPWANAddr6 = netip.MustParsePrefix("2001:db8:0:1::1/64")            // on ISPWAN; the gateway's default route
+	WANAddr6    = netip.MustParsePrefix("2001:db8:0:1::2/64")            // on GatewayWAN
+	LANPrefix6  = netip.MustParsePrefix("2001:db8:1:1::/64")             // the LAN's prefix, routed by the ISP to WANAddr6
+	LANAddr6    = netip.MustParsePrefix("2001:db8:1:1::1/64")            // put on GatewayLAN by the gateway
+	LAN1Addr6   = netip.MustParsePrefix("2001:db8:1:1:0:ff:fe00:110/64") // EUI-64 of LAN1MAC
+	LAN2Addr6   = netip.MustParsePrefix("2001:db8:1:1:0:ff:fe00:111/64") // EUI-64 of LAN2MAC
 
 	RelayAddr6 = netip.MustParsePrefix("2001:db8:100::20/64") // on rly's HostIf
 	// SixToFourPrefix is the 6to4 space (RFC 3056), routed by the ISP to
 	// RelayAddr6.
 	SixToFourPrefix = netip.MustParsePrefix("2002::/16")
+	// LANBAddr6 is lanb's SLAAC address (EUI-64 of LANBMAC) in the /64
+	// that gwb advertises by 6to4: subnet 1 of 2002:c000:202::/48, the 6to4
+	// prefix of SiteBWANAddr.
+	LANBAddr6 = netip.MustParsePrefix("2002:c000:202:1:0:ff:fe00:210/64")
 )
 
 // LANHosts are the hosts on the LAN of gw (site A), in order.

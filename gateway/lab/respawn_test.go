@@ -186,8 +186,8 @@ func TestPing6(t *testing.T) {
 	testenv.Tool(t, "busybox", "busybox")
 	for _, tt := range []struct{ from, to string }{
 		{lab.Public, lab.WANAddr6.Addr().String()},
-		{lab.LAN1, lab.PublicAddrs6[0].Addr().String()},
-		{lab.LAN2, lab.PublicAddrs6[1].Addr().String()},
+		{lab.Gateway, lab.PublicAddrs6[1].Addr().String()},
+		{lab.Relay, lab.PublicAddrs6[0].Addr().String()},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		out, err := l.Command(ctx, tt.from, "busybox", "ping", "-6", "-c", "1", "-W", "2", tt.to).CombinedOutput()

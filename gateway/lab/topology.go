@@ -74,13 +74,13 @@ func newTopology() *topology {
 	t.addInetHost(hostSpec{name: Relay, role: RoleRelay, forward: true}, RelayPort, RelayAddr, RelayAddr6)
 	t.addHost(hostSpec{name: Gateway, role: RoleGateway, forward: true,
 		gateway: ISPWANAddr.Addr(), gateway6: ISPWANAddr6.Addr(),
-		bridges: []iface{{host: Gateway, name: GatewayLAN, addrs: []netip.Prefix{LANAddr, LANAddr6}}}})
+		bridges: []iface{{host: Gateway, name: GatewayLAN, addrs: []netip.Prefix{LANAddr}}}})
 	t.links = append(t.links, veth{
 		iface{host: ISP, name: ISPWAN, addrs: []netip.Prefix{ISPWANAddr, ISPWANAddr6}},
 		iface{host: Gateway, name: GatewayWAN, addrs: []netip.Prefix{WANAddr, WANAddr6}},
 	})
-	t.addLANHost(LAN1, LAN1Port, LAN1MAC, LAN1Addr6)
-	t.addLANHost(LAN2, LAN2Port, LAN2MAC, LAN2Addr6)
+	t.addLANHost(LAN1, LAN1Port, LAN1MAC)
+	t.addLANHost(LAN2, LAN2Port, LAN2MAC)
 
 	// Site B: IPv4 only from the ISP, IPv6 on its LAN by 6to4 (through
 	// Relay) once its gateway advertises it.
@@ -113,13 +113,13 @@ func (t *topology) addInetHost(h hostSpec, port string, addrs ...netip.Prefix) {
 }
 
 // addLANHost adds a host on the gateway's LAN bridge. Its IPv4 address and
-// default route come from DHCP; its IPv6 address is static until the
-// gateway sends router advertisements.
-func (t *topology) addLANHost(name, port, mac string, addr6 netip.Prefix) {
-	t.addHost(hostSpec{name: name, role: RoleLAN, gateway6: LANAddr6.Addr(), dhcp: true})
+// default route come from DHCP, its IPv6 address and default route from
+// the gateway's router advertisements (SLAAC), as at home.
+func (t *topology) addLANHost(name, port, mac string) {
+	t.addHost(hostSpec{name: name, role: RoleLAN, dhcp: true, slaac: true})
 	t.links = append(t.links, veth{
 		iface{host: Gateway, name: port, master: GatewayLAN},
-		iface{host: name, name: HostIf, mac: mac, addrs: []netip.Prefix{addr6}},
+		iface{host: name, name: HostIf, mac: mac},
 	})
 }
 

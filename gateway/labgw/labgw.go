@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -50,10 +51,11 @@ type Site struct {
 	// public TCP 8080 to port 80 of Forward.
 	Forward string
 
-	file  string // base name of its socket, log and config in the lab folder
-	state string // its state folder in the lab folder
-	macs  map[string]string
-	addrs map[string]netip.Prefix
+	file   string // base name of its socket, log and config in the lab folder
+	state  string // its state folder in the lab folder
+	macs   map[string]string
+	addrs  map[string]netip.Prefix
+	addrs6 map[string]netip.Prefix // SLAAC addresses under the default config
 }
 
 var (
@@ -61,13 +63,15 @@ var (
 	// the functions of this package without a Site run.
 	SiteA = &Site{Name: "a", Host: lab.Gateway, LANHosts: lab.LANHosts, Daemon: Daemon, Respawner: Respawner,
 		Forward: lab.LAN1, file: "gateway", state: "state",
-		macs:  map[string]string{lab.LAN1: lab.LAN1MAC, lab.LAN2: lab.LAN2MAC},
-		addrs: map[string]netip.Prefix{lab.LAN1: lab.LAN1Addr, lab.LAN2: lab.LAN2Addr}}
+		macs:   map[string]string{lab.LAN1: lab.LAN1MAC, lab.LAN2: lab.LAN2MAC},
+		addrs:  map[string]netip.Prefix{lab.LAN1: lab.LAN1Addr, lab.LAN2: lab.LAN2Addr},
+		addrs6: map[string]netip.Prefix{lab.LAN1: lab.LAN1Addr6, lab.LAN2: lab.LAN2Addr6}}
 	// SiteB is gwb with lanb: IPv4 only from the ISP.
 	SiteB = &Site{Name: "b", Host: lab.GatewayB, LANHosts: lab.LANBHosts, Daemon: "gateway-b", Respawner: "gateway-b-respawn",
 		Forward: lab.LANB, file: "gateway-b", state: "state-b",
-		macs:  map[string]string{lab.LANB: lab.LANBMAC},
-		addrs: map[string]netip.Prefix{lab.LANB: lab.LANBAddr}}
+		macs:   map[string]string{lab.LANB: lab.LANBMAC},
+		addrs:  map[string]netip.Prefix{lab.LANB: lab.LANBAddr},
+		addrs6: map[string]netip.Prefix{lab.LANB: lab.LANBAddr6}}
 	// Sites are the lab's sites, in order.
 	Sites = []*Site{SiteA, SiteB}
 )
@@ -105,8 +109,24 @@ func Config(l *lab.Lab, extra string) string { return SiteA.Config(l, extra) }
 // every service on: BaseConfig, then a DHCP server with the site's
 // Reservations and PMPConfig, then extra.
 func (s *Site) Config(l *lab.Lab, extra string) string {
-	return s.BaseConfig(l, "\nconfig dhcp 'lan'\n"+s.Reservations()+PMPConfig+extra)
+	return s.BaseConfig(l, "\nconfig dhcp 'lan'\n"+s.Reservations()+PMPConfig+IPv6Config+extra)
 }
+
+// IPv6Config is the IPv6 section of the lab's default config: the
+// defaults (prefix delegation first, else 6to4), a /56 asked of the ISP,
+// the lab's relay for 6to4, and a DNS server and search domain for the
+// router advertisements.
+var IPv6Config = fmt.Sprintf(`
+config ipv6 'ipv6'
+	option pd_hint '56'
+	option relay '%s'
+	list dns '%s'
+	list domain 'lab.example'
+`, lab.RelayAddr.Addr(), LabDNS6)
+
+// LabDNS6 is the DNS server the lab's router advertisements name
+// (RDNSS): the public host, as an ISP's resolver would be.
+var LabDNS6 = lab.PublicAddrs6[0].Addr()
 
 // PMPConfig turns NAT-PMP and PCP on, as the lab's default config has them.
 var PMPConfig = `
@@ -330,4 +350,66 @@ func Lease(leases []dhcp.Lease, mac string) (dhcp.Lease, bool) {
 func Tail(b []byte, n int) string {
 	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(ls[max(0, len(ls)-n):], "\n")
+}
+
+// HostAddrs6 returns the global IPv6 addresses on host's lab.HostIf, as
+// the kernel holds them (SLAAC's included).
+func HostAddrs6(l *lab.Lab, host string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	err := l.Do(host, func() error {
+		ifi, err := net.InterfaceByName(lab.HostIf)
+		if err != nil {
+			return err
+		}
+		as, err := ifi.Addrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if n, ok := a.(*net.IPNet); ok {
+				ip, _ := netip.AddrFromSlice(n.IP)
+				ones, _ := n.Mask.Size()
+				if ip.Is6() && !ip.Is4In6() && !ip.IsLinkLocalUnicast() {
+					out = append(out, netip.PrefixFrom(ip, ones))
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// WaitAddr6 waits (20 s at most) until host holds the IPv6 address want
+// on lab.HostIf: with SLAAC, until the gateway's router advertisement has
+// reached it.
+func WaitAddr6(ctx context.Context, l *lab.Lab, host string, want netip.Addr) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		have, err := HostAddrs6(l, host)
+		for _, p := range have {
+			if p.Addr() == want {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("labgw: %s has not got %v (it has %v, %v)", host, want, have, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// WaitIPv6 waits until each of the site's LAN hosts holds the IPv6 address
+// that SLAAC gives it under the site's default config (site A: in the
+// ISP's delegation; site B: by 6to4).
+func (s *Site) WaitIPv6(ctx context.Context, l *lab.Lab) error {
+	for _, h := range s.LANHosts {
+		if err := WaitAddr6(ctx, l, h, s.addrs6[h].Addr()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

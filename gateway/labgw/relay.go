@@ -18,18 +18,25 @@ const (
 // RelayLog is the log file of the relay (and of its respawner).
 func RelayLog(l *lab.Lab) string { return filepath.Join(l.Dir, "relay.log") }
 
-// RelayCommand is the command line of the 6to4 relay that `gateway lab
-// up` runs in host lab.Relay (with StartRelay), given the path of the
-// gateway binary; nil means the lab runs no relay.
-//
-// It is nil until package sixto4 has its relay mode: the relay is our
-// own code (the kernel here has no sit driver), and the lab starts no
-// stand-in. The relay then takes protocol 41 on lab.RelayAddr and
-// forwards between 6to4 (lab.SixToFourPrefix, routed to it by the ISP)
-// and native IPv6 on lab.HostIf. Its config, if it needs a file, goes in
-// the lab folder next to the sites' (filepath.Join(l.Dir, "relay.conf")).
+// RelayCommand is the command line of the 6to4 relay that runs in host
+// lab.Relay (StartInternet), given the path of the gateway binary: our own
+// sixto4 package in relay mode (the kernel here has no sit driver), taking
+// protocol 41 on lab.RelayAddr and forwarding between 6to4
+// (lab.SixToFourPrefix, routed to it by the ISP) and native IPv6.
 func RelayCommand(l *lab.Lab, exe string) []string {
-	return nil
+	return []string{exe, "relay6to4", "-addr", lab.RelayAddr.Addr().String(), "-allow-documentation"}
+}
+
+// StartInternet runs what the lab's internet offers besides routing: the
+// ISP's DHCPv6 server delegating lab.DelegatedPrefix6 to site A, and the
+// 6to4 relay in lab.Relay. What already runs is kept.
+func StartInternet(l *lab.Lab, exe string) error {
+	if p, ok := l.Process(lab.PDServer); !ok || !p.Alive {
+		if _, err := l.StartPDServer(lab.PDServerOptions{}); err != nil {
+			return err
+		}
+	}
+	return StartRelay(l, exe, RelayCommand(l, exe))
 }
 
 // StartRelay runs args (program first) as process RelayDaemon in host

@@ -153,18 +153,28 @@ type IPv6 struct {
 	MTU int
 }
 
+// Tunnel is the IPv6 tunnel that runs now, for the packet filter: its
+// interface faces the internet like the WAN, and 6to4 needs protocol 41
+// let in from the WAN.
+type Tunnel struct {
+	Iface     string // "" while none runs
+	SixToFour bool
+}
+
 // Board is the set of facts the daemon shares between its services.
 type Board struct {
-	WAN  *Topic[WAN]
-	LAN  *Topic[LAN]
-	IPv6 *Topic[IPv6]
+	WAN    *Topic[WAN]
+	LAN    *Topic[LAN]
+	IPv6   *Topic[IPv6]
+	Tunnel *Topic[Tunnel]
 }
 
 // NewBoard returns a board whose topics have no value yet.
 func NewBoard() *Board {
 	return &Board{
-		WAN:  NewTopic(func(a, b WAN) bool { return a == b }),
-		LAN:  NewTopic(LAN.Equal),
-		IPv6: NewTopic(func(a, b IPv6) bool { return a == b }),
+		WAN:    NewTopic(func(a, b WAN) bool { return a == b }),
+		LAN:    NewTopic(LAN.Equal),
+		IPv6:   NewTopic(func(a, b IPv6) bool { return a == b }),
+		Tunnel: NewTopic(func(a, b Tunnel) bool { return a == b }),
 	}
 }

@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"gateway/dhcp/pd"
+	"gateway/internal/facts"
+	"gateway/internal/netconf"
+)
+
+// runIPv6 runs the uplink manager with prefix delegation on the WAN and
+// the 6to4 tunnel, and publishes the LAN's prefix for the RA service.
+func (d *Daemon) runIPv6(ctx context.Context) error {
+	cfg := d.config()
+	v6 := cfg.IPv6
+	if v6 == nil {
+		return nil
+	}
+	if len(cfg.LANs) == 0 {
+		return errNoLAN
+	}
+	log := d.log.With(slog.String("service", svcIPv6))
+	ula := v6.ULA
+	if !ula.IsValid() {
+		var err error
+		if ula, err = localPrefix(cfg.StateDir); err != nil {
+			return err
+		}
+	}
+	u := &uplink{cfg: v6, lan: cfg.LANs[0], ula: ula, tname: sixto4Iface,
+		deps: uplinkDeps{
+			startTunnel: func(local netip.Addr) (tunnel6to4, error) {
+				return startSixto4(ctx, sixto4Iface, local, v6.Relay, cfg.AllowDocumentationWAN, log)
+			},
+			addAddr: netconf.AddAddr,
+			delAddr: netconf.DelAddr,
+			outside: func(iface string, sixto4 bool) error {
+				d.facts.Tunnel.Publish(facts.Tunnel{Iface: iface, SixToFour: sixto4})
+				return nil
+			},
+			publish: func(f facts.IPv6) { d.facts.IPv6.Publish(f) },
+			log:     log,
+		}}
+	d.mu.Lock()
+	d.uplink = u
+	d.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Only the newest delegation matters: a one-slot channel that the
+	// client's callback overwrites.
+	delegations := make(chan delegation, 1)
+	if v6.PD {
+		client, err := pd.New(pd.Config{
+			Iface: cfg.WAN, HintLen: v6.PDHint, Address: v6.WANAddress,
+			StateDir: cfg.StateDir, Logger: log,
+		}, func(l pd.Lease) {
+			select {
+			case <-delegations:
+			default:
+			}
+			delegations <- delegation{Prefix: l.Prefix, Valid: l.Valid, Preferred: l.Preferred}
+		})
+		if err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.pd = client
+		d.mu.Unlock()
+		wg.Go(func() {
+			if err := client.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("DHCPv6 prefix delegation stopped", slog.Any("err", err))
+			}
+		})
+	}
+	wans, stop := d.facts.WAN.Subscribe()
+	defer stop()
+	return runUplink(ctx, u, wans, delegations)
+}
+
+// ipv6Status is the IPv6 part of Status; nil when IPv6 is off.
+func (d *Daemon) ipv6Status() *IPv6Status {
+	d.mu.Lock()
+	u, client := d.uplink, d.pd
+	d.mu.Unlock()
+	if u == nil {
+		return nil
+	}
+	s := u.status()
+	s.RA = d.raStats()
+	if client != nil {
+		if l, ok := client.Lease(); ok && l.Prefix.IsValid() {
+			s.Delegated = l.Prefix
+		}
+		s.PDDrops = client.Drops()
+	}
+	return &s
+}
