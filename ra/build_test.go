@@ -176,3 +176,27 @@ func TestTableBound(t *testing.T) {
 		t.Errorf("%d active prefixes, want the current one", active)
 	}
 }
+
+func TestTableRestore(t *testing.T) {
+	saved := []entry{
+		{Prefix: prefixA}, // active when we stopped
+		{Prefix: prefixB, Expires: t0.Add(time.Minute)},                                   // withdrawn, one minute left
+		{Prefix: netip.MustParsePrefix("2001:db8:c::/64"), Expires: t0.Add(-time.Second)}, // over
+		{Prefix: netip.MustParsePrefix("2001:db8:d::/64"), Valid: t0.Add(time.Hour)},      // the uplink's hour
+	}
+	var tb table
+	tb.restore(saved, t0)
+	want := []entry{
+		{Prefix: prefixA, Expires: t0.Add(ValidLimit)},
+		{Prefix: prefixB, Expires: t0.Add(time.Minute)},
+		{Prefix: netip.MustParsePrefix("2001:db8:d::/64"), Valid: t0.Add(time.Hour), Expires: t0.Add(time.Hour)},
+	}
+	if diff := cmp.Diff(want, tb.entries, cmp.Comparer(entry.equal)); diff != "" {
+		t.Errorf("restored (-want +got):\n%s", diff)
+	}
+	// The same prefix in the first Advert: active again, preferred.
+	tb.set([]Prefix{{Prefix: prefixA}}, t0)
+	if v, p := tb.entries[0].lifetimes(t0); v != ValidLimit || p != PreferredLimit {
+		t.Errorf("re-advertised prefix: valid %v preferred %v", v, p)
+	}
+}

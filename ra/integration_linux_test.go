@@ -127,12 +127,17 @@ func TestSLAACAndRdisc6(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
 		}
-	})
+	}
+	t.Cleanup(stop)
 
 	addrs := func() string { return h.exec(t, "ip", "-6", "addr", "show", "dev", "eth0") }
 	inPrefix := func(p netip.Prefix) *regexp.Regexp {
@@ -193,4 +198,14 @@ func TestSLAACAndRdisc6(t *testing.T) {
 	if !regexp.MustCompile(`Prefix\s+: ` + regexp.QuoteMeta(pb.String())).MatchString(out) {
 		t.Errorf("rdisc6 does not show the new prefix:\n%s", out)
 	}
+
+	// Shutdown: the final RA's router lifetime 0 takes the host's
+	// default route away.
+	stop()
+	waitFor(t, 5*time.Second, func() string {
+		if out := h.exec(t, "ip", "-6", "route", "show", "default"); strings.Contains(out, "default") {
+			return "the host keeps its default route after the final RA:\n" + out
+		}
+		return ""
+	})
 }

@@ -233,15 +233,17 @@ func (s *Service) Set(a Advert) {
 	changed := t.set(prefixes, now)
 	s.mu.Unlock()
 	if changed {
-		if err := saveState(s.statePath, t.entries); err != nil {
+		err := saveState(s.statePath, t.entries)
+		if err != nil {
 			s.stateErrs.Add(1)
 			s.log.Error("ra: cannot remember the advertised prefixes; after a restart, old ones may not be deprecated", slog.Any("err", err))
 		}
+		s.mu.Lock()
+		s.table = t
+		s.dirty = err != nil // the run loop tries again
+		s.mu.Unlock()
 	}
 	s.mu.Lock()
-	if changed {
-		s.table = t
-	}
 	if a.Default != s.def {
 		s.def = a.Default
 		changed = true

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -328,9 +329,9 @@ func TestServiceWaitsForInterface(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		c := newFakeConn()
-		tries := 0
+		var tries atomic.Int32
 		s, err := newService(Config{Iface: "br-lan", StateDir: dir}, func() (conn, error) {
-			if tries++; tries < 5 {
+			if tries.Add(1) < 5 {
 				return nil, errors.New("no link-local address")
 			}
 			return c, nil
@@ -342,8 +343,8 @@ func TestServiceWaitsForInterface(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()
 		time.Sleep(10 * time.Second)
-		if tries != 5 || len(c.drain()) == 0 {
-			t.Errorf("%d tries, no RA after the interface came up", tries)
+		if n := tries.Load(); n != 5 || len(c.drain()) == 0 {
+			t.Errorf("%d tries, no RA after the interface came up", n)
 		}
 		cancel()
 		if err := <-done; err != nil {
