@@ -55,6 +55,14 @@ func TestBuildRA(t *testing.T) {
 			want:    &ndp.RouterAdvertisement{CurrentHopLimit: 64, Options: []ndp.Option{pio(prefixA, ValidLimit, PreferredLimit)}},
 		},
 		{
+			name: "long intervals: lifetimes within the RFC 9096 bounds",
+			p:    raParams{RDNSS: []netip.Addr{dns}, Lifetime: 3 * 1800 * time.Second},
+			def:  true,
+			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: PreferredLimit, Options: []ndp.Option{
+				&ndp.RecursiveDNSServer{Lifetime: ValidLimit, Servers: []netip.Addr{dns}},
+			}},
+		},
+		{
 			name: "nothing at all: a harmless RA",
 			p:    raParams{Lifetime: 1800 * time.Second},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64},
