@@ -207,9 +207,12 @@ func newService(cfg Config, listen func() (conn, error)) (*Service, error) {
 	return s, nil
 }
 
-// Set makes a the Advert. It is safe from any goroutine; a change is
-// written to the state directory and advertised at once (as soon as the
-// multicast rate limit allows), followed by the fast initial RAs. A
+// Set makes a the Advert. It is safe from any goroutine. A prefix that
+// comes or goes, a deadline moved earlier or a new Default is written to
+// the state directory and advertised at once (as soon as the multicast
+// rate limit allows), followed by the fast initial RAs; a deadline moved
+// later (an uplink renewal) is written and goes out with the next RA; a
+// move of less than a minute is only advertised. A
 // prefix that is not a /64 IPv6 prefix cannot be used by SLAAC and is
 // left out, with a warning.
 func (s *Service) Set(a Advert) {
@@ -230,29 +233,27 @@ func (s *Service) Set(a Advert) {
 	now := s.clk.Now()
 	s.mu.Lock()
 	t := table{entries: slices.Clone(s.table.entries)}
-	changed := t.set(prefixes, now)
+	c := t.set(prefixes, now)
 	s.mu.Unlock()
-	if changed {
-		err := saveState(s.statePath, t.entries)
-		if err != nil {
+	var err error
+	if c >= later {
+		if err = saveState(s.statePath, t.entries); err != nil {
 			s.stateErrs.Add(1)
 			s.log.Error("ra: cannot remember the advertised prefixes; after a restart, old ones may not be deprecated", slog.Any("err", err))
 		}
-		s.mu.Lock()
-		s.table = t
-		s.dirty = err != nil // the run loop tries again
-		s.mu.Unlock()
 	}
 	s.mu.Lock()
-	if a.Default != s.def {
-		s.def = a.Default
-		changed = true
+	if c != unchanged {
+		s.table = t
+		s.dirty = err != nil // the run loop tries again
 	}
-	if changed {
+	announce := c == material || a.Default != s.def
+	s.def = a.Default
+	if announce {
 		s.changed = true
 	}
 	s.mu.Unlock()
-	if changed {
+	if announce {
 		s.poke()
 	}
 }

@@ -388,3 +388,35 @@ func TestULA(t *testing.T) {
 		t.Error("accepted a non-ULA in the file")
 	}
 }
+
+func TestServiceRenewalIsQuiet(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		day := time.Now().Add(24 * time.Hour)
+		s, c, stop := startService(t, dir, Config{}, &Advert{Prefixes: []Prefix{{Prefix: prefixA, Valid: day, Preferred: day}}, Default: true})
+		time.Sleep(time.Minute) // past the fast initial RAs
+		c.drain()
+		path := filepath.Join(dir, stateFile)
+		before, _ := os.Stat(path)
+		time.Sleep(time.Second)
+		s.Set(Advert{Prefixes: []Prefix{{Prefix: prefixA, Valid: day.Add(time.Second), Preferred: day.Add(time.Second)}}, Default: true})
+		synctest.Wait()
+		if got := c.drain(); len(got) != 0 {
+			t.Errorf("a deadline moved by a second sent %d RAs", len(got))
+		}
+		if after, _ := os.Stat(path); !after.ModTime().Equal(before.ModTime()) {
+			t.Error("a deadline moved by a second was written")
+		}
+		s.Set(Advert{Prefixes: []Prefix{{Prefix: prefixA, Valid: day.Add(time.Hour), Preferred: day.Add(time.Hour)}}, Default: true})
+		synctest.Wait()
+		if got := c.drain(); len(got) != 0 {
+			t.Errorf("a renewal sent %d RAs at once", len(got))
+		}
+		saved, err := loadState(path)
+		if err != nil || len(saved) != 1 || !saved[0].Valid.Equal(day.Add(time.Hour)) {
+			t.Errorf("after a renewal the state file holds %+v, %v", saved, err)
+		}
+		stop()
+	})
+}
