@@ -252,8 +252,17 @@ func (s *Service) Set(a Advert) {
 	if announce {
 		s.changed = true
 	}
+	var active, deprecated []string
+	for _, e := range s.table.entries {
+		if e.active() {
+			active = append(active, e.Prefix.String())
+		} else {
+			deprecated = append(deprecated, e.Prefix.String())
+		}
+	}
 	s.mu.Unlock()
 	if announce {
+		s.log.Info("ra: advertising", slog.Any("prefixes", active), slog.Any("deprecated", deprecated), slog.Bool("default", a.Default))
 		s.poke()
 	}
 }
