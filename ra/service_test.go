@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -23,6 +24,7 @@ import (
 // fakeConn is an in-memory ICMPv6 socket: tests put solicitations in and
 // take the RAs out, through the wire format as the kernel would.
 type fakeConn struct {
+	fail   atomic.Value // error: what WriteRA returns, once set
 	in     chan rsPacket
 	out    chan sentRA
 	closed chan struct{}
@@ -54,6 +56,9 @@ func (f *fakeConn) ReadRS(b []byte) (int, int, netip.Addr, error) {
 }
 
 func (f *fakeConn) WriteRA(m ndp.Message, dst netip.Addr) error {
+	if err, ok := f.fail.Load().(error); ok {
+		return err
+	}
 	select {
 	case <-f.closed:
 		return net.ErrClosed
@@ -418,5 +423,33 @@ func TestServiceRenewalIsQuiet(t *testing.T) {
 			t.Errorf("after a renewal the state file holds %+v, %v", saved, err)
 		}
 		stop()
+	})
+}
+
+func TestServiceEndsWhenInterfaceGone(t *testing.T) {
+	if !gone(syscall.ENODEV) {
+		t.Skip("no interface errors known on this OS")
+	}
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeConn()
+		s, err := newService(Config{Iface: "br-lan", StateDir: dir}, func() (conn, error) { return c, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Run(context.Background()) }()
+		synctest.Wait()
+		c.fail.Store(error(syscall.ENODEV)) // the bridge was deleted
+		time.Sleep(time.Hour)
+		select {
+		case err := <-done:
+			if !errors.Is(err, syscall.ENODEV) {
+				t.Errorf("Run: %v, want ENODEV", err)
+			}
+		default:
+			t.Fatal("Run goes on with a socket whose interface is gone")
+		}
 	})
 }
