@@ -10,13 +10,15 @@ BIN      := bin/gateway
 # flash benchmarks), strace (flash benchmark: counts fsyncs), qemu-user-static
 # (emulated arch tests), busybox (the init script under OpenWrt's shell),
 # natpmpc (libnatpmp's client: the NAT-PMP interop tests), isc-dhcp-server
-# (dhcpd -6: the lab ISP's DHCPv6 server with prefix delegation).
+# (dhcpd -6: the lab ISP's DHCPv6 server with prefix delegation), ndisc6
+# (rdisc6: the router advertisement interop tests).
 # Go tools (nfpm) come from the Go module proxy: build/tools.sh.
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc isc-dhcp-server
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc isc-dhcp-server ndisc6
 # What only the benchmarks need: the reference daemons bench/portmap runs
 # against ours (miniupnpd with its nftables backend, which conflicts with
-# miniupnpd-iptables; stund, the STUN server miniupnpd needs in the lab).
-BENCH_PKGS := miniupnpd-nftables stun-server
+# miniupnpd-iptables; stund, the STUN server miniupnpd needs in the lab;
+# radvd, beside which bench/ra times our answers to router solicitations).
+BENCH_PKGS := miniupnpd-nftables stun-server radvd
 
 .PHONY: all build demo demo-down test test-tailscale test-short bench bench-quick bench-deps fuzz deps clean
 
@@ -81,6 +83,7 @@ bench: bench-deps build
 	$(GO) run ./bench/flash -out dist/bench/flash.md
 	$(GO) run ./bench/portmap -out dist/bench/portmap.md
 	$(GO) run ./bench/sixto4 -out dist/bench/sixto4.md
+	$(GO) run ./bench/ra -out dist/bench/ra.md
 	$(GO) run ./bench/rss | tee dist/bench/rss.txt
 
 # The same, short (smoke runs; the figures mean nothing).
@@ -90,6 +93,7 @@ bench-quick: bench-deps build
 	$(GO) run ./bench/flash -quick
 	$(GO) run ./bench/portmap -quick
 	$(GO) run ./bench/sixto4 -quick
+	$(GO) run ./bench/ra -quick
 
 # A short run of every fuzz target (the corpora replay in `make test`).
 fuzz:
@@ -98,6 +102,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzEncapsulate -fuzztime 30s ./sixto4
 	$(GO) test -run XXX -fuzz FuzzParseConfig -fuzztime 30s ./gateway
 	$(GO) test -run XXX -fuzz FuzzParseRule -fuzztime 30s ./nat44
+	$(GO) test -run XXX -fuzz FuzzParseRS -fuzztime 30s ./ra
 	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime 30s ./dhcp
 	$(GO) test -run XXX -fuzz FuzzConversation -fuzztime 30s ./dhcp
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime 30s ./upnp/ssdp

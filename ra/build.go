@@ -39,8 +39,13 @@ type raParams struct {
 // RDNSS (RFC 8106), there is no DHCPv6 server on the LAN.
 func buildRA(p raParams, prefixes []entry, def, final bool, now time.Time) *ndp.RouterAdvertisement {
 	ra := &ndp.RouterAdvertisement{CurrentHopLimit: curHopLimit}
+	// Bounded as RFC 9096 bounds the prefixes (its section 4 values): a
+	// default route no longer than a preferred prefix, the other
+	// options no longer than a valid one, so that after a silent
+	// renumbering nothing stale outlives the addresses.
+	optLife := min(wholeSeconds(p.Lifetime), ValidLimit)
 	if def && !final {
-		ra.RouterLifetime = min(wholeSeconds(p.Lifetime), maxRouterLifetime)
+		ra.RouterLifetime = min(wholeSeconds(p.Lifetime), PreferredLimit, maxRouterLifetime)
 	}
 	if len(p.MAC) == 6 {
 		ra.Options = append(ra.Options, &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: p.MAC})
@@ -63,7 +68,7 @@ func buildRA(p raParams, prefixes []entry, def, final bool, now time.Time) *ndp.
 		})
 	}
 	for _, r := range p.Routes {
-		life := wholeSeconds(p.Lifetime)
+		life := optLife
 		if final {
 			life = 0
 		}
@@ -75,10 +80,10 @@ func buildRA(p raParams, prefixes []entry, def, final bool, now time.Time) *ndp.
 		})
 	}
 	if len(p.RDNSS) > 0 {
-		ra.Options = append(ra.Options, &ndp.RecursiveDNSServer{Lifetime: wholeSeconds(p.Lifetime), Servers: p.RDNSS})
+		ra.Options = append(ra.Options, &ndp.RecursiveDNSServer{Lifetime: optLife, Servers: p.RDNSS})
 	}
 	if len(p.DNSSL) > 0 {
-		ra.Options = append(ra.Options, &ndp.DNSSearchList{Lifetime: wholeSeconds(p.Lifetime), DomainNames: p.DNSSL})
+		ra.Options = append(ra.Options, &ndp.DNSSearchList{Lifetime: optLife, DomainNames: p.DNSSL})
 	}
 	return ra
 }

@@ -55,6 +55,14 @@ func TestBuildRA(t *testing.T) {
 			want:    &ndp.RouterAdvertisement{CurrentHopLimit: 64, Options: []ndp.Option{pio(prefixA, ValidLimit, PreferredLimit)}},
 		},
 		{
+			name: "long intervals: lifetimes within the RFC 9096 bounds",
+			p:    raParams{RDNSS: []netip.Addr{dns}, Lifetime: 3 * 1800 * time.Second},
+			def:  true,
+			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: PreferredLimit, Options: []ndp.Option{
+				&ndp.RecursiveDNSServer{Lifetime: ValidLimit, Servers: []netip.Addr{dns}},
+			}},
+		},
+		{
 			name: "nothing at all: a harmless RA",
 			p:    raParams{Lifetime: 1800 * time.Second},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64},
@@ -115,11 +123,11 @@ func TestBuildRA(t *testing.T) {
 
 func TestTableRenumbering(t *testing.T) {
 	var tb table
-	if !tb.set([]Prefix{{Prefix: prefixA}}, t0) {
-		t.Fatal("first set: no change reported")
+	if c := tb.set([]Prefix{{Prefix: prefixA}}, t0); c != material {
+		t.Fatalf("first set: %v, want material", c)
 	}
-	if tb.set([]Prefix{{Prefix: prefixA}}, t0.Add(time.Second)) {
-		t.Error("same set reported as a change")
+	if c := tb.set([]Prefix{{Prefix: prefixA}}, t0.Add(time.Second)); c != unchanged {
+		t.Errorf("same set: %v, want unchanged", c)
 	}
 	t1 := t0.Add(time.Hour)
 	tb.set([]Prefix{{Prefix: prefixB}}, t1)
@@ -174,5 +182,56 @@ func TestTableBound(t *testing.T) {
 	}
 	if active != 1 {
 		t.Errorf("%d active prefixes, want the current one", active)
+	}
+}
+
+func TestTableRestore(t *testing.T) {
+	saved := []entry{
+		{Prefix: prefixA}, // active when we stopped
+		{Prefix: prefixB, Expires: t0.Add(time.Minute)},                                   // withdrawn, one minute left
+		{Prefix: netip.MustParsePrefix("2001:db8:c::/64"), Expires: t0.Add(-time.Second)}, // over
+		{Prefix: netip.MustParsePrefix("2001:db8:d::/64"), Valid: t0.Add(time.Hour)},      // the uplink's hour
+	}
+	var tb table
+	tb.restore(saved, t0)
+	want := []entry{
+		{Prefix: prefixA, Expires: t0.Add(ValidLimit)},
+		{Prefix: prefixB, Expires: t0.Add(time.Minute)},
+		{Prefix: netip.MustParsePrefix("2001:db8:d::/64"), Valid: t0.Add(time.Hour), Expires: t0.Add(time.Hour)},
+	}
+	if diff := cmp.Diff(want, tb.entries, cmp.Comparer(entry.equal)); diff != "" {
+		t.Errorf("restored (-want +got):\n%s", diff)
+	}
+	// The same prefix in the first Advert: active again, preferred.
+	tb.set([]Prefix{{Prefix: prefixA}}, t0)
+	if v, p := tb.entries[0].lifetimes(t0); v != ValidLimit || p != PreferredLimit {
+		t.Errorf("re-advertised prefix: valid %v preferred %v", v, p)
+	}
+}
+
+func TestTableChange(t *testing.T) {
+	day := t0.Add(24 * time.Hour)
+	tests := []struct {
+		name     string
+		from, to []Prefix
+		want     change
+	}{
+		{"same", []Prefix{{Prefix: prefixA, Valid: day}}, []Prefix{{Prefix: prefixA, Valid: day}}, unchanged},
+		{"renewal recomputed a second later", []Prefix{{Prefix: prefixA, Valid: day}}, []Prefix{{Prefix: prefixA, Valid: day.Add(time.Second)}}, drift},
+		{"renewal", []Prefix{{Prefix: prefixA, Valid: day, Preferred: day}}, []Prefix{{Prefix: prefixA, Valid: day.Add(time.Hour), Preferred: day.Add(time.Hour)}}, later},
+		{"deadline removed", []Prefix{{Prefix: prefixA, Valid: day}}, []Prefix{{Prefix: prefixA}}, later},
+		{"lifetime cut", []Prefix{{Prefix: prefixA, Valid: day}}, []Prefix{{Prefix: prefixA, Valid: t0.Add(time.Hour)}}, material},
+		{"deadline added", []Prefix{{Prefix: prefixA}}, []Prefix{{Prefix: prefixA, Preferred: day}}, material},
+		{"prefix added", []Prefix{{Prefix: prefixA}}, []Prefix{{Prefix: prefixA}, {Prefix: prefixB}}, material},
+		{"prefix withdrawn", []Prefix{{Prefix: prefixA}, {Prefix: prefixB}}, []Prefix{{Prefix: prefixB}}, material},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tb table
+			tb.set(tt.from, t0)
+			if got := tb.set(tt.to, t0); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -1,9 +1,11 @@
 package ra
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/ipv6"
@@ -62,3 +64,8 @@ func (n *ndpConn) WriteRA(m ndp.Message, dst netip.Addr) error {
 
 func (n *ndpConn) HardwareAddr() net.HardwareAddr { return n.mac }
 func (n *ndpConn) Close() error                   { return n.c.Close() }
+
+// gone reports whether err says the interface or its address is no more.
+func gone(err error) bool {
+	return errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.EADDRNOTAVAIL)
+}

@@ -127,12 +127,17 @@ func TestSLAACAndRdisc6(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
 		}
-	})
+	}
+	t.Cleanup(stop)
 
 	addrs := func() string { return h.exec(t, "ip", "-6", "addr", "show", "dev", "eth0") }
 	inPrefix := func(p netip.Prefix) *regexp.Regexp {
@@ -193,4 +198,89 @@ func TestSLAACAndRdisc6(t *testing.T) {
 	if !regexp.MustCompile(`Prefix\s+: ` + regexp.QuoteMeta(pb.String())).MatchString(out) {
 		t.Errorf("rdisc6 does not show the new prefix:\n%s", out)
 	}
+
+	// Shutdown: the final RA's router lifetime 0 takes the host's
+	// default route away.
+	stop()
+	waitFor(t, 5*time.Second, func() string {
+		if out := h.exec(t, "ip", "-6", "route", "show", "default"); strings.Contains(out, "default") {
+			return "the host keeps its default route after the final RA:\n" + out
+		}
+		return ""
+	})
+}
+
+// TestRenumberAfterKill: a Service advertising A dies without a final RA
+// (its socket fails, as with kill -9); a new one on the same state
+// directory advertises B, and the host deprecates its address in A
+// because the new Service remembered A.
+func TestRenumberAfterKill(t *testing.T) {
+	testenv.Root(t)
+	testenv.Tool(t, "ip", "iproute2")
+	leakcheck.Check(t)
+
+	r, h := newNetns(t, "r"), newNetns(t, "h")
+	r.sysctl(t, "net/ipv6/conf/all/forwarding", "1")
+	run(t, "ip", "-n", string(r), "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", string(h))
+	r.exec(t, "ip", "link", "set", "lan0", "up")
+	h.exec(t, "ip", "link", "set", "eth0", "up")
+	state := t.TempDir()
+	pa, pb := netip.MustParsePrefix("2001:db8:2:a::/64"), netip.MustParsePrefix("2001:db8:2:b::/64")
+
+	start := func(p netip.Prefix) (c chan conn, done chan error, cancel context.CancelFunc) {
+		c, done = make(chan conn, 1), make(chan error, 1)
+		s, err := newService(Config{Iface: "lan0", StateDir: state, Logger: testLogger(t)}, func() (conn, error) {
+			cn, err := listenIn(r, "lan0")
+			if err == nil {
+				c <- cn
+			}
+			return cn, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Set(Advert{Prefixes: []Prefix{{Prefix: p}}, Default: true})
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { done <- s.Run(ctx) }()
+		return c, done, cancel
+	}
+	addrs := func() string { return h.exec(t, "ip", "-6", "addr", "show", "dev", "eth0") }
+	addrRE := func(p netip.Prefix) *regexp.Regexp {
+		return regexp.MustCompile(`inet6 ` + strings.TrimSuffix(p.Addr().String(), ":") + `[0-9a-f:]+/64 scope global([^\n]*)\n\s+valid_lft (\S+) preferred_lft (\S+)`)
+	}
+
+	conns, done, cancel := start(pa)
+	waitFor(t, 10*time.Second, func() string {
+		if !addrRE(pa).MatchString(addrs()) {
+			return "no address in " + pa.String() + ":\n" + addrs()
+		}
+		return ""
+	})
+	// "kill -9": the socket goes, Run fails, no final RA.
+	(<-conns).Close()
+	if err := <-done; err == nil {
+		t.Fatal("Run returned nil after its socket was closed under it")
+	}
+	cancel()
+	if m := addrRE(pa).FindStringSubmatch(addrs()); m == nil || strings.Contains(m[1], "deprecated") {
+		t.Fatalf("the address in A should still be preferred after the kill:\n%s", addrs())
+	}
+
+	_, done, cancel = start(pb)
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, 10*time.Second, func() string {
+		out := addrs()
+		if !addrRE(pb).MatchString(out) {
+			return "no address in the new prefix:\n" + out
+		}
+		if m := addrRE(pa).FindStringSubmatch(out); m == nil || !strings.Contains(m[1], "deprecated") || m[3] != "0sec" {
+			return "the address in the old prefix is not deprecated after the restart:\n" + out
+		}
+		return ""
+	})
 }

@@ -210,9 +210,12 @@ func newService(cfg Config, listen func() (conn, error)) (*Service, error) {
 	return s, nil
 }
 
-// Set makes a the Advert. It is safe from any goroutine; a change is
-// written to the state directory and advertised at once (as soon as the
-// multicast rate limit allows), followed by the fast initial RAs. A
+// Set makes a the Advert. It is safe from any goroutine. A prefix that
+// comes or goes, a deadline moved earlier or a new Default is written to
+// the state directory and advertised at once (as soon as the multicast
+// rate limit allows), followed by the fast initial RAs; a deadline moved
+// later (an uplink renewal) is written and goes out with the next RA; a
+// move of less than a minute is only advertised. A
 // prefix that is not a /64 IPv6 prefix cannot be used by SLAAC and is
 // left out, with a warning.
 func (s *Service) Set(a Advert) {
@@ -233,35 +236,44 @@ func (s *Service) Set(a Advert) {
 	now := s.clk.Now()
 	s.mu.Lock()
 	t := table{entries: slices.Clone(s.table.entries)}
-	changed := t.set(prefixes, now)
+	c := t.set(prefixes, now)
 	s.mu.Unlock()
-	if changed {
-		if err := saveState(s.statePath, t.entries); err != nil {
+	var err error
+	if c >= later {
+		if err = saveState(s.statePath, t.entries); err != nil {
 			s.stateErrs.Add(1)
 			s.log.Error("ra: cannot remember the advertised prefixes; after a restart, old ones may not be deprecated", slog.Any("err", err))
 		}
 	}
 	s.mu.Lock()
-	if changed {
+	if c != unchanged {
 		s.table = t
+		s.dirty = err != nil // the run loop tries again
 	}
-	if a.Default != s.def {
-		s.def = a.Default
-		changed = true
-	}
+	announce := c == material || a.Default != s.def
+	s.def = a.Default
 	mtu := s.cfg.MTU
 	if a.MTU >= 1280 && (mtu == 0 || a.MTU < mtu) {
 		mtu = a.MTU
 	}
 	if mtu != s.params.MTU {
 		s.params.MTU = mtu
-		changed = true
+		announce = true
 	}
-	if changed {
+	if announce {
 		s.changed = true
 	}
+	var active, deprecated []string
+	for _, e := range s.table.entries {
+		if e.active() {
+			active = append(active, e.Prefix.String())
+		} else {
+			deprecated = append(deprecated, e.Prefix.String())
+		}
+	}
 	s.mu.Unlock()
-	if changed {
+	if announce {
+		s.log.Info("ra: advertising", slog.Any("prefixes", active), slog.Any("deprecated", deprecated), slog.Bool("default", a.Default))
 		s.poke()
 	}
 }

@@ -14,11 +14,14 @@ import (
 	"github.com/mdlayher/ndp"
 )
 
-// listenRetry is how long Run waits between attempts to open the socket
+// listenRetry is how long Run waits first between attempts to open the socket
 // while the interface has no usable link-local address yet (the lab's
 // bridge may come up just after the daemon, and the address is tentative
 // during DAD).
-const listenRetry = time.Second
+const (
+	listenRetry    = 250 * time.Millisecond // doubled on each try
+	maxListenRetry = 2 * time.Second
+)
 
 // Run opens the socket on the interface (waiting until it has a
 // link-local address), sends the initial RAs and then unsolicited ones
@@ -56,7 +59,7 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			s.send(c, allNodes, true)
+			s.send(c, allNodes, true) // an error here changes nothing
 			return nil
 		case err := <-readErr:
 			return fmt.Errorf("ra: read: %w", err)
@@ -82,13 +85,20 @@ func (s *Service) Run(ctx context.Context) error {
 			s.persist()
 		}
 		if !due.After(now) {
-			s.send(c, allNodes, false)
+			if err := s.send(c, allNodes, false); gone(err) {
+				// The interface was deleted (a bridge re-made):
+				// the socket is dead; the supervisor's next Run
+				// opens a new one.
+				return fmt.Errorf("ra: %s: %w", s.cfg.Iface, err)
+			}
 			s.mu.Lock()
 			s.lastMulticast, s.pending = now, time.Time{}
 			s.mu.Unlock()
 			iv := s.minI + rand.N(s.maxI-s.minI+1)
-			if initialLeft--; initialLeft > 0 {
-				iv = min(iv, MaxInitialInterval)
+			if initialLeft > 0 {
+				if initialLeft--; initialLeft > 0 {
+					iv = min(iv, MaxInitialInterval)
+				}
 			}
 			next = now.Add(iv)
 		}
@@ -135,7 +145,7 @@ func (s *Service) open(ctx context.Context) (conn, error) {
 		case 60:
 			s.log.Warn("ra: interface still not ready after a minute", slog.String("iface", s.cfg.Iface), slog.Any("err", err))
 		}
-		t := s.clk.NewTimer(listenRetry)
+		t := s.clk.NewTimer(min(listenRetry<<min(attempt, 3), maxListenRetry))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -198,23 +208,25 @@ func (s *Service) handleRS(c conn, b []byte, src netip.Addr, hop int) {
 }
 
 // send writes the current RA (final: the shutdown one) to dst.
-func (s *Service) send(c conn, dst netip.Addr, final bool) {
+func (s *Service) send(c conn, dst netip.Addr, final bool) error {
 	now := s.clk.Now()
 	s.mu.Lock()
 	m := buildRA(s.params, s.table.entries, s.def, final, now)
 	s.mu.Unlock()
-	s.write(c, m, dst)
+	return s.write(c, m, dst)
 }
 
-func (s *Service) write(c conn, m *ndp.RouterAdvertisement, dst netip.Addr) {
+// write sends m and counts it; a failure is counted and returned.
+func (s *Service) write(c conn, m *ndp.RouterAdvertisement, dst netip.Addr) error {
 	if err := c.WriteRA(m, dst); err != nil {
 		s.sendErrs.Add(1)
 		s.mu.Lock()
 		s.debugLocked(s.clk.Now(), "ra: send failed", slog.String("dst", dst.String()), slog.Any("err", err))
 		s.mu.Unlock()
-		return
+		return err
 	}
 	s.raSent.Add(1)
+	return nil
 }
 
 // persist writes the table to the state file if it changed.

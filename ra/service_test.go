@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -22,6 +24,7 @@ import (
 // fakeConn is an in-memory ICMPv6 socket: tests put solicitations in and
 // take the RAs out, through the wire format as the kernel would.
 type fakeConn struct {
+	fail   atomic.Value // error: what WriteRA returns, once set
 	in     chan rsPacket
 	out    chan sentRA
 	closed chan struct{}
@@ -53,6 +56,9 @@ func (f *fakeConn) ReadRS(b []byte) (int, int, netip.Addr, error) {
 }
 
 func (f *fakeConn) WriteRA(m ndp.Message, dst netip.Addr) error {
+	if err, ok := f.fail.Load().(error); ok {
+		return err
+	}
 	select {
 	case <-f.closed:
 		return net.ErrClosed
@@ -328,9 +334,9 @@ func TestServiceWaitsForInterface(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		c := newFakeConn()
-		tries := 0
+		var tries atomic.Int32
 		s, err := newService(Config{Iface: "br-lan", StateDir: dir}, func() (conn, error) {
-			if tries++; tries < 5 {
+			if tries.Add(1) < 5 {
 				return nil, errors.New("no link-local address")
 			}
 			return c, nil
@@ -342,8 +348,8 @@ func TestServiceWaitsForInterface(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()
 		time.Sleep(10 * time.Second)
-		if tries != 5 || len(c.drain()) == 0 {
-			t.Errorf("%d tries, no RA after the interface came up", tries)
+		if n := tries.Load(); n != 5 || len(c.drain()) == 0 {
+			t.Errorf("%d tries, no RA after the interface came up", n)
 		}
 		cancel()
 		if err := <-done; err != nil {
@@ -386,4 +392,64 @@ func TestULA(t *testing.T) {
 	if _, err := ULA(dir); err == nil {
 		t.Error("accepted a non-ULA in the file")
 	}
+}
+
+func TestServiceRenewalIsQuiet(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		day := time.Now().Add(24 * time.Hour)
+		s, c, stop := startService(t, dir, Config{}, &Advert{Prefixes: []Prefix{{Prefix: prefixA, Valid: day, Preferred: day}}, Default: true})
+		time.Sleep(time.Minute) // past the fast initial RAs
+		c.drain()
+		path := filepath.Join(dir, stateFile)
+		before, _ := os.Stat(path)
+		time.Sleep(time.Second)
+		s.Set(Advert{Prefixes: []Prefix{{Prefix: prefixA, Valid: day.Add(time.Second), Preferred: day.Add(time.Second)}}, Default: true})
+		synctest.Wait()
+		if got := c.drain(); len(got) != 0 {
+			t.Errorf("a deadline moved by a second sent %d RAs", len(got))
+		}
+		if after, _ := os.Stat(path); !after.ModTime().Equal(before.ModTime()) {
+			t.Error("a deadline moved by a second was written")
+		}
+		s.Set(Advert{Prefixes: []Prefix{{Prefix: prefixA, Valid: day.Add(time.Hour), Preferred: day.Add(time.Hour)}}, Default: true})
+		synctest.Wait()
+		if got := c.drain(); len(got) != 0 {
+			t.Errorf("a renewal sent %d RAs at once", len(got))
+		}
+		saved, err := loadState(path)
+		if err != nil || len(saved) != 1 || !saved[0].Valid.Equal(day.Add(time.Hour)) {
+			t.Errorf("after a renewal the state file holds %+v, %v", saved, err)
+		}
+		stop()
+	})
+}
+
+func TestServiceEndsWhenInterfaceGone(t *testing.T) {
+	if !gone(syscall.ENODEV) {
+		t.Skip("no interface errors known on this OS")
+	}
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeConn()
+		s, err := newService(Config{Iface: "br-lan", StateDir: dir}, func() (conn, error) { return c, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Run(context.Background()) }()
+		synctest.Wait()
+		c.fail.Store(error(syscall.ENODEV)) // the bridge was deleted
+		time.Sleep(time.Hour)
+		select {
+		case err := <-done:
+			if !errors.Is(err, syscall.ENODEV) {
+				t.Errorf("Run: %v, want ENODEV", err)
+			}
+		default:
+			t.Fatal("Run goes on with a socket whose interface is gone")
+		}
+	})
 }

@@ -81,11 +81,32 @@ type table struct {
 	entries []entry // sorted by prefix
 }
 
-// set makes a's prefixes the active ones at now. A prefix that leaves is
+// change says how much a set changed the table, and so what it costs:
+// uplink renewals move deadlines all the time, and must neither wear the
+// flash nor burst RAs on the link.
+type change int
+
+const (
+	unchanged change = iota
+	// drift: deadlines moved by less than deadlineSlack; advertised with
+	// the next RA, not worth a write.
+	drift
+	// later: deadlines moved later (a renewal); written, advertised
+	// with the next RA.
+	later
+	// material: a prefix came or went, or a deadline moved earlier;
+	// written and advertised at once.
+	material
+)
+
+// deadlineSlack is how far a deadline may move before it is written.
+const deadlineSlack = time.Minute
+
+// set makes prefixes the active ones at now. A prefix that leaves is
 // deprecated until the last valid deadline a host can hold for it: now
 // plus what we advertised at most (ValidLimit, or less if the uplink gave
-// less). It reports whether anything changed.
-func (t *table) set(prefixes []Prefix, now time.Time) bool {
+// less).
+func (t *table) set(prefixes []Prefix, now time.Time) change {
 	old := slices.Clone(t.entries)
 	want := make(map[netip.Prefix]Prefix, len(prefixes))
 	for _, p := range prefixes {
@@ -112,7 +133,41 @@ func (t *table) set(prefixes []Prefix, now time.Time) bool {
 	}
 	t.expire(now)
 	t.bound()
-	return !slices.EqualFunc(old, t.entries, entry.equal)
+	return compare(old, t.entries)
+}
+
+// compare classifies the step from table entries a to b.
+func compare(a, b []entry) change {
+	if len(a) != len(b) {
+		return material
+	}
+	c := unchanged
+	for i := range a {
+		if a[i].Prefix != b[i].Prefix || a[i].active() != b[i].active() || !a[i].Expires.Equal(b[i].Expires) {
+			return material
+		}
+		for _, d := range [2][2]time.Time{{a[i].Valid, b[i].Valid}, {a[i].Preferred, b[i].Preferred}} {
+			c = max(c, moved(d[0], d[1]))
+		}
+	}
+	return c
+}
+
+// moved classifies a deadline's move from x to y; zero is no deadline.
+func moved(x, y time.Time) change {
+	switch {
+	case x.Equal(y):
+		return unchanged
+	case y.IsZero():
+		return later
+	case x.IsZero():
+		return material
+	case y.Before(x.Add(-deadlineSlack)):
+		return material
+	case y.After(x.Add(deadlineSlack)):
+		return later
+	}
+	return drift
 }
 
 // expire drops the withdrawn prefixes whose time is over, and reports
