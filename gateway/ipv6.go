@@ -217,7 +217,11 @@ var errNoLAN = errors.New("gateway: IPv6 needs a LAN interface")
 
 // runUplink runs the uplink manager until ctx ends: it follows the WAN
 // facts and the delegation (from pd, when not nil) and applies each change.
-func runUplink(ctx context.Context, u *uplink, wans <-chan facts.WAN, delegations <-chan delegation) error {
+//
+// With prefix delegation on, the first choice waits for the delegation
+// (pdGrace at most): choosing 6to4 or the ULA first would give every LAN
+// host an address that is deprecated a second later.
+func runUplink(ctx context.Context, u *uplink, wans <-chan facts.WAN, delegations <-chan delegation, pdGrace time.Duration) error {
 	if u.lan == "" {
 		return errNoLAN
 	}
@@ -225,7 +229,14 @@ func runUplink(ctx context.Context, u *uplink, wans <-chan facts.WAN, delegation
 	var st uplinkState
 	tick := time.NewTicker(5 * time.Second) // notices a tunnel that ended
 	defer tick.Stop()
-	u.apply(st)
+	var grace <-chan time.Time
+	if u.cfg.PD && pdGrace > 0 {
+		t := time.NewTimer(pdGrace)
+		defer t.Stop()
+		grace = t.C
+	} else {
+		u.apply(st)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -234,11 +245,20 @@ func runUplink(ctx context.Context, u *uplink, wans <-chan facts.WAN, delegation
 			st.WAN = w
 		case dl := <-delegations:
 			st.Delegated = dl
+			grace = nil
+		case <-grace:
+			grace = nil
 		case <-tick.C:
 		}
-		u.apply(st)
+		if grace == nil {
+			u.apply(st)
+		}
 	}
 }
+
+// pdGrace is how long the first uplink choice waits for a delegation: a
+// DHCPv6 exchange takes well under a second, a reboot's Rebind up to 10 s.
+const pdGrace = 5 * time.Second
 
 func (d delegation) String() string {
 	return fmt.Sprintf("%v valid until %v", d.Prefix, d.Valid.Format(time.RFC3339))

@@ -80,7 +80,7 @@ func (d *Daemon) runIPv6(ctx context.Context) error {
 	}
 	wans, stop := d.facts.WAN.Subscribe()
 	defer stop()
-	return runUplink(ctx, u, wans, delegations)
+	return runUplink(ctx, u, wans, delegations, pdGrace)
 }
 
 // ipv6Status is the IPv6 part of Status; nil when IPv6 is off.

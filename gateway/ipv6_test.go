@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -162,4 +163,46 @@ func TestUplinkSixto4Off(t *testing.T) {
 	if len(w.tunnels) != 0 || w.last().Uplink != UplinkNone {
 		t.Fatalf("sixto4 0 still tunnels: %+v", w.last())
 	}
+}
+
+func TestRunUplinkWaitsForDelegation(t *testing.T) {
+	pub := facts.WAN{Addr: netip.MustParseAddr("203.0.113.2"), Kind: facts.KindPublic}
+	run := func(t *testing.T, dl *delegation) *uplinkWorld {
+		u, w := newTestUplink(defaultIPv6())
+		published := make(chan facts.IPv6, 10)
+		u.deps.publish = func(f facts.IPv6) { published <- f }
+		wans := make(chan facts.WAN, 1)
+		dls := make(chan delegation, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- runUplink(ctx, u, wans, dls, 300*time.Millisecond) }()
+		defer func() { cancel(); <-done }()
+		wans <- pub
+		select {
+		case f := <-published:
+			t.Fatalf("published %+v before the delegation's grace ended", f)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if dl != nil {
+			dls <- *dl
+		}
+		select {
+		case f := <-published:
+			w.published = append(w.published, f)
+		case <-time.After(2 * time.Second):
+			t.Fatal("nothing published")
+		}
+		return w
+	}
+	t.Run("a delegation in time is the first choice", func(t *testing.T) {
+		w := run(t, &delegation{Prefix: netip.MustParsePrefix("2001:db8:1::/56"), Valid: time.Now().Add(time.Hour)})
+		if w.last().Uplink != UplinkPD || len(w.tunnels) != 0 {
+			t.Fatalf("first choice %+v with %d tunnels; want the delegation and no 6to4", w.last(), len(w.tunnels))
+		}
+	})
+	t.Run("none: 6to4 after the grace", func(t *testing.T) {
+		if w := run(t, nil); w.last().Uplink != UplinkSixto4 {
+			t.Fatalf("first choice %+v; want 6to4", w.last())
+		}
+	})
 }

@@ -199,8 +199,9 @@ func labUp(ctx context.Context, opt lab.Options, cfgPath, cfgPathB string, httpP
 	fmt.Printf(`
 Two sites: gw with lan1 and lan2, gwb with lanb. The LAN hosts got their
 IPv4 addresses from their gateway's DHCP server (reserved for their MACs);
-IPv6 is routed to site A's LAN (static addresses until router
-advertisements come); site B has IPv4 only. Each gateway runs under a
+their IPv6 addresses by SLAAC from their gateway's router advertisements:
+site A's from the ISP's prefix delegation (2001:db8:1::/56), site B's by
+6to4 (it has IPv4 only) through the relay rly. Each gateway runs under a
 respawner, as procd runs it on a router: kill -9 it and it is back a
 second later, with its mappings and leases.
 
@@ -214,9 +215,14 @@ Try:
   # NATs by gwb's static forward
   %[1]s exec lanb -- sh -c 'mkdir -p /run/www; hostname >/run/www/index.html; busybox httpd -p 80 -h /run/www'
   %[1]s exec lan1 -- curl -s http://%[10]v:8080/
-  # IPv6, end to end
+  # IPv6, end to end: native from site A, 6to4 from site B (through the
+  # relay to native hosts, directly to site A's 6to4 peers)
   %[1]s exec lan1 -- busybox ping -6 -c1 %[3]v
   %[1]s exec pub -- busybox ping -6 -c1 %[4]v
+  %[1]s exec lanb -- busybox ping -6 -c1 %[3]v
+  %[1]s exec lan1 -- busybox ping -6 -c1 %[11]v
+  %[1]s exec lan1 -- rdisc6 -1 eth0       # the router advertisement
+  %[5]s status -s %[6]s | grep -A8 '"ipv6"'
   # the IPv6 firewall drops unsolicited inbound until the host has a pinhole
   %[1]s exec lan1 -- busybox nc -ll -p 22 -e echo hello &
   %[1]s exec pub -- busybox nc -w 2 %[9]v 22        # nothing
@@ -228,7 +234,7 @@ Try:
   kill -9 $(cat %[8]s); sleep 2; %[5]s mappings -s %[6]s
   %[1]s status
   %[1]s down
-`, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon), lab.LAN1Addr6.Addr(), lab.SiteBWANAddr.Addr())
+`, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon), lab.LAN1Addr6.Addr(), lab.SiteBWANAddr.Addr(), lab.LANBAddr6.Addr())
 	if httpPort != 0 {
 		fmt.Printf("  http://127.0.0.1:%d/ on this machine reaches %v:%d on the LAN (the panel, to come)\n", httpPort, lab.LANAddr.Addr(), labPanelPort)
 	}
