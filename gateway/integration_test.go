@@ -81,7 +81,13 @@ func startGateway(t *testing.T, extra string) *gw {
 // the test waits for its lease. The other LAN hosts have no IPv4 address.
 func startWith(t *testing.T, config func(*lab.Lab, string) string, extra string, dhcpHosts ...string) *gw {
 	t.Helper()
-	l := labtest.New(t)
+	return startIn(t, labtest.New(t), config, extra, dhcpHosts...)
+}
+
+// startIn is startWith on a lab that the test has built (and perhaps
+// started processes in) itself.
+func startIn(t *testing.T, l *lab.Lab, config func(*lab.Lab, string) string, extra string, dhcpHosts ...string) *gw {
+	t.Helper()
 	g := &gw{t: t, l: l, cfg: labgw.ConfigPath(l)}
 	g.writeConfig(config(l, extra))
 	t.Cleanup(func() {

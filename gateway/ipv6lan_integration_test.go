@@ -19,6 +19,7 @@ import (
 	"gateway/gateway"
 	"gateway/gateway/client"
 	"gateway/gateway/lab"
+	"gateway/gateway/lab/labtest"
 	"gateway/gateway/labgw"
 	"gateway/internal/testenv"
 	"gateway/nat44"
@@ -395,4 +396,95 @@ func TestIPv6Renumbering(t *testing.T) {
 	}
 	wait(p3)
 	deprecated(p2, p3)
+}
+
+// TestIPv6UplinkSwitch: when the ISP stops delegating, the prefix is
+// withdrawn at the end of its valid lifetime and the LAN falls back to
+// 6to4 (the WAN address is public), the delegated prefix deprecated.
+func TestIPv6UplinkSwitch(t *testing.T) {
+	testenv.Tool(t, "rdisc6", "ndisc6")
+	l := labtest.New(t)
+	if _, err := l.StartPDServer(lab.PDServerOptions{Preferred: 4 * time.Second, Valid: 8 * time.Second, T1: 2 * time.Second, T2: 3 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	g := startIn(t, l, labgw.Config, "", lab.LAN1)
+	if st, _ := ipv6Status(t, g.api()); st.Uplink != gateway.UplinkPD {
+		t.Fatalf("uplink %+v, want the delegation", st)
+	}
+	if err := l.StopPDServer(); err != nil {
+		t.Fatal(err)
+	}
+	sixto4 := netip.MustParsePrefix("2002:cb00:7102:1::/64")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := labgw.WaitAddr6(ctx, l, lab.LAN1, eui64(sixto4, lab.LAN1MAC)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := ipv6Status(t, g.api()); st.Uplink != gateway.UplinkSixto4 || st.Prefix != sixto4 {
+		t.Fatalf("after the withdrawal: %+v, want 6to4 %v", st, sixto4)
+	}
+	r := rdisc6(t, l, lab.LAN1)
+	if _, pref, ok := raPrefix(r, lab.LANPrefix6); ok && pref != 0 {
+		t.Errorf("the withdrawn prefix is still preferred:\n%s", r)
+	}
+	if _, pref, ok := raPrefix(r, sixto4); !ok || pref == 0 {
+		t.Errorf("the RA lacks the 6to4 prefix:\n%s", r)
+	}
+}
+
+// TestIPv6NoUplink: with neither delegation nor 6to4, the LAN gets a
+// stable ULA for local traffic and no default route (router lifetime 0);
+// the ULA is the same after kill -9 and a restart.
+func TestIPv6NoUplink(t *testing.T) {
+	testenv.Tool(t, "rdisc6", "ndisc6")
+	g := startWith(t, siteAConfig("\nconfig ipv6\n\toption pd '0'\n\toption sixto4 '0'\n"), "", lab.LAN1)
+	var st gateway.IPv6Status
+	eventually(t, "the ULA", func() error {
+		if st, _ = ipv6Status(t, g.api()); st.Uplink != gateway.UplinkNone || !st.Prefix.Addr().IsPrivate() {
+			return fmt.Errorf("uplink %+v, want none with a ULA", st)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := labgw.WaitAddr6(ctx, g.l, lab.LAN1, eui64(st.Prefix, lab.LAN1MAC)); err != nil {
+		t.Fatal(err)
+	}
+	r := rdisc6(t, g.l, lab.LAN1)
+	if m := regexp.MustCompile(`Router lifetime\s*:\s*(\d+)`).FindStringSubmatch(r); m == nil || m[1] != "0" {
+		t.Errorf("RA with no uplink offers a default route:\n%s", r)
+	}
+	if err := g.l.Stop(labgw.Daemon, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := labgw.Start(ctx, g.l, binary, g.cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the same ULA after a restart", func() error {
+		if again, _ := ipv6Status(t, g.api()); again.Prefix != st.Prefix {
+			return fmt.Errorf("ULA %v after a restart, was %v", again.Prefix, st.Prefix)
+		}
+		return nil
+	})
+}
+
+// TestIPv6SpoofedLANSource: a packet from the internet that claims a LAN
+// source is not forwarded, even one the filter would otherwise let in (an
+// echo request).
+func TestIPv6SpoofedLANSource(t *testing.T) {
+	testenv.Tool(t, "busybox", "busybox")
+	g := startGateway(t, "")
+	spoof := netip.MustParseAddr("2001:db8:1:1::99")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := g.l.Command(ctx, lab.Public, "ip", "addr", "add", spoof.String()+"/128", "dev", lab.HostIf, "nodad").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	lan16 := lab.LAN1Addr6.Addr().String()
+	if out, err := g.l.Command(ctx, lab.Public, "busybox", "ping", "-6", "-c", "1", "-W", "2", lan16).CombinedOutput(); err != nil {
+		t.Fatalf("pub → lan1 from its own address: %v\n%s", err, out)
+	}
+	if out, err := g.l.Command(ctx, lab.Public, "busybox", "ping", "-6", "-c", "1", "-W", "2", "-I", spoof.String(), lan16).CombinedOutput(); err == nil {
+		t.Fatalf("pub → lan1 from a LAN source got through:\n%s", out)
+	}
 }

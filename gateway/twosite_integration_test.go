@@ -1,3 +1,5 @@
+//go:build linux && !nolab
+
 package gateway_test
 
 import (
