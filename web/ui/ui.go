@@ -1,0 +1,166 @@
+// Package ui serves the web panel's pages: static files, embedded and
+// gzipped at build time, that render in the browser from the JSON API
+// (docs/api.md). src/ holds the sources, dist/ what is embedded;
+// `go generate` (run by `make assets`) rebuilds dist/ from src/.
+package ui
+
+//go:generate go run ./gen
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+)
+
+//go:embed dist
+var dist embed.FS
+
+// asset is one file of the panel.
+type asset struct {
+	gz    []byte
+	etag  string
+	ctype string
+}
+
+var types = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+	".json": "application/json",
+}
+
+// Handler serves the panel: / is the page (never cached: it names the
+// current assets), /s/VERSION/NAME the other files (cached for good when
+// VERSION is the build's). It answers 404 for anything else; the caller
+// routes /api/ elsewhere.
+func Handler() http.Handler {
+	assets := map[string]asset{}
+	entries, _ := dist.ReadDir("dist")
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".gz")
+		if !ok {
+			continue
+		}
+		b, _ := dist.ReadFile("dist/" + e.Name())
+		sum := sha256.Sum256(b)
+		ctype := types[path.Ext(name)]
+		if ctype == "" {
+			ctype = "application/octet-stream"
+		}
+		assets[name] = asset{gz: b, etag: `W/"` + hex.EncodeToString(sum[:8]) + `"`, ctype: ctype}
+	}
+	v, _ := dist.ReadFile("dist/version")
+	version := strings.TrimSpace(string(v))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		name, cache := "", "no-cache"
+		switch p := r.URL.Path; {
+		case p == "/" || p == "/index.html":
+			name = "index.html"
+		case strings.HasPrefix(p, "/s/"):
+			v, n, ok := strings.Cut(p[len("/s/"):], "/")
+			if !ok || n == "index.html" || strings.Contains(n, "/") {
+				break
+			}
+			name = n
+			if v == version {
+				cache = "public, max-age=31536000, immutable"
+			}
+		}
+		a, ok := assets[name]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", a.ctype)
+		h.Set("Cache-Control", cache)
+		h.Set("ETag", a.etag)
+		h.Set("Vary", "Accept-Encoding")
+		h.Set("X-Content-Type-Options", "nosniff")
+		if match(r.Header.Get("If-None-Match"), a.etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+			h.Set("Content-Encoding", "gzip")
+			h.Set("Content-Length", strconv.Itoa(len(a.gz)))
+			if r.Method == http.MethodGet {
+				w.Write(a.gz)
+			}
+			return
+		}
+		if r.Method == http.MethodHead {
+			return
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(a.gz))
+		if err != nil {
+			http.Error(w, "corrupt asset", http.StatusInternalServerError)
+			return
+		}
+		io.Copy(w, zr)
+	})
+}
+
+// match reports whether an If-None-Match header names etag (weak
+// comparison, RFC 9110 section 13.1.2).
+func match(header, etag string) bool {
+	for t := range strings.SplitSeq(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == strings.TrimPrefix(etag, "W/") {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip: named
+// (or *) without q=0 (RFC 9110 section 12.5.3).
+func acceptsGzip(header string) bool {
+	star, gz := false, -1
+	for t := range strings.SplitSeq(header, ",") {
+		coding, params, _ := strings.Cut(t, ";")
+		coding = strings.ToLower(strings.TrimSpace(coding))
+		ok := !zeroQ(params)
+		switch coding {
+		case "gzip", "x-gzip":
+			gz = b2i(ok)
+		case "*":
+			star = ok
+		}
+	}
+	if gz >= 0 {
+		return gz == 1
+	}
+	return star
+}
+
+func zeroQ(params string) bool {
+	for p := range strings.SplitSeq(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(k), "q") {
+			v = strings.TrimRight(strings.TrimSpace(v), "0")
+			return v == "" || v == "." || v == "0."
+		}
+	}
+	return false
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
