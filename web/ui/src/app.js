@@ -58,7 +58,9 @@ async function api(method, path, body) {
   try { data = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
   if (r.status === 401 && !path.startsWith('/auth/')) {
     start();
-    throw new APIError(401, 'Signed out.');
+    const e = new APIError(401, 'Signed out.');
+    e.signedOut = true;
+    throw e;
   }
   if (!r.ok) throw new APIError(r.status, (data && data.error) || r.status + ' ' + r.statusText, data && data.field);
   return data;
@@ -126,7 +128,7 @@ function every(ms, fn) {
   timers.push(setInterval(() => { if (!document.hidden) fn().catch(showError); }, ms));
 }
 function showError(e) {
-  if (e.status !== 401) say(e.message, true);
+  if (!e.signedOut) say(e.message, true);
 }
 function section(title, ...kids) {
   const id = 'h-' + title.toLowerCase().replace(/[^a-z0-9]+/g, '-');
@@ -173,7 +175,7 @@ function form(label, kids, submit, fn) {
     try {
       await fn(f);
     } catch (e) {
-      if (e.status === 401) return;
+      if (e.signedOut) return;
       const input = e.field && f.querySelector('[name="' + CSS.escape(e.field) + '"]');
       err.replaceChildren(input ? h('strong', {}, labelOf(input) + ': ') : '', e.message);
       err.hidden = false;
@@ -271,7 +273,7 @@ async function route(first) {
   try {
     await pages[page](body);
   } catch (e) {
-    if (e.status !== 401) body.replaceChildren(note(e.message, 'error'));
+    if (!e.signedOut) body.replaceChildren(note(e.message, 'error'));
   }
   body.removeAttribute('aria-busy');
 }
