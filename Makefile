@@ -11,28 +11,45 @@ BIN      := bin/gateway
 # (emulated arch tests), busybox (the init script under OpenWrt's shell),
 # natpmpc (libnatpmp's client: the NAT-PMP interop tests), isc-dhcp-server
 # (dhcpd -6: the lab ISP's DHCPv6 server with prefix delegation), ndisc6
-# (rdisc6: the router advertisement interop tests).
+# (rdisc6: the router advertisement interop tests), chromium, nodejs and
+# npm (the web panel's browser tests: Playwright drives Debian's chromium;
+# a Node.js that brings its own npm counts as having npm).
 # Go tools (nfpm) come from the Go module proxy: build/tools.sh.
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc isc-dhcp-server ndisc6
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc isc-dhcp-server ndisc6 chromium nodejs npm
 # What only the benchmarks need: the reference daemons bench/portmap runs
 # against ours (miniupnpd with its nftables backend, which conflicts with
 # miniupnpd-iptables; stund, the STUN server miniupnpd needs in the lab;
 # radvd, beside which bench/ra times our answers to router solicitations).
 BENCH_PKGS := miniupnpd-nftables stun-server radvd
 
-.PHONY: all build demo demo-down test test-tailscale test-short bench bench-quick bench-deps fuzz deps clean
+.PHONY: all assets screenshots build demo demo-down test test-tailscale test-short bench bench-quick bench-deps fuzz deps clean
 
 all: build
 
-build:
+# The web panel's embedded assets: web/ui/src gzipped into web/ui/dist
+# (committed, so that `go build` works from a clean clone; a test fails
+# when dist is stale).
+assets:
+	$(GO) generate ./web/ui
+
+# The README's screenshots of the panel, desktop and phone, from the
+# browser test against the daemon in the lab (as root).
+screenshots:
+	rm -rf web/ui/e2e/out
+	GATEWAY_SCREENSHOTS=$(CURDIR)/web/ui/e2e/out $(GO) test -count=1 -run 'TestPanelBrowser$$' ./gateway
+	mkdir -p docs/screenshots
+	cd web/ui/e2e/out && cp overview-desktop.png overview-phone.png mappings-desktop.png devices-phone.png $(CURDIR)/docs/screenshots/
+
+build: assets
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gateway
 
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || command -v $$p >/dev/null || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	cd web/ui/e2e && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
 	$(GO) mod download
 	cd upnp/pmp/tailscaletest && $(GO) mod download
 	GO='$(GO)' sh build/tools.sh
