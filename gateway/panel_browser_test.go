@@ -4,12 +4,15 @@ package gateway_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,13 +54,18 @@ func TestPanelBrowser(t *testing.T) {
 		shots = filepath.Join(e2e, "out")
 	}
 
-	g := startGateway(t, "")
+	// A web section of the test's own, without a password: the panel
+	// starts at its first-run page.
+	g := startGateway(t, "\nconfig web 'web'\n\toption port '"+strconv.Itoa(panelPort)+"'\n")
 	// A mapping made by a real client, for the browser to revoke.
 	if out := g.upnpc(lab.LAN2, "-e", "game", "-a", lan2.String(), "9200", "9200", "TCP"); !strings.Contains(out, "is redirected to internal") {
 		t.Fatalf("upnpc -a:\n%s", out)
 	}
 	// The server behind the static forward that the browser adds.
 	tcpServer(t, g.l, lab.LAN1, hostPort(lan1, 8090))
+
+	// A download across the WAN while the browser looks at the chart.
+	download(t, g.l, hostPort(pub1, 9000))
 
 	// The panel, reached from this namespace through a proxy into lan1, as
 	// the owner's browser reaches it from the LAN.
@@ -85,6 +93,7 @@ func TestPanelBrowser(t *testing.T) {
 		"--revoke", "tcp/9200",
 		"--forward", "tcp/8081/"+hostPort(lan1, 8090),
 		"--host-limit", "32",
+		"--traffic",
 		"--out", shots,
 		"--chromium", chromium)
 	c.Dir = e2e
@@ -138,4 +147,37 @@ func TestPanelBrowser(t *testing.T) {
 			}
 		}
 	}
+}
+
+// download makes traffic across the WAN until the test ends: a server in
+// the public host at addr sends about 40 Mbit/s to lan1, which reads it.
+func download(t *testing.T, l *lab.Lab, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := l.Do(lab.Public, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var c net.Conn
+	if err := l.Do(lab.LAN1, func() (err error) { c, err = net.DialTimeout("tcp", addr, 5*time.Second); return err }); err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	ln.Close()
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 500<<10)
+		for {
+			if _, err := s.Write(buf); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	wg.Go(func() { io.Copy(io.Discard, c) })
+	t.Cleanup(func() { s.Close(); c.Close(); wg.Wait() })
 }

@@ -9,7 +9,8 @@
 // Options: --url (the panel), --password (set on first run, else used to
 // sign in), --lease ADDR (a DHCP lease that must show), --revoke PROTO/PORT
 // (a mapping to revoke), --forward PROTO/PORT/ADDR:PORT (a static forward
-// to add), --host-limit N (a setting to change), --out DIR (screenshots;
+// to add), --host-limit N (a setting to change), --traffic (the WAN
+// carries a download meanwhile: the chart must show it), --out DIR (screenshots;
 // default $GATEWAY_SCREENSHOTS or web/ui/e2e/out), --chromium PATH.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -25,6 +26,7 @@ const { values: opt } = parseArgs({
     revoke: { type: 'string' },
     forward: { type: 'string' },
     'host-limit': { type: 'string' },
+    traffic: { type: 'boolean', default: false },
     out: { type: 'string', default: process.env.GATEWAY_SCREENSHOTS || join(dirname(fileURLToPath(import.meta.url)), 'out') },
     chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
   },
@@ -116,13 +118,26 @@ try {
   await page.waitForTimeout(4500);
   const label2 = await page.locator('svg.plot').getAttribute('aria-label');
   log('chart:', label2, label1 === label2 ? '(unchanged in 4.5 s)' : '(updated)');
+  if (opt.traffic) {
+    if (label1 === label2) problems.push('overview: the chart did not change in 4.5 s');
+    // The lab downloads through the WAN while this runs: the chart must show it.
+    await page.waitForFunction(() => / peak [\d.]+ (Mbit|Gbit)\/s/.test(document.querySelector('svg.plot').getAttribute('aria-label')), null, { timeout: 20000 })
+      .catch(() => problems.push('overview: no Mbit/s of traffic on the chart: ' + label2));
+  }
   await shoot('overview');
 
   await go('Devices', 'LAN devices');
   if (opt.lease) {
     log('waiting for the lease of', opt.lease);
-    const row = page.getByRole('row').filter({ hasText: opt.lease });
+    const row = page.getByRole('region', { name: 'Leases' }).getByRole('row').filter({ hasText: opt.lease });
     await row.first().waitFor({ timeout: 30000 });
+    const reservation = page.getByRole('region', { name: 'Reservations' }).getByRole('row').filter({ hasText: opt.lease });
+    if (await reservation.count()) {
+      log('removing the reservation of', opt.lease, 'to make it again from its lease');
+      await reservation.getByRole('button', { name: /^Remove/ }).click();
+      await toastSays(/removed/);
+      await reservation.waitFor({ state: 'detached' });
+    }
     await row.first().getByRole('button', { name: /^Reserve/ }).click();
     await toastSays(/reserved/);
     await page.getByRole('region', { name: 'Reservations' }).getByRole('row').filter({ hasText: opt.lease }).waitFor();
@@ -177,7 +192,9 @@ try {
   await page.getByRole('button', { name: 'Save settings' }).click();
   const alert = page.getByRole('form', { name: 'Settings' }).getByRole('alert');
   await alert.filter({ hasText: /./ }).waitFor();
-  log('refused:', (await alert.textContent()).trim(), '; invalid field:', await limit.getAttribute('aria-invalid'));
+  const invalid = page.locator('[aria-invalid=true]');
+  if (await invalid.count() !== 1) problems.push('settings: the refused value is not marked (' + await invalid.count() + ' fields with aria-invalid)');
+  else log('refused:', (await alert.textContent()).trim(), '; marked:', await invalid.getAttribute('name'), ', focused:', await invalid.evaluate(e => e === document.activeElement));
   await shoot('settings-error');
   await limit.fill(before);
   if (opt['host-limit']) {
@@ -200,6 +217,10 @@ try {
   if (r.status() !== 401) problems.push('sign out: /api/v1/status answers ' + r.status() + ', not 401');
 } catch (e) {
   problems.push(step + ': ' + (e.message || e).split('\n').slice(0, 6).join('\n'));
+  for (const p of browser.contexts().flatMap(c => c.pages())) {
+    await p.screenshot({ path: join(opt.out, 'failure.png'), fullPage: true }).catch(() => {});
+    problems.push('the page then: ' + join(opt.out, 'failure.png'));
+  }
 } finally {
   await browser.close();
 }

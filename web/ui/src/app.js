@@ -113,7 +113,7 @@ async function names() {
 function device(names, ap) {
   const a = addrOf(ap);
   const n = names.get(a);
-  return n ? [h('strong', {}, n), ' ', h('span', { class: 'muted' }, ap)] : ap;
+  return h('span', {}, n ? [h('strong', {}, n), ' ', h('span', { class: 'muted' }, ap)] : ap);
 }
 
 // ---- page furniture
@@ -302,8 +302,9 @@ async function overview(body) {
         ? [h('p', { class: 'big' }, v6.prefix), note('Uplink: ' + (v6.uplink || 'none') + (v6.delegated && !v6.delegated.startsWith('invalid') ? ', delegated ' + v6.delegated : ''))]
         : note(v6 ? 'No IPv6 uplink yet' + (v6.error ? ': ' + v6.error : '') : 'IPv6 is off.')),
       card('Uptime', h('p', { class: 'big' }, up), s.version ? note('Version ' + s.version, 'muted') : null),
-      card('Services', svcs.length ? h('ul', { class: 'svcs' }, svcs.map(x => h('li', {},
-        h('span', { class: 'dot ' + (x.state === 'running' ? 'ok' : 'bad'), 'aria-hidden': 'true' }), x.name + ': ' + x.state))) : note('none', 'muted')),
+      h('section', { class: 'card wide', 'aria-label': 'Services' }, h('h2', {}, 'Services'), svcs.length ? h('ul', { class: 'svcs' }, svcs.map(x => h('li', { title: x.last_error || null },
+        h('span', { class: 'dot ' + (x.state === 'running' ? 'ok' : 'bad'), 'aria-hidden': 'true' }), x.name,
+        x.state === 'running' ? h('span', { class: 'sr' }, ': running') : h('strong', {}, ': ' + x.state)))) : note('none', 'muted')),
     ];
   });
   await refresher(chart, 2000, throughputChart);
