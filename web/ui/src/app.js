@@ -281,7 +281,7 @@ window.addEventListener('hashchange', () => route(false));
 
 // refresher renders into box with fn now and every ms.
 async function refresher(box, ms, fn) {
-  const draw = async () => box.replaceChildren(...[await fn()].flat());
+  const draw = async () => box.replaceChildren(...[await fn()].flat(Infinity));
   await draw();
   every(ms, draw);
 }
@@ -302,6 +302,8 @@ async function overview(body) {
         ? [h('p', { class: 'big' }, v6.prefix), note('Uplink: ' + (v6.uplink || 'none') + (v6.delegated && !v6.delegated.startsWith('invalid') ? ', delegated ' + v6.delegated : ''))]
         : note(v6 ? 'No IPv6 uplink yet' + (v6.error ? ': ' + v6.error : '') : 'IPv6 is off.')),
       card('Uptime', h('p', { class: 'big' }, up), s.version ? note('Version ' + s.version, 'muted') : null),
+      card('Open ports', h('p', { class: 'big' }, h('a', { href: '#/mappings' }, plural((s.nat && s.nat.mappings) || 0, 'port mapping'))),
+        note(plural((s.nat && s.nat.pinholes) || 0, 'IPv6 pinhole') + (s.nat && s.nat.filtering ? '; filtering ' + s.nat.filtering : ''))),
       h('section', { class: 'card wide', 'aria-label': 'Services' }, h('h2', {}, 'Services'), svcs.length ? h('ul', { class: 'svcs' }, svcs.map(x => h('li', { title: x.last_error || null },
         h('span', { class: 'dot ' + (x.state === 'running' ? 'ok' : 'bad'), 'aria-hidden': 'true' }), x.name,
         x.state === 'running' ? h('span', { class: 'sr' }, ': running') : h('strong', {}, ': ' + x.state)))) : note('none', 'muted')),
