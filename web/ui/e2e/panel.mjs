@@ -106,9 +106,14 @@ try {
   await heading('Overview').waitFor();
 
   step = 'keyboard';
+  const focused = () => page.evaluate(() => document.activeElement && (document.activeElement.id || document.activeElement.textContent));
+  if (await focused() !== 'Overview') problems.push('keyboard: after sign-in the focus is on ' + JSON.stringify(await focused()) + ', not the page heading');
+  await page.reload();
+  await heading('Overview').waitFor();
   await page.keyboard.press('Tab');
-  const focused = await page.evaluate(() => document.activeElement && document.activeElement.textContent);
-  if (!/Skip to content/.test(focused || '')) problems.push('keyboard: the first Tab reaches ' + JSON.stringify(focused) + ', not the skip link');
+  if (!/Skip to content/.test(await focused() || '')) problems.push('keyboard: the first Tab reaches ' + JSON.stringify(await focused()) + ', not the skip link');
+  await page.keyboard.press('Enter');
+  if (await focused() !== 'main') problems.push('keyboard: the skip link leads to ' + JSON.stringify(await focused()) + ', not main');
 
   step = 'Overview';
   log('overview');

@@ -209,7 +209,7 @@ function authPage(setup) {
       if (setup && pw.value.length < 8) throw new APIError(400, 'use at least 8 characters', 'password');
       const r = await api('POST', setup ? '/auth/setup' : '/auth/login', { password: pw.value });
       csrf = r.csrf;
-      signedIn();
+      signedIn(false);
     })));
   pw.focus();
 }
@@ -226,12 +226,14 @@ async function start() {
   if (!a.password_set) return authPage(true);
   if (!a.signed_in) return authPage(false);
   csrf = a.csrf;
-  signedIn();
+  signedIn(true);
 }
 
-function signedIn() {
+// signedIn shows the page the address names; after the sign-in form,
+// focus goes to its heading.
+function signedIn(first) {
   nav.hidden = signoutButton.hidden = false;
-  route(true);
+  route(first);
 }
 
 signoutButton.addEventListener('click', async () => {
