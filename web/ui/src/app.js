@@ -279,7 +279,14 @@ async function route(first) {
   }
   body.removeAttribute('aria-busy');
 }
-window.addEventListener('hashchange', () => route(false));
+window.addEventListener('hashchange', () => {
+  if (location.hash === '' || location.hash.startsWith('#/')) route(false);
+});
+// The skip link moves the focus, not the route.
+document.querySelector('.skip').addEventListener('click', ev => {
+  ev.preventDefault();
+  main.focus();
+});
 
 // refresher renders into box with fn now and every ms.
 async function refresher(box, ms, fn) {
