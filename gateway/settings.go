@@ -398,6 +398,16 @@ func (e *configEditor) AddReservation(r dhcp.Reservation) error {
 		return &web.FieldError{Field: "addr", Err: fmt.Errorf("addr %v is not an IPv4 address", r.Addr)}
 	}
 	_, err := e.change("addr", func(f *uci.File) error {
+		for _, h := range f.SectionsOfType("host") {
+			mac, _ := h.Get("mac")
+			ip, _ := h.Get("ip")
+			if m, err := net.ParseMAC(mac); err == nil && m.String() == r.MAC.String() {
+				return &web.FieldError{Field: "mac", Err: fmt.Errorf("%v is already reserved (%s)", r.MAC, ip)}
+			}
+			if a, err := netip.ParseAddr(ip); err == nil && a == r.Addr {
+				return &web.FieldError{Field: "addr", Err: fmt.Errorf("%v is already reserved (for %s)", r.Addr, mac)}
+			}
+		}
 		s := f.Add("host", "")
 		if r.Hostname != "" {
 			s.Set("name", r.Hostname)
