@@ -39,10 +39,6 @@ type configEditor struct {
 
 var _ web.Config = (*configEditor)(nil)
 
-// errFileBroken is a config file that does not parse as it is: a hand
-// edit to fix first.
-var errFileBroken = errors.New("the config file has an error; fix it (gateway check-config) before changing it here")
-
 // change edits the file with edit, checks the result and applies it.
 // hint is the API field a problem belongs to when no option says better.
 func (e *configEditor) change(hint string, edit func(f *uci.File) error) (*Config, error) {
@@ -54,7 +50,7 @@ func (e *configEditor) change(hint string, edit func(f *uci.File) error) (*Confi
 	}
 	f, err := uci.Parse(e.path, old)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errFileBroken, err)
+		return nil, fmt.Errorf("%w: %v", web.ErrConfigBroken, err)
 	}
 	if err := edit(f); err != nil {
 		return nil, err

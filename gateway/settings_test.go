@@ -387,7 +387,7 @@ func TestHandEditKept(t *testing.T) {
 	if err := os.WriteFile(path, []byte(hand+"bogus\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := do(t, h, "PUT", "/api/v1/settings", `{"host_limit":10}`); code < 400 || !strings.Contains(body, "fix it") {
+	if code, body := do(t, h, "PUT", "/api/v1/settings", `{"host_limit":10}`); code != 409 || !strings.Contains(body, "fix it") {
 		t.Errorf("change over a broken file: %d %s", code, body)
 	}
 }

@@ -73,6 +73,10 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// ErrConfigBroken is a config file that does not parse as it is (a hand
+// edit to fix first): the API changes nothing in it (409).
+var ErrConfigBroken = errors.New("the config file has an error; fix it (gateway check-config) before changing it here")
+
 // fieldErrorBody is the body of a 400 that names a field.
 type fieldErrorBody struct {
 	Error string `json:"error"`
@@ -85,6 +89,10 @@ func failConfig(w http.ResponseWriter, err error) {
 	var fe *FieldError
 	if errors.As(err, &fe) {
 		reply(w, http.StatusBadRequest, fieldErrorBody{fe.Error(), fe.Field})
+		return
+	}
+	if errors.Is(err, ErrConfigBroken) {
+		fail(w, http.StatusConflict, err)
 		return
 	}
 	fail(w, statusOf(err), err)
