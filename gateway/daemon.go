@@ -58,11 +58,14 @@ type Daemon struct {
 	uplink *uplink      // the IPv6 uplink manager; nil until it runs
 	pd     *pd.Client   // the DHCPv6-PD client; nil when none runs
 	ra     *ra.Service  // the router advertisements; nil when none run
+
+	panel panelData // what the API changes and shows live (paneldata.go)
 }
 
 // Status is what `gateway status` and the web panel show.
 type Status struct {
 	Version   string             `json:"version"`
+	Started   time.Time          `json:"started"` // when the daemon started
 	Config    string             `json:"config"`
 	WAN       string             `json:"wan"`
 	LANs      []string           `json:"lan"`
@@ -120,6 +123,7 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 		ln:    ln,
 	}
 	d.snaps = d.watch.Subscribe()
+	d.addPanelData(path)
 	d.sup.Add(svcNetwatch, d.watch.Run)
 	d.sup.Add(svcFacts, d.runFacts)
 	d.sup.Add(svcNAT, d.runNAT)
@@ -455,11 +459,23 @@ func (d *Daemon) runAPI(ctx context.Context) error {
 // restart; the rest take effect now. A config that the running services
 // would refuse changes nothing.
 func (d *Daemon) reload(path string) {
+	d.panel.conf.mu.Lock() // one change at a time, the API's or this
+	defer d.panel.conf.mu.Unlock()
 	cfg, err := LoadConfig(path)
+	if err == nil {
+		err = d.applyConfig(cfg)
+	}
 	if err != nil {
 		d.log.Error("reload refused; the running config stays", slog.Any("err", err))
 		return
 	}
+	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
+}
+
+// applyConfig makes cfg, a checked config, the running one; the caller
+// holds d.panel.conf.mu. A config that the running services would refuse
+// changes nothing and is returned as an error.
+func (d *Daemon) applyConfig(cfg *Config) error {
 	old := d.config()
 	if cfg.WAN != old.WAN || !slices.Equal(cfg.LANs, old.LANs) || cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket {
 		d.log.Warn("reload: interfaces, state_dir and control_socket change only on restart")
@@ -471,17 +487,15 @@ func (d *Daemon) reload(path string) {
 		if l, ok := d.facts.LAN.Get(); ok {
 			if lan, ok := l.IPv4(cfg.DHCP.Interface); ok {
 				if err := checkDHCP(cfg, lan); err != nil {
-					d.log.Error("reload refused; the running config stays", slog.Any("err", err))
-					return
+					return err
 				}
 			}
 		}
 	}
 	nat := d.currentNAT()
 	if err := nat.SetStatic(cfg.Forwards); err != nil {
-		d.log.Error("reload refused; the running config stays", slog.Any("err", err))
 		nat.SetStatic(old.Forwards)
-		return
+		return err
 	}
 	if err := nat.SetFiltering(cfg.NAT.Filtering); err != nil {
 		d.log.Error("reload: filtering", slog.Any("err", err))
@@ -510,7 +524,7 @@ func (d *Daemon) reload(path string) {
 	}
 	d.reloadUPnP(old, cfg)
 	d.reloadPMP(old, cfg)
-	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
+	return nil
 }
 
 func (d *Daemon) setPolicy(nat *nat44.NAT, old, cfg *Config) {
@@ -559,6 +573,7 @@ func (d *Daemon) Status() any {
 		PMP:       d.pmpCounters(),
 		IPv6:      d.ipv6Status(),
 		Version:   Version,
+		Started:   d.panel.started,
 		Config:    cfg.File,
 		WAN:       cfg.WAN,
 		LANs:      cfg.LANs,

@@ -74,6 +74,10 @@ func (d *Daemon) reloadPMP(old, cfg *Config) {
 		d.sup.Add(svcPMP, d.runPMP)
 	case old.PMP != nil && cfg.PMP == nil:
 		d.sup.Remove(svcPMP)
+		st := d.pmpState()
+		st.mu.Lock()
+		st.srv = nil
+		st.mu.Unlock()
 	case cfg.PMP != nil && (*old.PMP != *cfg.PMP || old.NAT.Policy.AllowThirdParty != cfg.NAT.Policy.AllowThirdParty):
 		d.sup.Restart(svcPMP)
 	}
@@ -152,7 +156,11 @@ func pmpListen(cfg *Config, l facts.LAN) []pmp.Listen {
 // nat44.NAT runs now (the NAT service makes a new one when it restarts).
 type natRef struct{ d *Daemon }
 
-func (r natRef) Map(q nat44.Request) (nat44.Mapping, error) { return r.d.currentNAT().Map(q) }
+func (r natRef) Map(q nat44.Request) (nat44.Mapping, error) {
+	m, err := r.d.currentNAT().Map(q)
+	r.d.mapRefused(q, err)
+	return m, err
+}
 func (r natRef) Unmap(rel nat44.Release, ks ...nat44.Key) error {
 	return r.d.currentNAT().Unmap(rel, ks...)
 }
@@ -161,7 +169,9 @@ func (r natRef) UnmapHost(rel nat44.Release, h netip.Addr, p nat44.Proto) ([]nat
 }
 func (r natRef) HostMappings(h netip.Addr) []nat44.Mapping { return r.d.currentNAT().HostMappings(h) }
 func (r natRef) OpenPinhole(q nat44.PinholeRequest) (nat44.Pinhole, error) {
-	return r.d.currentNAT().OpenPinhole(q)
+	p, err := r.d.currentNAT().OpenPinhole(q)
+	r.d.pinholeRefused(q, err)
+	return p, err
 }
 func (r natRef) ClosePinhole(rel nat44.Release, k nat44.PinholeKey) error {
 	return r.d.currentNAT().ClosePinhole(rel, k)

@@ -52,7 +52,11 @@ func (p *parser) upnpSection(s *uci.Section) *UPnPConfig {
 // runs now (the daemon replaces one that failed).
 type upnpNAT struct{ d *Daemon }
 
-func (a upnpNAT) Map(r nat44.Request) (nat44.Mapping, error) { return a.d.currentNAT().Map(r) }
+func (a upnpNAT) Map(r nat44.Request) (nat44.Mapping, error) {
+	m, err := a.d.currentNAT().Map(r)
+	a.d.mapRefused(r, err)
+	return m, err
+}
 func (a upnpNAT) Unmap(r nat44.Release, ks ...nat44.Key) error {
 	return a.d.currentNAT().Unmap(r, ks...)
 }
@@ -64,7 +68,9 @@ func (a upnpNAT) ClosePinhole(r nat44.Release, k nat44.PinholeKey) error {
 	return a.d.currentNAT().ClosePinhole(r, k)
 }
 func (a upnpNAT) OpenPinhole(r nat44.PinholeRequest) (nat44.Pinhole, error) {
-	return a.d.currentNAT().OpenPinhole(r)
+	p, err := a.d.currentNAT().OpenPinhole(r)
+	a.d.pinholeRefused(r, err)
+	return p, err
 }
 func (a upnpNAT) Subscribe() (<-chan nat44.Event, func()) { return a.d.currentNAT().Subscribe() }
 func (a upnpNAT) PinholePackets(id uint16) (uint64, error) {

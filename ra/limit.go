@@ -3,6 +3,8 @@ package ra
 import (
 	"net/netip"
 	"time"
+
+	"gateway/internal/ratelimit"
 )
 
 // Limits on unicast answers to solicitations. A host sends at most
@@ -29,35 +31,15 @@ const (
 	dropRS                  // this source used up its answers
 )
 
-// bucket is a token bucket: tokens available at time at.
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-// take refills b for now at rate per second up to burst, and takes a
-// token if there is one.
-func (b *bucket) take(now time.Time, burst, perSec float64) bool {
-	if el := now.Sub(b.at); el > 0 {
-		b.tokens = min(burst, b.tokens+el.Seconds()*perSec)
-	}
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
 // limiter decides how a solicitation is answered. It is pure: the caller
 // passes the time.
 type limiter struct {
-	sources map[netip.Addr]*bucket // sources answered by unicast lately
-	global  bucket
+	sources map[netip.Addr]*ratelimit.Bucket // sources answered by unicast lately
+	global  ratelimit.Bucket
 }
 
 func newLimiter() limiter {
-	return limiter{sources: make(map[netip.Addr]*bucket), global: bucket{tokens: unicastBurst}}
+	return limiter{sources: make(map[netip.Addr]*ratelimit.Bucket), global: ratelimit.New(unicastPerSec, unicastBurst)}
 }
 
 // decide answers an RS from src at now. RFC 4861 6.2.6 allows a unicast
@@ -70,13 +52,8 @@ func (l *limiter) decide(src netip.Addr, now time.Time) verdict {
 		return answerMulticast
 	}
 	b, known := l.sources[src]
-	if known {
-		if el := now.Sub(b.at); el > 0 {
-			b.tokens = min(sourceBurst, b.tokens+el.Seconds()/sourceRefill.Seconds())
-		}
-		if b.tokens < 1 {
-			return dropRS
-		}
+	if known && b.Available(now) < 1 {
+		return dropRS
 	}
 	if !known && len(l.sources) >= maxSources {
 		l.sweep(now)
@@ -84,21 +61,22 @@ func (l *limiter) decide(src netip.Addr, now time.Time) verdict {
 			return answerMulticast
 		}
 	}
-	if !l.global.take(now, unicastBurst, unicastPerSec) {
+	if !l.global.Allow(now) {
 		return answerMulticast
 	}
 	if !known {
-		b = &bucket{tokens: sourceBurst, at: now}
+		nb := ratelimit.New(1/sourceRefill.Seconds(), sourceBurst)
+		b = &nb
 		l.sources[src] = b
 	}
-	b.take(now, sourceBurst, 1/sourceRefill.Seconds())
+	b.Allow(now)
 	return answerUnicast
 }
 
 // sweep forgets the sources whose bucket is full again.
 func (l *limiter) sweep(now time.Time) {
 	for a, b := range l.sources {
-		if now.Sub(b.at) >= sourceBurst*sourceRefill || now.Before(b.at) {
+		if b.Full(now) {
 			delete(l.sources, a)
 		}
 	}

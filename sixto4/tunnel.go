@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gateway/internal/clock"
+	"gateway/internal/ratelimit"
 )
 
 // DefaultMTU is the tunnel MTU: 1500 of the IPv4 path less the 20-byte
@@ -145,29 +146,18 @@ func (b *batchCounts) flush(c *counters, out bool) {
 	*b = batchCounts{}
 }
 
-// bucket is a token bucket: at most rate events a second, burst at once.
+// bucket is a token bucket shared by the tunnel's goroutines.
 type bucket struct {
-	mu     sync.Mutex // guards tokens, last
-	tokens float64
-	last   time.Time
-	rate   float64
-	burst  float64
+	mu sync.Mutex // guards b
+	b  ratelimit.Bucket
 }
 
-func newBucket(rate, burst float64) *bucket { return &bucket{rate: rate, burst: burst, tokens: burst} }
+func newBucket(rate, burst float64) *bucket { return &bucket{b: ratelimit.New(rate, burst)} }
 
 func (b *bucket) allow(now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.b.Allow(now)
 }
 
 // onceLog logs a failure once per reason at Warn, so that a socket error

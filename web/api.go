@@ -216,52 +216,62 @@ func NewAPI(b Backend, log *slog.Logger) http.Handler {
 	}
 	mux.HandleFunc("GET /api/v1/leases", func(w http.ResponseWriter, r *http.Request) {
 		if d := dhcpOr404(w); d != nil {
-			reply(w, http.StatusOK, d.Leases())
+			reply(w, http.StatusOK, leases(b, d.Leases()))
 		}
 	})
-	mux.HandleFunc("GET /api/v1/reservations", func(w http.ResponseWriter, r *http.Request) {
-		if d := dhcpOr404(w); d != nil {
-			reply(w, http.StatusOK, d.Reservations())
-		}
-	})
-	mux.HandleFunc("POST /api/v1/reservations", func(w http.ResponseWriter, r *http.Request) {
-		d := dhcpOr404(w)
-		if d == nil {
-			return
-		}
-		var req dhcp.Reservation
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			fail(w, http.StatusBadRequest, fmt.Errorf("body must be {mac, addr, hostname}: %w", err))
-			return
-		}
-		if err := d.AddReservation(req); err != nil {
-			fail(w, http.StatusConflict, err)
-			return
-		}
-		reply(w, http.StatusCreated, req)
-	})
-	mux.HandleFunc("DELETE /api/v1/reservations/{mac}", func(w http.ResponseWriter, r *http.Request) {
-		d := dhcpOr404(w)
-		if d == nil {
-			return
-		}
-		mac, err := net.ParseMAC(r.PathValue("mac"))
-		if err != nil {
-			fail(w, http.StatusBadRequest, err)
-			return
-		}
-		if err := d.RemoveReservation(mac); err != nil {
-			fail(w, http.StatusNotFound, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+	registerConfig(mux, b)
+	registerData(mux, b)
+	if _, ok := b.(Configurable); !ok {
+		// Without a config file to persist them in, reservations live
+		// in the running DHCP server only.
+		mux.HandleFunc("GET /api/v1/reservations", func(w http.ResponseWriter, r *http.Request) {
+			if d := dhcpOr404(w); d != nil {
+				reply(w, http.StatusOK, d.Reservations())
+			}
+		})
+		mux.HandleFunc("POST /api/v1/reservations", func(w http.ResponseWriter, r *http.Request) {
+			d := dhcpOr404(w)
+			if d == nil {
+				return
+			}
+			var req dhcp.Reservation
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				fail(w, http.StatusBadRequest, fmt.Errorf("body must be {mac, addr, hostname}: %w", err))
+				return
+			}
+			if err := d.AddReservation(req); err != nil {
+				fail(w, http.StatusConflict, err)
+				return
+			}
+			reply(w, http.StatusCreated, req)
+		})
+		mux.HandleFunc("DELETE /api/v1/reservations/{mac}", func(w http.ResponseWriter, r *http.Request) {
+			d := dhcpOr404(w)
+			if d == nil {
+				return
+			}
+			mac, err := net.ParseMAC(r.PathValue("mac"))
+			if err != nil {
+				fail(w, http.StatusBadRequest, err)
+				return
+			}
+			if err := d.RemoveReservation(mac); err != nil {
+				fail(w, http.StatusNotFound, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+	}
 	mux.HandleFunc("GET /api/v1/sessions", func(w http.ResponseWriter, r *http.Request) {
 		s, err := b.NAT().Sessions()
 		if err != nil {
 			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		if s, err = sessionsOf(r, s); err != nil {
+			failConfig(w, err)
 			return
 		}
 		reply(w, http.StatusOK, s)

@@ -15,7 +15,10 @@
 //	option motd 'it'\''s'   →   it's
 //
 // A '#' that starts a word starts a comment. Multi-line values are not
-// supported.
+// supported. Comments are kept with the statement that follows them (a
+// comment at the end of a line goes with that line's statement), so that a
+// file edited in code and written back keeps them; blank lines and
+// alignment are not kept: Append writes uci's own layout.
 //
 // The package owns no I/O: callers read the file and hand Parse its bytes.
 package uci
@@ -31,6 +34,9 @@ type File struct {
 	Name     string // file name used in errors
 	Package  string // from a `package` line, may be empty
 	Sections []*Section
+	// Head are the comment lines before the package line; Tail those
+	// after the last statement. Each starts with '#'.
+	Head, Tail []string
 }
 
 // Section is one `config` block.
@@ -39,6 +45,9 @@ type Section struct {
 	Name    string // "" for anonymous
 	Line    int    // line of the `config` statement
 	Options []*Option
+	// Comments are the comment lines before the `config` statement (and
+	// the one at its end), each starting with '#'.
+	Comments []string
 }
 
 // Option is one `option`, or all `list` statements of one name in a section.
@@ -47,6 +56,9 @@ type Option struct {
 	Values []string // one for `option`, one or more for `list`
 	List   bool
 	Line   int // line of the first statement that set it
+	// Comments are the comment lines before its statements (and at
+	// their ends), each starting with '#'.
+	Comments []string
 }
 
 // Error is a problem at a line of a file.
@@ -74,15 +86,19 @@ func Parse(name string, data []byte) (*File, error) {
 		sec   *Section
 		last  map[string]*Option // sec's last option of each name
 		named = map[string]int{} // section name → line of its `config`
+		notes []string           // comments not yet given to a statement
 	)
 	n := 0
 	for line := range strings.Lines(string(data)) {
 		n++
 		line = strings.TrimSuffix(line, "\n")
 		line = strings.TrimSuffix(line, "\r") // tolerate files edited on Windows
-		w, reason := words(line)
+		w, note, reason := words(line)
 		if reason != "" {
 			return nil, f.Errf(n, "%s", reason)
+		}
+		if note != "" {
+			notes = append(notes, note)
 		}
 		if len(w) == 0 {
 			continue
@@ -102,6 +118,7 @@ func Parse(name string, data []byte) (*File, error) {
 				return nil, f.Errf(n, "package statement after a config section")
 			}
 			f.Package = w[1]
+			f.Head, notes = notes, nil
 		case "config":
 			switch {
 			case len(w) < 2:
@@ -111,7 +128,8 @@ func Parse(name string, data []byte) (*File, error) {
 			case !validName(w[1]):
 				return nil, f.Errf(n, "invalid section type %q", w[1])
 			}
-			sec = &Section{Type: w[1], Line: n}
+			sec = &Section{Type: w[1], Line: n, Comments: notes}
+			notes = nil
 			last = map[string]*Option{}
 			// uci treats `config TYPE ''` as anonymous too.
 			if len(w) == 3 && w[2] != "" {
@@ -145,30 +163,38 @@ func Parse(name string, data []byte) (*File, error) {
 			}
 			if isList && prev != nil {
 				prev.Values = append(prev.Values, w[2])
+				prev.Comments = append(prev.Comments, notes...)
+				notes = nil
 				continue
 			}
 			// A repeated `option` is kept, in order; Section.Option
 			// returns the last, as uci does.
-			o := &Option{Name: w[1], Values: []string{w[2]}, List: isList, Line: n}
+			o := &Option{Name: w[1], Values: []string{w[2]}, List: isList, Line: n, Comments: notes}
+			notes = nil
 			sec.Options = append(sec.Options, o)
 			last[w[1]] = o
 		default:
 			return nil, f.Errf(n, "unknown keyword %q (want package, config, option or list)", kw)
 		}
 	}
+	f.Tail = notes
 	return f, nil
 }
 
-// words splits a line into shell-like words, dropping a trailing comment.
-// It returns a reason when the line cannot be split.
-func words(line string) (ws []string, reason string) {
+// words splits a line into shell-like words and a trailing comment (from
+// its '#', trailing blanks trimmed). It returns a reason when the line
+// cannot be split.
+func words(line string) (ws []string, comment, reason string) {
 	i := 0
 	for {
 		for i < len(line) && isSpace(line[i]) {
 			i++
 		}
-		if i == len(line) || line[i] == '#' {
-			return ws, ""
+		if i == len(line) {
+			return ws, "", ""
+		}
+		if line[i] == '#' {
+			return ws, strings.TrimRight(line[i:], " \t\r"), ""
 		}
 		var w []byte
 		for i < len(line) && !isSpace(line[i]) {
@@ -176,7 +202,7 @@ func words(line string) (ws []string, reason string) {
 			case '\'': // no escapes inside single quotes
 				j := strings.IndexByte(line[i+1:], '\'')
 				if j < 0 {
-					return nil, "unterminated quote"
+					return nil, "", "unterminated quote"
 				}
 				w = append(w, line[i+1:i+1+j]...)
 				i += j + 2
@@ -189,12 +215,12 @@ func words(line string) (ws []string, reason string) {
 					w = append(w, line[j])
 				}
 				if j == len(line) {
-					return nil, "unterminated quote"
+					return nil, "", "unterminated quote"
 				}
 				i = j + 1
 			case '\\':
 				if i+1 == len(line) {
-					return nil, "backslash at end of line"
+					return nil, "", "backslash at end of line"
 				}
 				w = append(w, line[i+1])
 				i += 2
@@ -237,18 +263,23 @@ func validPackage(s string) bool {
 
 // Append appends f as uci commit and uci export write it: the package line
 // if set, then each section after a blank line with its options
-// tab-indented and values single-quoted, then a final blank line.
+// tab-indented and values single-quoted, then a final blank line. The
+// comments are written on their own lines before their statements (Tail
+// after the last section).
 //
 // Append does not check f; a File that did not come from Parse should pass
 // Check first, or the text may not parse back.
 func (f *File) Append(dst []byte) []byte {
+	dst = appendComments(dst, "", f.Head)
 	if f.Package != "" {
 		dst = append(dst, "package "...)
 		dst = append(dst, f.Package...)
 		dst = append(dst, '\n')
 	}
 	for _, s := range f.Sections {
-		dst = append(dst, "\nconfig "...)
+		dst = append(dst, '\n')
+		dst = appendComments(dst, "", s.Comments)
+		dst = append(dst, "config "...)
 		dst = append(dst, s.Type...)
 		if s.Name != "" {
 			dst = append(dst, ' ')
@@ -256,6 +287,7 @@ func (f *File) Append(dst []byte) []byte {
 		}
 		dst = append(dst, '\n')
 		for _, o := range s.Options {
+			dst = appendComments(dst, "\t", o.Comments)
 			kw := "\toption "
 			if o.List {
 				kw = "\tlist "
@@ -269,7 +301,20 @@ func (f *File) Append(dst []byte) []byte {
 			}
 		}
 	}
+	if len(f.Tail) > 0 {
+		dst = append(dst, '\n')
+		dst = appendComments(dst, "", f.Tail)
+	}
 	return append(dst, '\n')
+}
+
+func appendComments(dst []byte, indent string, lines []string) []byte {
+	for _, c := range lines {
+		dst = append(dst, indent...)
+		dst = append(dst, c...)
+		dst = append(dst, '\n')
+	}
+	return dst
 }
 
 // appendQuoted single-quotes v as uci_escape does.
@@ -287,6 +332,9 @@ func (f *File) Check() error {
 	if f.Package != "" && !validPackage(f.Package) {
 		return f.Errf(0, "invalid package name %q", f.Package)
 	}
+	if err := f.checkComments(0, f.Head, f.Tail); err != nil {
+		return err
+	}
 	named := map[string]bool{}
 	for _, s := range f.Sections {
 		switch {
@@ -298,8 +346,14 @@ func (f *File) Check() error {
 			return f.Errf(s.Line, "duplicate section name %q", s.Name)
 		}
 		named[s.Name] = true
+		if err := f.checkComments(s.Line, s.Comments); err != nil {
+			return err
+		}
 		isList := map[string]bool{}
 		for _, o := range s.Options {
+			if err := f.checkComments(o.Line, o.Comments); err != nil {
+				return err
+			}
 			kw := keyword(o.List)
 			if !validName(o.Name) {
 				return f.Errf(o.Line, "invalid %s name %q", kw, o.Name)
@@ -314,6 +368,18 @@ func (f *File) Check() error {
 			// No quoting can carry a newline: values are one line.
 			if slices.ContainsFunc(o.Values, func(v string) bool { return strings.Contains(v, "\n") }) {
 				return f.Errf(o.Line, "%s %q has a value with a newline", kw, o.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// checkComments reports a comment that would not read back as itself.
+func (f *File) checkComments(line int, sets ...[]string) error {
+	for _, cs := range sets {
+		for _, c := range cs {
+			if !strings.HasPrefix(c, "#") || strings.ContainsAny(c, "\n") || strings.TrimRight(c, " \t\r") != c {
+				return f.Errf(line, "comment %q must start with '#', be one line and end in no blank", c)
 			}
 		}
 	}
@@ -384,4 +450,38 @@ func (s *Section) Set(name, value string) {
 		return
 	}
 	s.Options = append(s.Options, &Option{Name: name, Values: []string{value}})
+}
+
+// Del removes every option called name; it reports whether there was one.
+func (s *Section) Del(name string) bool {
+	n := len(s.Options)
+	s.Options = slices.DeleteFunc(s.Options, func(o *Option) bool { return o.Name == name })
+	return len(s.Options) != n
+}
+
+// Add adds an empty section of type typ called name ("" for anonymous)
+// after the last section of that type, or at the end, and returns it, as
+// `uci add` and `uci set p.name=typ` do. The caller keeps names unique
+// (Check finds duplicates).
+func (f *File) Add(typ, name string) *Section {
+	s := &Section{Type: typ, Name: name}
+	i := len(f.Sections)
+	for j, o := range f.Sections {
+		if o.Type == typ {
+			i = j + 1
+		}
+	}
+	f.Sections = slices.Insert(f.Sections, i, s)
+	return s
+}
+
+// Remove removes section s, and its comments with it; it reports whether
+// s was in f.
+func (f *File) Remove(s *Section) bool {
+	i := slices.Index(f.Sections, s)
+	if i < 0 {
+		return false
+	}
+	f.Sections = slices.Delete(f.Sections, i, i+1)
+	return true
 }

@@ -20,6 +20,14 @@ var ignoreLines = cmp.Options{
 	cmpopts.IgnoreFields(Option{}, "Line"),
 }
 
+// ignoreComments compares what a File means, not its comments, which
+// TestComments checks.
+var ignoreComments = cmp.Options{
+	cmpopts.IgnoreFields(File{}, "Head", "Tail"),
+	cmpopts.IgnoreFields(Section{}, "Comments"),
+	cmpopts.IgnoreFields(Option{}, "Comments"),
+}
+
 // opt and list build expected options tersely.
 func opt(line int, name, value string) *Option {
 	return &Option{Name: name, Values: []string{value}, Line: line}
@@ -129,7 +137,7 @@ func TestParse(t *testing.T) {
 				t.Fatalf("Parse: %v", err)
 			}
 			want := &File{Name: "t", Package: tt.pkg, Sections: tt.want}
-			if diff := cmp.Diff(want, got); diff != "" {
+			if diff := cmp.Diff(want, got, ignoreComments); diff != "" {
 				t.Errorf("Parse (-want +got):\n%s", diff)
 			}
 		})
@@ -397,7 +405,7 @@ func TestGateway(t *testing.T) {
 			opt(23, "tag", ""),
 		}},
 	}}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreComments); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)
 	}
 }
@@ -621,4 +629,73 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Append is not stable:\n%s\nthen\n%s", text, again)
 		}
 	})
+}
+
+// TestComments checks that comments survive a parse and a write, each
+// with the statement it stood before (or ended).
+func TestComments(t *testing.T) {
+	in := "# head\npackage gateway\n# before main\nconfig gateway 'main' # on config\n\t# before wan\n\toption wan 'eth0'\n\tlist lan 'a'\n\t# between list items\n\tlist lan 'b'\n\n# trailing\n"
+	f, err := Parse("t", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Section("main")
+	if diff := cmp.Diff([]string{"# before main", "# on config"}, s.Comments); diff != "" {
+		t.Errorf("section comments (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"# before wan"}, s.Option("wan").Comments); diff != "" {
+		t.Errorf("option comments (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"# between list items"}, s.Option("lan").Comments); diff != "" {
+		t.Errorf("list comments (-want +got):\n%s", diff)
+	}
+	want := "# head\npackage gateway\n\n# before main\n# on config\nconfig gateway 'main'\n\t# before wan\n\toption wan 'eth0'\n\t# between list items\n\tlist lan 'a'\n\tlist lan 'b'\n\n# trailing\n\n"
+	got := string(f.Append(nil))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Append (-want +got):\n%s", diff)
+	}
+	back, err := Parse("t", []byte(got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(f, back, ignoreLines); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	f.Head = []string{"not a comment"}
+	if err := f.Check(); err == nil {
+		t.Error("Check passed a comment without '#'")
+	}
+}
+
+// TestEdit edits a file as the daemon does for the web panel: add and
+// remove sections and options; what it does not touch (unknown sections,
+// comments, order) stays.
+func TestEdit(t *testing.T) {
+	in := "package gateway\n\n# the box\nconfig gateway 'main'\n\toption wan 'eth0'\n\nconfig redirect\n\t# the NAS\n\toption name 'nas'\n\n# someone else's\nconfig other\n\toption keep 'me'\n\nconfig dhcp\n\toption start '100'\n\toption leasetime '12h'\n"
+	f, err := Parse("t", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.Add("redirect", "")
+	r.Set("name", "game")
+	f.Add("host", "pc").Set("mac", "02:00:00:00:00:01")
+	d := f.SectionsOfType("dhcp")[0]
+	d.Set("start", "50")
+	if !d.Del("leasetime") || d.Del("leasetime") {
+		t.Error("Del reports wrongly whether it removed")
+	}
+	if !f.Remove(f.SectionsOfType("redirect")[0]) || f.Remove(&Section{}) {
+		t.Error("Remove reports wrongly whether it removed")
+	}
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	want := "package gateway\n\n# the box\nconfig gateway 'main'\n\toption wan 'eth0'\n" +
+		"\nconfig redirect\n\toption name 'game'\n" +
+		"\n# someone else's\nconfig other\n\toption keep 'me'\n" +
+		"\nconfig dhcp\n\toption start '50'\n" +
+		"\nconfig host 'pc'\n\toption mac '02:00:00:00:00:01'\n\n"
+	if diff := cmp.Diff(want, string(f.Append(nil))); diff != "" {
+		t.Errorf("edited file (-want +got):\n%s", diff)
+	}
 }

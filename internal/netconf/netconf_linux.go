@@ -40,23 +40,26 @@ func message(iface string, p netip.Prefix) (*rtnetlink.AddressMessage, error) {
 // AddAddr puts p (an address with its prefix length) on iface; an address
 // already there is success.
 func AddAddr(iface string, p netip.Prefix) error {
-	m, err := message(iface, p)
-	if err != nil {
-		return err
-	}
-	c, err := rtnetlink.Dial(nil)
-	if err != nil {
-		return fmt.Errorf("netconf: %w", err)
-	}
-	defer c.Close()
-	if err := c.Address.New(m); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("netconf: add %v to %s: %w", p, iface, err)
-	}
-	return nil
+	return change(iface, p, "add", func(c *rtnetlink.Conn, m *rtnetlink.AddressMessage) error {
+		if err := c.Address.New(m); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		return nil
+	})
 }
 
 // DelAddr removes p from iface; an address that is not there is success.
 func DelAddr(iface string, p netip.Prefix) error {
+	return change(iface, p, "remove", func(c *rtnetlink.Conn, m *rtnetlink.AddressMessage) error {
+		if err := c.Address.Delete(m); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		return nil
+	})
+}
+
+// change runs one address change on a connection of its own.
+func change(iface string, p netip.Prefix, what string, do func(*rtnetlink.Conn, *rtnetlink.AddressMessage) error) error {
 	m, err := message(iface, p)
 	if err != nil {
 		return err
@@ -66,8 +69,8 @@ func DelAddr(iface string, p netip.Prefix) error {
 		return fmt.Errorf("netconf: %w", err)
 	}
 	defer c.Close()
-	if err := c.Address.Delete(m); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("netconf: remove %v from %s: %w", p, iface, err)
+	if err := do(c, m); err != nil {
+		return fmt.Errorf("netconf: %s %v on %s: %w", what, p, iface, err)
 	}
 	return nil
 }
