@@ -7,34 +7,19 @@ package ui
 //go:generate go run ./gen
 
 import (
-	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"embed"
-	"encoding/hex"
 	"io"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
 )
 
-//go:embed dist
-var dist embed.FS
-
-// asset is one file of the panel.
+// asset is one file of the panel (assets.go, made by gen).
 type asset struct {
-	gz    []byte
-	etag  string
+	name  string
+	gz    string // gzipped
 	ctype string
-}
-
-var types = map[string]string{
-	".html": "text/html; charset=utf-8",
-	".js":   "text/javascript; charset=utf-8",
-	".css":  "text/css; charset=utf-8",
-	".svg":  "image/svg+xml",
-	".json": "application/json",
+	etag  string
 }
 
 // Handler serves the panel: / is the page (never cached: it names the
@@ -42,23 +27,6 @@ var types = map[string]string{
 // VERSION is the build's). It answers 404 for anything else; the caller
 // routes /api/ elsewhere.
 func Handler() http.Handler {
-	assets := map[string]asset{}
-	entries, _ := dist.ReadDir("dist")
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".gz")
-		if !ok {
-			continue
-		}
-		b, _ := dist.ReadFile("dist/" + e.Name())
-		sum := sha256.Sum256(b)
-		ctype := types[path.Ext(name)]
-		if ctype == "" {
-			ctype = "application/octet-stream"
-		}
-		assets[name] = asset{gz: b, etag: `W/"` + hex.EncodeToString(sum[:8]) + `"`, ctype: ctype}
-	}
-	v, _ := dist.ReadFile("dist/version")
-	version := strings.TrimSpace(string(v))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -79,7 +47,7 @@ func Handler() http.Handler {
 				cache = "public, max-age=31536000, immutable"
 			}
 		}
-		a, ok := assets[name]
+		a, ok := find(name)
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -87,7 +55,7 @@ func Handler() http.Handler {
 		h := w.Header()
 		h.Set("Content-Type", a.ctype)
 		h.Set("Cache-Control", cache)
-		h.Set("ETag", a.etag)
+		h.Set("ETag", "W/"+a.etag)
 		h.Set("Vary", "Accept-Encoding")
 		h.Set("X-Content-Type-Options", "nosniff")
 		if match(r.Header.Get("If-None-Match"), a.etag) {
@@ -98,20 +66,29 @@ func Handler() http.Handler {
 			h.Set("Content-Encoding", "gzip")
 			h.Set("Content-Length", strconv.Itoa(len(a.gz)))
 			if r.Method == http.MethodGet {
-				w.Write(a.gz)
+				io.WriteString(w, a.gz)
 			}
 			return
 		}
 		if r.Method == http.MethodHead {
 			return
 		}
-		zr, err := gzip.NewReader(bytes.NewReader(a.gz))
+		zr, err := gzip.NewReader(strings.NewReader(a.gz))
 		if err != nil {
 			http.Error(w, "corrupt asset", http.StatusInternalServerError)
 			return
 		}
 		io.Copy(w, zr)
 	})
+}
+
+func find(name string) (asset, bool) {
+	for _, a := range assets {
+		if a.name == name && name != "" {
+			return a, true
+		}
+	}
+	return asset{}, false
 }
 
 // match reports whether an If-None-Match header names etag (weak

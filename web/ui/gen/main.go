@@ -1,8 +1,8 @@
-// Command gen builds the panel's embedded assets: every file of src/ is
-// gzipped into dist/NAME.gz (go generate in web/ui, which `make assets`
-// runs). index.html names the other assets under s/HASH/, HASH being a
-// digest of them all, so that a browser may cache them for good: a new
-// build has a new path.
+// Command gen builds the panel's embedded assets (go generate in web/ui,
+// which `make assets` runs): every file of src/ gzipped into dist/NAME.gz,
+// and assets.go, which embeds them. index.html names the other assets
+// under s/VERSION/, VERSION being a digest of them all, so that a browser
+// may cache them for good: a new build has a new path.
 package main
 
 import (
@@ -19,12 +19,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
-	old, _ := filepath.Glob("dist/*.gz")
+	old, _ := filepath.Glob("dist/*")
 	for _, f := range old {
 		os.Remove(f)
 	}
 	for name, b := range files {
-		if err := os.WriteFile(filepath.Join("dist", name), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.FromSlash(name), b, 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "gen:", err)
 			os.Exit(1)
 		}
