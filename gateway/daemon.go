@@ -135,6 +135,9 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 	if cfg.UPnP != nil {
 		d.sup.Add(svcUPnP, d.runUPnP)
 	}
+	if cfg.Web != nil {
+		d.sup.Add(svcWeb, d.runWeb)
+	}
 
 	supCtx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -510,6 +513,7 @@ func (d *Daemon) reload(path string) {
 	}
 	d.reloadUPnP(old, cfg)
 	d.reloadPMP(old, cfg)
+	d.reloadWeb(old, cfg)
 	d.log.Info("config reloaded", slog.String("config", path), slog.Int("forwards", len(cfg.Forwards)))
 }
 
