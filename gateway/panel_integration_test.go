@@ -1,0 +1,219 @@
+package gateway_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gateway/gateway/lab"
+	"gateway/gateway/labgw"
+	"gateway/web"
+)
+
+// panelClient is a browser in host: it keeps the session cookie and sends
+// the CSRF token on changes.
+type panelClient struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+	csrf string
+}
+
+func newPanelClient(t *testing.T, l *lab.Lab, host, base string) *panelClient {
+	c := nsClient(l, host)
+	c.Jar, _ = cookiejar.New(nil)
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true} // self-signed
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &panelClient{t: t, c: c, base: base}
+}
+
+func (p *panelClient) do(method, path string, body any) (*http.Response, []byte) {
+	p.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, p.base+path, rd)
+	if p.csrf != "" {
+		req.Header.Set(web.CSRFHeader, p.csrf)
+	}
+	res, err := p.c.Do(req)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, b
+}
+
+func (p *panelClient) login(pw string) {
+	p.t.Helper()
+	res, b := p.do("POST", "/api/v1/auth/login", map[string]string{"password": pw})
+	var cb struct{ CSRF string }
+	if res.StatusCode != 200 || json.Unmarshal(b, &cb) != nil || cb.CSRF == "" {
+		p.t.Fatalf("login: %d %s", res.StatusCode, b)
+	}
+	p.csrf = cb.CSRF
+}
+
+// noAnswer checks that nothing answers on addr from host: the TCP
+// handshake does not complete (the input policy drops it) or is refused.
+func noAnswer(t *testing.T, l *lab.Lab, host, addr string) {
+	t.Helper()
+	err := l.Do(host, func() error {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if err == nil {
+		t.Errorf("%s reached %s", host, addr)
+	}
+}
+
+// TestPanelOnLANOnly: the daemon's panel answers on the LAN address with
+// the lab's first password, and nothing answers on the WAN's port 80,
+// over IPv4 or IPv6.
+func TestPanelOnLANOnly(t *testing.T) {
+	g := startGateway(t, "")
+	l := g.l
+	lanURL := fmt.Sprintf("http://%v", lab.LANAddr.Addr())
+	p := newPanelClient(t, l, lab.LAN1, lanURL)
+	var st web.AuthState
+	eventually(t, "the panel answers on the LAN", func() error {
+		res, err := p.c.Get(lanURL + "/api/v1/auth")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		if res.Header.Get("Content-Security-Policy") == "" || res.Header.Get("Cache-Control") != "no-store" {
+			return fmt.Errorf("headers %v", res.Header)
+		}
+		return json.NewDecoder(res.Body).Decode(&st)
+	})
+	if !st.PasswordSet || st.SignedIn {
+		t.Fatalf("auth state %+v; want the lab's password set, not signed in", st)
+	}
+	if res, b := p.do("GET", "/api/v1/status", nil); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status without a session: %d %s", res.StatusCode, b)
+	}
+	if res, b := p.do("POST", "/api/v1/auth/login", map[string]string{"password": "not the password"}); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong password: %d %s", res.StatusCode, b)
+	}
+	p.login(labgw.PanelPassword(l))
+	res, b := p.do("GET", "/api/v1/status", nil)
+	if res.StatusCode != 200 || !strings.Contains(string(b), wanAddr.String()) {
+		t.Fatalf("status: %d %s", res.StatusCode, b)
+	}
+	// A change through the panel reaches the mapping service.
+	res, b = p.do("POST", "/api/v1/mappings", []map[string]any{{"proto": "udp", "external_port": 3074, "internal": lan2.String() + ":3074", "lifetime": 600, "description": "panel"}})
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("add a mapping: %d %s", res.StatusCode, b)
+	}
+	var ms []struct {
+		ExternalPort uint16 `json:"external_port"`
+	}
+	if err := g.api().Do("GET", "/api/v1/mappings", nil, &ms); err != nil || !strings.Contains(fmt.Sprint(ms), "3074") {
+		t.Errorf("mappings on the control socket: %v %v", ms, err)
+	}
+	// The pages' path answers with the same headers (the assets are
+	// another helper's: built or not, the panel serves that path).
+	res, _ = p.do("GET", "/", nil)
+	if res.Header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("GET /: %d %v", res.StatusCode, res.Header)
+	}
+	// Over IPv6 on the LAN too.
+	p6 := newPanelClient(t, l, lab.LAN1, "http://"+net.JoinHostPort(lab.LANAddr6.Addr().String(), "80"))
+	if res, b := p6.do("GET", "/api/v1/auth", nil); res.StatusCode != 200 {
+		t.Errorf("over IPv6: %d %s", res.StatusCode, b)
+	}
+	// A name that is not the router's (DNS rebinding) is refused.
+	req, _ := http.NewRequest("GET", lanURL+"/api/v1/auth", nil)
+	req.Host = "evil.example"
+	if res, err := p.c.Do(req); err != nil || res.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("Host evil.example: %v %v", res, err)
+	}
+
+	// From the internet: nothing, neither on the WAN address nor on the
+	// LAN's (routed through the gateway).
+	noAnswer(t, l, lab.Public, fmt.Sprintf("%v:80", wanAddr))
+	noAnswer(t, l, lab.Public, net.JoinHostPort(lab.WANAddr6.Addr().String(), "80"))
+	// The panel holds no socket on a wildcard or WAN address.
+	out := g.mustRun(lab.Gateway, "ss", "-Hltn", "sport = :80")
+	for _, bad := range []string{"0.0.0.0:80", "*:80", "[::]:80", wanAddr.String() + ":80"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("listening on %s:\n%s", bad, out)
+		}
+	}
+	if !strings.Contains(out, lab.LANAddr.Addr().String()+":80") {
+		t.Errorf("not listening on the LAN address:\n%s", out)
+	}
+}
+
+// TestPanelHTTPS: with option https, the panel answers over TLS with a
+// certificate made on first start and kept across restarts, and plain
+// HTTP redirects to it.
+func TestPanelHTTPS(t *testing.T) {
+	g := startGateway(t, "\nconfig web 'web'\n\toption https '1'\n\toption password 'https password'\n")
+	l := g.l
+	lanAddr := lab.LANAddr.Addr().String()
+	p := newPanelClient(t, l, lab.LAN1, "https://"+lanAddr)
+	var fp []byte
+	eventually(t, "the panel answers over HTTPS", func() error {
+		res, err := p.c.Get("https://" + lanAddr + "/api/v1/auth")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		fp = res.TLS.PeerCertificates[0].Raw
+		return res.TLS.PeerCertificates[0].VerifyHostname(lanAddr)
+	})
+	p.login("https password")
+	var cookie *http.Cookie
+	u, _ := url.Parse("https://" + lanAddr + "/")
+	for _, c := range p.c.Jar.Cookies(u) {
+		cookie = c
+	}
+	if cookie == nil || cookie.Name != "__Host-session" {
+		t.Errorf("session cookie %v", cookie)
+	}
+	h := newPanelClient(t, l, lab.LAN1, "http://"+lanAddr)
+	if res, _ := h.do("GET", "/x?y=1", nil); res.StatusCode != http.StatusFound || res.Header.Get("Location") != "https://"+lanAddr+"/x?y=1" {
+		t.Errorf("plain HTTP: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	// A restart keeps the certificate.
+	g.signal(syscall.SIGKILL)
+	eventually(t, "the daemon is gone", func() error {
+		if g.pid() != 0 {
+			return fmt.Errorf("pid %d", g.pid())
+		}
+		return nil
+	})
+	if err := labgw.Start(t.Context(), l, binary, g.cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the panel answers over HTTPS after a restart", func() error {
+		res, err := p.c.Get("https://" + lanAddr + "/api/v1/auth")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if !bytes.Equal(res.TLS.PeerCertificates[0].Raw, fp) {
+			t.Fatal("the certificate changed across a restart")
+		}
+		return nil
+	})
+	noAnswer(t, l, lab.Public, fmt.Sprintf("%v:443", wanAddr))
+}
