@@ -10,13 +10,18 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"gateway/gateway/lab"
+	"gateway/gateway/lab/labtest"
 	"gateway/gateway/labgw"
+	"gateway/internal/testenv"
 	"gateway/web"
 )
 
@@ -216,4 +221,43 @@ func TestPanelHTTPS(t *testing.T) {
 		return nil
 	})
 	noAnswer(t, l, lab.Public, fmt.Sprintf("%v:443", wanAddr))
+}
+
+// TestLabUpPrintsPanel: `gateway lab up` prints the loopback URL of site
+// A's panel and the first password it set, and both work from this
+// machine through the lab's proxy.
+func TestLabUpPrintsPanel(t *testing.T) {
+	labtest.Skip(t)
+	testenv.Tool(t, "udhcpc", "udhcpc")
+	name := fmt.Sprintf("p%06x", time.Now().UnixNano()&0xffffff)
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() { run("lab", "down", "--name", name) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	out, err := run("lab", "up", "--name", name, "--http-port", strconv.Itoa(port))
+	if err != nil {
+		t.Fatalf("lab up: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`The web panel of site A: (http://127\.0\.0\.1:\d+/) on this machine[^\n]*\nIts first password \(made for this lab\): (\S+)\n`).FindStringSubmatch(out)
+	if m == nil || m[1] != fmt.Sprintf("http://127.0.0.1:%d/", port) {
+		t.Fatalf("lab up did not print the panel's URL and password:\n%s", out)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	body, _ := json.Marshal(map[string]string{"password": m[2]})
+	res, err := c.Post(m[1]+"api/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(b), "csrf") {
+		t.Fatalf("login with the printed password at %s: %d %s", m[1], res.StatusCode, b)
+	}
 }
