@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,11 +74,12 @@ func webAddrs(cfg *Config, l facts.LAN) []netip.Addr {
 			if a.Is6() && a.IsLinkLocalUnicast() {
 				a = a.WithZone(name)
 			}
-			out = append(out, a)
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
 		}
 	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
+	return out
 }
 
 // serveWeb serves the panel on l's addresses until ctx is done, a
@@ -109,13 +109,11 @@ func (d *Daemon) serveWeb(ctx context.Context, cfg *Config, l facts.LAN, panel h
 		}
 		return ln, nil
 	}
-	var tlsConf *tls.Config
+	var wrapTLS func(net.Listener) net.Listener
 	if wc.HTTPS {
-		cert, err := web.LoadOrMakeCert(cfg.StateDir, addrs, wc.Hostnames, time.Now())
-		if err != nil {
+		if wrapTLS, err = panelTLS(cfg, addrs); err != nil {
 			return false, err
 		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	for _, a := range addrs {
 		ln, err := listen(a, wc.Port)
@@ -130,7 +128,7 @@ func (d *Daemon) serveWeb(ctx context.Context, cfg *Config, l facts.LAN, panel h
 		if ln, err = listen(a, wc.HTTPSPort); err != nil {
 			return false, err
 		}
-		srvs = append(srvs, server{tls.NewListener(ln, tlsConf), panel})
+		srvs = append(srvs, server{wrapTLS(ln), panel})
 	}
 	log.Info("panel listening", slog.Any("addrs", addrs), slog.Int("port", int(wc.Port)), slog.Bool("https", wc.HTTPS))
 

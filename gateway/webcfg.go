@@ -72,6 +72,9 @@ func (p *parser) webSection(s *uci.Section, c *Config) {
 	if w.Password != "" && w.PasswordHash != "" {
 		p.errf(s.Line, "web: give password or password_hash, not both")
 	}
+	if w.HTTPS && !httpsBuilt {
+		p.errf(s.Line, "web: https: this build has no HTTPS (built with tag nohttps)")
+	}
 	if w.HTTPS && w.Port == w.HTTPSPort {
 		p.errf(s.Line, "web: port and https_port are both %d", w.Port)
 	}

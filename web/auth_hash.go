@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -83,8 +84,17 @@ func parseHash(s string) (phc, error) {
 	}
 	var h phc
 	var p uint32
-	if n, err := fmt.Sscanf(f[3], "m=%d,t=%d,p=%d", &h.m, &h.t, &p); n != 3 || err != nil {
+	params := strings.Split(f[3], ",")
+	if len(params) != 3 {
 		return phc{}, ErrBadHash
+	}
+	for i, dst := range []*uint32{&h.m, &h.t, &p} {
+		v, ok := strings.CutPrefix(params[i], "mtp"[i:i+1]+"=")
+		n, err := strconv.ParseUint(v, 10, 32)
+		if !ok || err != nil {
+			return phc{}, ErrBadHash
+		}
+		*dst = uint32(n)
 	}
 	if h.m < 8*p || h.m > maxHashMemory || h.t < 1 || h.t > maxHashTime || p < 1 || p > 16 {
 		return phc{}, fmt.Errorf("%w: parameters m=%d,t=%d,p=%d out of range (m at most %d KiB, t at most %d)", ErrBadHash, h.m, h.t, p, maxHashMemory, maxHashTime)

@@ -1,3 +1,5 @@
+//go:build !nohttps
+
 package web
 
 import (
@@ -84,32 +86,4 @@ func LoadOrMakeCert(dir string, addrs []netip.Addr, names []string, now time.Tim
 		return tls.Certificate{}, err
 	}
 	return tls.X509KeyPair(certPEM, keyPEM)
-}
-
-// writeDurable replaces name with data: a temporary file of mode perm,
-// fsynced, renamed over name, and the folder fsynced.
-func writeDurable(name string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("web: %w", err)
-	}
-	tmp := name + ".tmp"
-	os.Remove(tmp) // one left by a crash may have another mode
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return fmt.Errorf("web: %w", err)
-	}
-	_, werr := f.Write(data)
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("web: write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return fmt.Errorf("web: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
