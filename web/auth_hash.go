@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,16 @@ var ErrBadHash = errors.New("web: not an argon2id hash ($argon2id$v=19$m=..,t=..
 // parallel logins must not add them up.
 var hashing sync.Mutex
 
+// idKey runs argon2id, one at a time, and gives its memory back to the
+// system at once: a router has little, and a sign-in is rare.
+func idKey(pw, salt []byte, t, m uint32, p uint8, n uint32) []byte {
+	hashing.Lock()
+	defer hashing.Unlock()
+	key := argon2.IDKey(pw, salt, t, m, p, n)
+	debug.FreeOSMemory()
+	return key
+}
+
 // HashPassword returns the argon2id hash of pw in the PHC string format
 // ("$argon2id$v=19$m=4096,t=3,p=1$salt$hash", unpadded base64).
 func HashPassword(pw string) (string, error) {
@@ -57,9 +68,7 @@ func HashPassword(pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("web: %w", err)
 	}
-	hashing.Lock()
-	key := argon2.IDKey([]byte(pw), salt, hashTime, hashMemory, hashThreads, hashKeyLen)
-	hashing.Unlock()
+	key := idKey([]byte(pw), salt, hashTime, hashMemory, hashThreads, hashKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, hashMemory, hashTime, hashThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
@@ -116,8 +125,6 @@ func VerifyPassword(encoded, pw string) bool {
 	if err != nil || len(pw) > MaxPasswordLen {
 		return false
 	}
-	hashing.Lock()
-	key := argon2.IDKey([]byte(pw), h.salt, h.t, h.m, h.p, uint32(len(h.key)))
-	hashing.Unlock()
+	key := idKey([]byte(pw), h.salt, h.t, h.m, h.p, uint32(len(h.key)))
 	return subtle.ConstantTimeCompare(key, h.key) == 1
 }
