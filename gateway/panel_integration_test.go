@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,6 +166,24 @@ func TestPanelOnLANOnly(t *testing.T) {
 	if !strings.Contains(out, lab.LANAddr.Addr().String()+":80") {
 		t.Errorf("not listening on the LAN address:\n%s", out)
 	}
+
+	// A reload with a new password in the config resets it (the way a
+	// forgotten one is reset) and moves the panel to the new port.
+	g.writeConfig(labgw.Config(l, "\nconfig web 'web'\n\toption port '8081'\n\toption password 'a reset password'\n"))
+	g.signal(syscall.SIGHUP)
+	p2 := newPanelClient(t, l, lab.LAN1, lanURL+":8081")
+	eventually(t, "the new password on the new port", func() error {
+		res, err := p2.c.Post(lanURL+":8081/api/v1/auth/login", "application/json", strings.NewReader(`{"password":"a reset password"}`))
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			return fmt.Errorf("login: %d", res.StatusCode)
+		}
+		return nil
+	})
+	noAnswer(t, l, lab.LAN1, lanURL[len("http://"):]+":80")
 }
 
 // TestLabUpPrintsPanel: `gateway lab up` prints the loopback URL of site
