@@ -29,6 +29,19 @@ var PanelAssets http.Handler = web.NotBuilt
 // bodies are small (a batch of mappings from the panel is a few KiB).
 var panelLimits = httpsrv.Limits{MaxBodyBytes: 256 << 10, WriteTimeout: 30 * time.Second}
 
+// apiOnce holds the JSON API's handler: the control socket and the panel
+// serve the same one (the same handlers, and whatever state they keep).
+type apiOnce struct {
+	once sync.Once
+	h    http.Handler
+}
+
+// apiHandler is the JSON API's handler, made at its first use.
+func (d *Daemon) apiHandler() http.Handler {
+	d.api.once.Do(func() { d.api.h = web.NewAPI(d, d.log.With(slog.String("service", svcAPI))) })
+	return d.api.h
+}
+
 // runWeb serves the panel on the LAN interfaces' addresses, never on the
 // WAN's, and starts again when they change. The password and the
 // sessions live as long as the service: a change of address keeps them.
@@ -46,7 +59,7 @@ func (d *Daemon) runWeb(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	panel, err := web.NewPanel(web.PanelConfig{API: web.NewAPI(d, log), Assets: PanelAssets, Auth: auth, Hostnames: wc.Hostnames, HTTPS: wc.HTTPS, Logger: log})
+	panel, err := web.NewPanel(web.PanelConfig{API: d.apiHandler(), Assets: PanelAssets, Auth: auth, Hostnames: wc.Hostnames, HTTPS: wc.HTTPS, Logger: log})
 	if err != nil {
 		return err
 	}
