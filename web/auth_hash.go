@@ -16,12 +16,13 @@ import (
 
 // The argon2id parameters of new hashes (RFC 9106). A router's CPU is
 // slow and its memory small: 4 MiB and 3 passes take 8 ms on a 2020s
-// x86-64 core (SSE) and, by the same work on a 32-bit MIPS at 880 MHz
-// without 64-bit arithmetic, about 300 ms; 19 MiB and 2 passes (OWASP's
-// first choice) would take over a second there and hold 19 MiB of a
-// 64 MiB router. Guessing is bounded by the login rate limit; the hash
-// only slows down whoever has stolen the file. A stored hash keeps its
-// own parameters, so they can be raised later without a reset.
+// x86-64 core (SSE), 17 ms with the pure-Go code in 32-bit mode
+// (GOARCH=386, as on a router), so about 300 ms on an in-order 32-bit
+// MIPS at 880 MHz; 19 MiB and 2 passes (OWASP's first choice) would take
+// over a second there and hold 19 MiB of a 64 MiB router. Guessing is
+// bounded by the login rate limit; the hash only slows down whoever has
+// stolen the file. A stored hash keeps its own parameters, so they can
+// be raised later without a reset.
 const (
 	hashMemory  = 4 << 10 // KiB
 	hashTime    = 3
