@@ -8,8 +8,10 @@ VERSION=${VERSION:-dev}
 # Go build tags for router binaries. nethttpomithttp2 leaves net/http's
 # bundled HTTP/2 out (0.6 MiB on mipsle): the control socket and the LAN
 # panel speak HTTP/1.1. nolab leaves out `gateway lab` (0.5 MiB), a tool
-# for development machines.
-GO_TAGS=${GO_TAGS:-nethttpomithttp2,nolab}
+# for development machines. nohttps leaves out the panel's HTTPS (crypto/tls's
+# server and the certificate maker: 0.6 MiB on mipsle); `option https` is
+# then refused by the config check.
+GO_TAGS=${GO_TAGS:-nethttpomithttp2,nolab,nohttps}
 # The size budget of the mipsle binary (stripped, static, every feature,
 # GO_TAGS): 10 MiB. The one place it is set; `make test` checks it
 # (build/size-check.sh), `make cross` reports against it.

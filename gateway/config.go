@@ -51,6 +51,9 @@ type Config struct {
 	// IPv6 is the "ipv6" section (the defaults when absent); nil when it
 	// turns IPv6 for the LAN off.
 	IPv6 *IPv6Config
+	// Web is the "web" section (the defaults when absent); nil when it
+	// turns the panel off.
+	Web *WebConfig
 }
 
 // DHCPConfig is the "dhcp" section and the "host" reservations. The pool
@@ -121,6 +124,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		ControlSocket: DefaultControlSocket,
 		LogLevel:      slog.LevelInfo,
 		IPv6:          defaultIPv6(),
+		Web:           defaultWeb(),
 		NAT: NATConfig{
 			UDPHold:        defaultUDPHold,
 			UDPTimeout:     defaultUDPTimeout,
@@ -152,12 +156,14 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			c.UPnP = p.upnpSection(s)
 		case "ipv6":
 			p.ipv6Section(s, c)
+		case "web":
+			p.webSection(s, c)
 		case "redirect":
 			if m, ok := p.redirect(s); ok {
 				c.Forwards = append(c.Forwards, m...)
 			}
 		default:
-			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp, host, upnp, pmp or ipv6)", s.Type)
+			p.errf(s.Line, "unknown section type %q (want gateway, nat, redirect, dhcp, host, upnp, pmp, ipv6 or web)", s.Type)
 		}
 	}
 	if !seenMain {
@@ -182,6 +188,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	} else if len(hosts) > 0 {
 		p.errf(p.hostLine, "'host' reservations need a 'dhcp' section")
 	}
+	p.checkWeb(c)
 	if c.UPnP != nil && c.UPnP.PermanentV1 {
 		c.NAT.Policy.PermanentUPnP = true
 	}
@@ -208,6 +215,7 @@ type parser struct {
 	hostLines []int // line of each accepted host, for duplicate reports
 	fwdLines  []int // line of each forward, for duplicate reports
 	ipv6Seen  bool
+	webSeen   bool
 }
 
 func lineOf(err error) int {

@@ -22,6 +22,7 @@ func TestParseConfigMinimal(t *testing.T) {
 		StateDir: defaultStateDir, ControlSocket: DefaultControlSocket,
 		NAT:  NATConfig{Filtering: nat44.AddressAndPortDependent, UDPHold: 5 * time.Minute, UDPTimeout: 2 * time.Minute, TCPEstablished: 2*time.Hour + 4*time.Minute},
 		IPv6: &IPv6Config{PD: true, WANAddress: true, SixToFour: true, Subnet: 1, RA: true},
+		Web:  &WebConfig{Port: 80, HTTPSPort: 443},
 	}
 	if diff := cmp.Diff(want, c, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)

@@ -58,6 +58,7 @@ type Daemon struct {
 	uplink *uplink      // the IPv6 uplink manager; nil until it runs
 	pd     *pd.Client   // the DHCPv6-PD client; nil when none runs
 	ra     *ra.Service  // the router advertisements; nil when none run
+	api    apiOnce      // the JSON API's handler, one for the socket and the panel (panel.go)
 
 	panel panelData // what the API changes and shows live (paneldata.go)
 }
@@ -138,6 +139,9 @@ func Run(ctx context.Context, path string, reload <-chan os.Signal, log *slog.Lo
 	}
 	if cfg.UPnP != nil {
 		d.sup.Add(svcUPnP, d.runUPnP)
+	}
+	if cfg.Web != nil {
+		d.sup.Add(svcWeb, d.runWeb)
 	}
 
 	supCtx, stop := context.WithCancel(context.Background())
@@ -449,7 +453,7 @@ func (d *Daemon) runAPI(ctx context.Context) error {
 	// answers slow table dumps: bigger bodies and longer writes than the
 	// defaults.
 	limits := httpsrv.Limits{MaxBodyBytes: 8 << 20, WriteTimeout: time.Minute}
-	if err := httpsrv.Serve(ctx, ln, web.NewAPI(d, log), limits, log); err != nil {
+	if err := httpsrv.Serve(ctx, ln, d.apiHandler(), limits, log); err != nil {
 		return fmt.Errorf("gateway: control socket: %w", err)
 	}
 	return nil
@@ -524,6 +528,7 @@ func (d *Daemon) applyConfig(cfg *Config) error {
 	}
 	d.reloadUPnP(old, cfg)
 	d.reloadPMP(old, cfg)
+	d.reloadWeb(old, cfg)
 	return nil
 }
 

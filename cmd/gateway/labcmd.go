@@ -235,14 +235,28 @@ Try:
   %[1]s status
   %[1]s down
 `, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon), lab.LAN1Addr6.Addr(), lab.SiteBWANAddr.Addr(), lab.LANBAddr6.Addr())
-	if httpPort != 0 {
-		fmt.Printf("  http://127.0.0.1:%d/ on this machine reaches %v:%d on the LAN (the panel, to come)\n", httpPort, lab.LANAddr.Addr(), labPanelPort)
-	}
+	labPrintPanel(os.Stdout, l, httpPort, paths[0] == labgw.SiteA.ConfigPath(l))
 	fmt.Printf("Site A: config %s, log %s.\n", st.Config, labgw.Log(l))
 	if b := st.SiteB; b != nil {
 		fmt.Printf("Site B: config %s, log %s, socket %s.\n", b.Config, labgw.SiteB.Log(l), b.Socket)
 	}
 	return nil
+}
+
+// labPrintPanel says where site A's web panel is and its first password
+// (the lab's own, when it runs its default config).
+func labPrintPanel(w io.Writer, l *lab.Lab, httpPort int, defaultConfig bool) {
+	lanURL := fmt.Sprintf("http://%v:%d/", lab.LANAddr.Addr(), labPanelPort)
+	if httpPort != 0 {
+		fmt.Fprintf(w, "\nThe web panel of site A: http://127.0.0.1:%d/ on this machine (%s on the LAN).\n", httpPort, lanURL)
+	} else {
+		fmt.Fprintf(w, "\nThe web panel of site A: %s on the LAN (`--http-port` reaches it from this machine).\n", lanURL)
+	}
+	if defaultConfig {
+		fmt.Fprintf(w, "Its first password (made for this lab): %s\n", labgw.PanelPassword(l))
+	} else {
+		fmt.Fprintf(w, "Its password: as the config's web section sets it, else the first visitor sets one.\n")
+	}
 }
 
 // labSiteConfig returns the absolute path of the config that site s runs

@@ -9,6 +9,7 @@ package labgw
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -108,9 +109,43 @@ func Config(l *lab.Lab, extra string) string { return SiteA.Config(l, extra) }
 // Config is the config the site's gateway runs with by default, with
 // every service on: BaseConfig, then a DHCP server with the site's
 // Reservations and PMPConfig, then extra.
+//
+// The web panel runs with a password of its own for each lab
+// (PanelPassword), unless extra has a web section.
 func (s *Site) Config(l *lab.Lab, extra string) string {
-	return s.BaseConfig(l, "\nconfig dhcp 'lan'\n"+s.Reservations()+PMPConfig+IPv6Config+extra)
+	web := ""
+	if !strings.Contains(extra, "config web") {
+		web = s.WebConfig(l)
+	}
+	return s.BaseConfig(l, "\nconfig dhcp 'lan'\n"+s.Reservations()+PMPConfig+IPv6Config+web+extra)
 }
+
+// WebConfig is the web section of the site's default config: the panel
+// on port 80 with the lab's PanelPassword as its first password.
+func (s *Site) WebConfig(l *lab.Lab) string {
+	return fmt.Sprintf("\nconfig web 'web'\n\toption password '%s'\n", s.PanelPassword(l))
+}
+
+// PanelPassword is the first password of the site's panel in its default
+// config: made at random for each lab, kept in the lab folder.
+func (s *Site) PanelPassword(l *lab.Lab) string {
+	path := filepath.Join(l.Dir, s.file+"-panel-password")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 8 {
+		return strings.TrimSpace(string(b))
+	}
+	// 12 letters and digits that do not look alike: about 68 bits.
+	const alphabet = "abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY34679"
+	b := make([]byte, 12)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	os.WriteFile(path, b, 0o600)
+	return string(b)
+}
+
+// PanelPassword is site A's (Site.PanelPassword).
+func PanelPassword(l *lab.Lab) string { return SiteA.PanelPassword(l) }
 
 // IPv6Config is the IPv6 section of the lab's default config: the
 // defaults (prefix delegation first, else 6to4), a /56 asked of the ISP,

@@ -72,3 +72,22 @@ func TestSiteConfigs(t *testing.T) {
 		t.Errorf("site B's respawner: %q; want it in %s, respawning %s", args, lab.GatewayB, labgw.SiteB.Daemon)
 	}
 }
+
+// Each lab's panels have a first password of their own, the same at every
+// call, and a test's own web section replaces it.
+func TestPanelPassword(t *testing.T) {
+	l := &lab.Lab{Name: "t", Dir: t.TempDir()}
+	l2 := &lab.Lab{Name: "t2", Dir: t.TempDir()}
+	pw := labgw.PanelPassword(l)
+	if len(pw) < 12 || pw != labgw.PanelPassword(l) || pw == labgw.PanelPassword(l2) || pw == labgw.SiteB.PanelPassword(l) {
+		t.Fatalf("passwords %q %q %q %q", pw, labgw.PanelPassword(l), labgw.PanelPassword(l2), labgw.SiteB.PanelPassword(l))
+	}
+	c, err := gateway.ParseConfig("a", []byte(labgw.Config(l, "")))
+	if err != nil || c.Web == nil || c.Web.Password != pw || c.Web.Port != 80 {
+		t.Fatalf("site A's web section: %+v %v", c.Web, err)
+	}
+	c, err = gateway.ParseConfig("a", []byte(labgw.Config(l, "\nconfig web\n\toption port 8080\n")))
+	if err != nil || c.Web.Password != "" || c.Web.Port != 8080 {
+		t.Fatalf("a web section of the test's own: %+v %v", c.Web, err)
+	}
+}
