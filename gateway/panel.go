@@ -16,14 +16,15 @@ import (
 	"gateway/internal/facts"
 	"gateway/internal/httpsrv"
 	"gateway/web"
+	"gateway/web/ui"
 )
 
 // svcWeb serves the admin panel on the LAN addresses.
 const svcWeb = "web"
 
-// PanelAssets serves the panel's pages (everything but /api/v1/); the
-// default answers 503 "panel assets not built".
-var PanelAssets http.Handler = web.NotBuilt
+// PanelAssets serves the panel's pages (everything but /api/v1/): the
+// pages of web/ui, embedded in the binary.
+var PanelAssets http.Handler = ui.Handler()
 
 // panelLimits bound what one browser can make the panel hold: the API's
 // bodies are small (a batch of mappings from the panel is a few KiB).
