@@ -4,7 +4,7 @@ package ui
 
 import _ "embed"
 
-const version = "0b72ceb603e3"
+const version = "4a888e70a868"
 
 //go:embed dist/app.js.gz
 var asset0 string
@@ -21,6 +21,6 @@ var asset3 string
 var assets = [...]asset{
 	{"app.js", asset0, "text/javascript; charset=utf-8", "\"9bf43ba2f31537d6\""},
 	{"icon.svg", asset1, "image/svg+xml", "\"8aaaf7d50dfa994c\""},
-	{"index.html", asset2, "text/html; charset=utf-8", "\"0b977d4550d022df\""},
-	{"style.css", asset3, "text/css; charset=utf-8", "\"1610271049e11e9c\""},
+	{"index.html", asset2, "text/html; charset=utf-8", "\"f484ae1df37ca46a\""},
+	{"style.css", asset3, "text/css; charset=utf-8", "\"5af6cde2619c5896\""},
 }

@@ -13,7 +13,8 @@
 // carries a download meanwhile: the chart must show it), --out DIR (screenshots;
 // default $GATEWAY_SCREENSHOTS or web/ui/e2e/out), --chromium PATH.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -34,6 +35,9 @@ const { values: opt } = parseArgs({
 mkdirSync(opt.out, { recursive: true });
 
 const T = 15000;
+// axe-core checks each page (WCAG 2 A and AA: contrast, labels, landmarks,
+// names); page.evaluate runs it whatever the page's CSP.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const log = (...a) => console.log('panel:', ...a);
 let step = 'start';
 const problems = [];
@@ -54,10 +58,20 @@ try {
   page.on('pageerror', e => problems.push(step + ': ' + e.message));
 
   const heading = name => page.getByRole('heading', { level: 1, name });
+  const audit = async name => {
+    if (!await page.evaluate(() => typeof axe !== 'undefined')) await page.evaluate(axeSource);
+    const r = await page.evaluate(() => axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa', 'best-practice'] }));
+    for (const v of r.violations) {
+      if (v.impact === 'serious' || v.impact === 'critical') {
+        problems.push(name + ': accessibility: ' + v.id + ': ' + v.help + ' at ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '));
+      }
+    }
+  };
   const shoot = async name => {
     await page.evaluate(() => { document.activeElement && document.activeElement.blur(); document.getElementById('toast').className = ''; });
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.waitForTimeout(300);
+    await audit(name);
     await page.screenshot({ path: join(opt.out, name + '-desktop.png'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(300);
@@ -213,6 +227,14 @@ try {
     if (v !== opt['host-limit']) problems.push('settings: after a reload the per-device limit is ' + v);
   }
   await shoot('settings');
+
+  step = 'dark';
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await go('Overview', 'Overview');
+  await shoot('overview-dark');
+  await go('Settings', 'Settings');
+  await audit('settings-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
 
   step = 'sign out';
   log('signing out');
