@@ -4,6 +4,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -97,8 +98,19 @@ func TestPanelBrowser(t *testing.T) {
 		"--out", shots,
 		"--chromium", chromium)
 	c.Dir = e2e
+	rss := func() string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.pid()))
+		for l := range strings.Lines(string(b)) {
+			if strings.HasPrefix(l, "VmRSS:") {
+				return strings.Join(strings.Fields(l)[1:], " ")
+			}
+		}
+		return "?"
+	}
+	before := rss()
 	start := time.Now()
 	out, err := c.CombinedOutput()
+	t.Logf("the daemon's RSS: %s before the browser, %s after", before, rss())
 	t.Logf("panel.mjs (%v):\n%s", time.Since(start).Round(time.Millisecond), out)
 	if err != nil {
 		t.Fatalf("the browser test failed: %v", err)

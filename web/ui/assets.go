@@ -4,7 +4,7 @@ package ui
 
 import _ "embed"
 
-const version = "4a888e70a868"
+const version = "abab08d457d7"
 
 //go:embed dist/app.js.gz
 var asset0 string
@@ -19,8 +19,8 @@ var asset2 string
 var asset3 string
 
 var assets = [...]asset{
-	{"app.js", asset0, "text/javascript; charset=utf-8", "\"9bf43ba2f31537d6\""},
+	{"app.js", asset0, "text/javascript; charset=utf-8", "\"ddb446e67555cf98\""},
 	{"icon.svg", asset1, "image/svg+xml", "\"8aaaf7d50dfa994c\""},
-	{"index.html", asset2, "text/html; charset=utf-8", "\"f484ae1df37ca46a\""},
+	{"index.html", asset2, "text/html; charset=utf-8", "\"210ab84127d92069\""},
 	{"style.css", asset3, "text/css; charset=utf-8", "\"5af6cde2619c5896\""},
 }

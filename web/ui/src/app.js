@@ -264,7 +264,10 @@ async function route(first) {
   const name = location.hash.replace(/^#\/?/, '');
   const page = pages[name] ? name : '';
   for (const a of nav.querySelectorAll('a')) {
-    if (a.getAttribute('href') === '#/' + page) a.setAttribute('aria-current', 'page');
+    if (a.getAttribute('href') === '#/' + page) {
+      a.setAttribute('aria-current', 'page');
+      a.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    }
     else a.removeAttribute('aria-current');
   }
   document.title = titles[page] + ' · Gateway';
@@ -519,6 +522,7 @@ async function sessions(body) {
 }
 
 async function events(body) {
+  const nm = await names();
   let last = 0;
   const seen = [];
   const list = h('ol', { class: 'events', reversed: true });
@@ -531,7 +535,7 @@ async function events(body) {
     }
     seen.length = Math.min(seen.length, 300);
     list.replaceChildren(...seen.map(e => h('li', {}, ago(e.time), ' ', h('span', { class: 'badge k-' + e.kind }, e.kind), ' ',
-      e.host ? h('strong', {}, e.host + ' ') : '', e.message)));
+      e.host ? h('strong', {}, (nm.get(e.host) ? nm.get(e.host) + ' (' + e.host + ')' : e.host) + ' ') : '', e.message)));
     if (!seen.length) list.replaceChildren(h('li', { class: 'muted' }, 'Nothing yet.'));
   };
   await load();
