@@ -22,7 +22,7 @@ func (m Message) Append(dst []byte) ([]byte, error) {
 		if d.id == nil {
 			continue
 		}
-		if err := checkDUID(d.id); err != nil {
+		if err := d.id.Validate(); err != nil {
 			return dst, err
 		}
 		e.opt(d.code, d.id)

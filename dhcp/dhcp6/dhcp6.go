@@ -150,9 +150,9 @@ func (d DUID) Type() uint16 {
 	return binary.BigEndian.Uint16(d)
 }
 
-// checkDUID: "The length of the DUID (not including the type code) is
+// Validate checks d's length: "The length of the DUID (not including the type code) is
 // at least 1 octet and at most 128 octets" (RFC 8415 section 11.1).
-func checkDUID(d DUID) error {
+func (d DUID) Validate() error {
 	if len(d) < 3 || len(d) > 130 {
 		return malformed("DUID of %d octets", len(d))
 	}
@@ -379,10 +379,10 @@ func ParseMessage(b []byte) (Message, error) {
 		switch code {
 		case OptClientID:
 			m.ClientID = DUID(clone(d))
-			err = checkDUID(m.ClientID)
+			err = m.ClientID.Validate()
 		case OptServerID:
 			m.ServerID = DUID(clone(d))
-			err = checkDUID(m.ServerID)
+			err = m.ServerID.Validate()
 		case OptORO:
 			if len(d)%2 != 0 {
 				return malformed("ORO of %d octets", len(d))

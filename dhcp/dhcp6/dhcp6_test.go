@@ -27,9 +27,10 @@ var (
 	oro     = []OptionCode{OptDNSServers, OptSolMaxRT}
 )
 
-// golden are the messages in testdata/golden, encoded by
-// github.com/insomniacslk/dhcp's dhcpv6 (golden_gen_test.go in the
-// commit that added them), as our codec must read them.
+// golden are the messages in testdata/golden, encoded by an independent
+// implementation, github.com/insomniacslk/dhcp's dhcpv6 (its generator,
+// golden_gen_test.go, is in commit 174b382; the dependency is gone since), as
+// our codec must read and write them.
 var golden = map[string]Message{
 	"solicit": {Type: Solicit, TransactionID: xid, ClientID: cid,
 		IANA: []IANA{{IAID: iaid}},
