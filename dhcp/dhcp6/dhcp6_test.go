@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +89,46 @@ func TestGolden(t *testing.T) {
 				t.Errorf("encoded (-golden +ours):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDhcpd reads what ISC dhcpd sent in the lab (testdata/dhcpd), in
+// its option order, not ours.
+func TestDhcpd(t *testing.T) {
+	clientID := DUID{0, 3, 0, 1, 0x9a, 0xcf, 0xb5, 0xd1, 0x57, 0x35}
+	serverID := DUID{0, 1, 0, 1, 0x32, 0x9b, 0x11, 0x50, 0x6a, 0x45, 0x99, 0x3d, 0x9d, 0x01}
+	grant := func(typ MessageType, xid [3]byte) Message {
+		return Message{Type: typ, TransactionID: xid, ClientID: clientID, ServerID: serverID,
+			IANA: []IANA{{IAID: iaid, Addrs: []IAAddr{{Addr: netip.MustParseAddr("2001:db8:0:1::188"), Preferred: 4 * s, Valid: 6 * s}}}},
+			IAPD: []IAPD{{IAID: iaid, Prefixes: []IAPrefix{{Prefix: prefix, Preferred: 4 * s, Valid: 6 * s}}}}}
+	}
+	for name, want := range map[string]Message{
+		"advertise": grant(Advertise, [3]byte{0x20, 0xb6, 0x6e}),
+		"reply":     grant(Reply, [3]byte{0x20, 0x72, 0x53}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata/dhcpd", name+".bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ParseMessage(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
+				t.Errorf("parsed (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// What our client sent dhcpd: each parses, as the type its name says.
+	for _, typ := range []MessageType{Solicit, Request, Renew, Rebind, Release} {
+		b, err := os.ReadFile(filepath.Join("testdata/dhcpd", strings.ToLower(typ.String())+".bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := ParseMessage(b); err != nil || m.Type != typ || len(m.IAPD) != 1 || m.ClientID.Type() != DUIDTypeLL {
+			t.Errorf("%v: %+v, %v", typ, m, err)
+		}
 	}
 }
 
@@ -198,7 +239,8 @@ func TestElapsedTime(t *testing.T) {
 
 func FuzzParseMessage(f *testing.F) {
 	files, _ := filepath.Glob("testdata/golden/*.bin")
-	for _, p := range files {
+	captured, _ := filepath.Glob("testdata/dhcpd/*.bin")
+	for _, p := range append(files, captured...) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
