@@ -247,7 +247,9 @@ func options(b []byte, f func(OptionCode, []byte) error) error {
 	return nil
 }
 
-// once fails for a second option of a code that may appear only once.
+// once fails for a second option of a code that may appear only once:
+// "Unless otherwise noted, each option may appear only in the options
+// area of a DHCP message and may appear only once" (RFC 8415 section 21).
 func once(seen map[OptionCode]bool, code OptionCode) error {
 	if seen[code] {
 		return malformed("option %d twice", code)

@@ -51,7 +51,7 @@ func (e *StatusError) Error() string {
 var ErrMalformed = errors.New("malformed reply")
 
 // infinity is the lifetime 0xffffffff (RFC 8415 section 7.7).
-const infinity = 0xffffffff * time.Second
+const infinity = dhcp6.Infinity
 
 // parseReply extracts the lease from an Advertise or Reply m received at
 // now, for the client with DUID clientID and IA_PD (and IA_NA) iaid. A
