@@ -269,7 +269,7 @@ func TestInitScript(t *testing.T) {
 			"ROOT/etc/init.d/odhcpd reload",
 			"restart",
 		)
-		// Only the LAN's section; RA stays with odhcpd (no RA here yet).
+		// Only the LAN's section; RA stays with odhcpd (the default config keeps IPv6 off).
 		lacks(t, calls, "dhcp.wan", "dhcp.lan.ra")
 		wantLines(t, out, "dnsmasq: no DHCP on the LAN")
 		record, err := os.ReadFile(filepath.Join(r.dir, "etc/gateway/openwrt-takeover"))
@@ -322,6 +322,33 @@ func TestInitScript(t *testing.T) {
 				lacks(t, calls, "miniupnpd stop")
 			}
 		}
+	})
+
+	t.Run("takeover and handback of odhcpd's RA and wan6's prefix delegation", func(t *testing.T) {
+		conf := strings.Replace(defaultConf(t), "config ipv6 'ipv6'\n\toption enabled '0'", "config ipv6 'ipv6'\n\toption enabled '1'", 1)
+		if conf == defaultConf(t) {
+			t.Fatal("the default config has no disabled ipv6 section")
+		}
+		r := router{dir: t.TempDir(), conf: conf, devices: []string{"wan", "br-lan"}, memKB: 59000,
+			uci: openwrtUCI + "network.wan6=interface\nnetwork.wan6.device=@wan\n", services: []string{"odhcpd", "network"}}
+		calls, out, err := r.run(t, prog, "takeover")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		wantLines(t, calls, "uci set dhcp.lan.ra=disabled", "ROOT/etc/init.d/odhcpd reload",
+			"uci set network.wan6.disabled=1", "uci commit network", "ROOT/etc/init.d/network reload", "restart")
+		lacks(t, calls, "dhcp.lan.ignore", "dhcp.wan.ra")
+		wantLines(t, out, "odhcpd: no router advertisements on the LAN", "netifd: wan6 (odhcp6c) off")
+
+		calls, out, err = r.run(t, prog, "handback")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		wantLines(t, calls, "uci set dhcp.lan.ra=server", "uci delete network.wan6.disabled", "uci commit network",
+			"uci set gateway.ipv6.enabled=0", "uci commit gateway")
+		store, _ := os.ReadFile(filepath.Join(r.dir, "uci"))
+		wantLines(t, string(store), "dhcp.lan.ra=server")
+		lacks(t, string(store), "network.wan6.disabled")
 	})
 
 	t.Run("nothing to take over", func(t *testing.T) {

@@ -18,7 +18,7 @@
 set -eu
 . "${BUILD_DIR:-build}/lib.sh"
 
-PKGS=${ARCH_TEST_PKGS:-./gateway/uci ./dhcp ./nat44 ./internal/journal ./internal/tundev ./upnp/natpmp ./upnp/pcp}
+PKGS=${ARCH_TEST_PKGS:-./gateway/uci ./dhcp ./nat44 ./internal/journal ./internal/tundev ./upnp/natpmp ./upnp/pcp ./dhcp/dhcp6}
 ARCHES=${ARCH_TEST_ARCHES:-mips mipsle arm}
 CONF="$BUILD_DIR/openwrt/files/etc/config/gateway"
 

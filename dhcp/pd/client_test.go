@@ -1,6 +1,7 @@
 package pd
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,8 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/insomniacslk/dhcp/dhcpv6"
-	"github.com/insomniacslk/dhcp/iana"
+
+	"gateway/dhcp/dhcp6"
 )
 
 var std = grant{prefix: testPrefix, preferred: 100 * time.Second, valid: 200 * time.Second, t1: 50 * time.Second, t2: 80 * time.Second, addr: testAddr}
@@ -29,17 +30,17 @@ func TestSolicitRequestRenew(t *testing.T) {
 			t.Errorf("IA_NA address not on the link")
 		}
 		msgs := h.srv.messages()
-		if len(msgs) != 2 || msgs[0].m.MessageType != dhcpv6.MessageTypeSolicit || msgs[1].m.MessageType != dhcpv6.MessageTypeRequest {
+		if len(msgs) != 2 || msgs[0].m.Type != dhcp6.Solicit || msgs[1].m.Type != dhcp6.Request {
 			t.Fatalf("messages %v, want Solicit, Request", msgs)
 		}
 		sol := msgs[0].m
-		if p := sol.Options.OneIAPD().Options.Prefixes(); len(p) != 1 || p[0].Prefix.String() != "::/56" {
+		if p := sol.prefixes(); len(p) != 1 || p[0].Prefix.String() != "::/56" {
 			t.Errorf("Solicit IA_PD hint %v, want ::/56", p)
 		}
-		if sol.Options.ServerID() != nil || sol.Options.OneIANA() == nil {
-			t.Errorf("Solicit: server ID %v, IA_NA %v", sol.Options.ServerID(), sol.Options.OneIANA())
+		if sol.ServerID != nil || sol.IANA == nil {
+			t.Errorf("Solicit: server ID %v, IA_NA %v", sol.ServerID, sol.IANA)
 		}
-		if sid := msgs[1].m.Options.ServerID(); sid == nil || !sid.Equal(serverDUID) {
+		if sid := msgs[1].m.ServerID; !bytes.Equal(sid, serverDUID) {
 			t.Errorf("Request to server %v, want %v", sid, serverDUID)
 		}
 		if d, ok := h.c.st.DUID, true; !ok || len(d) == 0 {
@@ -54,8 +55,8 @@ func TestSolicitRequestRenew(t *testing.T) {
 			t.Errorf("renewed lease valid until %v, want %v", renewed.Valid, start.Add(250*time.Second))
 		}
 		ren := h.srv.messages()[2].m
-		if ren.MessageType != dhcpv6.MessageTypeRenew || ren.Options.ServerID() == nil {
-			t.Errorf("at T1: %v with server ID %v, want Renew with it", ren.MessageType, ren.Options.ServerID())
+		if ren.Type != dhcp6.Renew || ren.ServerID == nil {
+			t.Errorf("at T1: %v with server ID %v, want Renew with it", ren.Type, ren.ServerID)
 		}
 		if got, ok := h.c.Lease(); !ok || got.Prefix != testPrefix {
 			t.Errorf("Lease() = %v, %v", got.Prefix, ok)
@@ -74,9 +75,9 @@ func TestRebindAtT2(t *testing.T) {
 		// The server goes quiet to Renew; another one answers Rebind.
 		other := std
 		other.duid = otherDUID
-		h.srv.setAnswer(func(m *dhcpv6.Message) [][]byte {
-			if m.MessageType == dhcpv6.MessageTypeRebind {
-				return [][]byte{other.reply(m, dhcpv6.MessageTypeReply)}
+		h.srv.setAnswer(func(m msg) [][]byte {
+			if m.Type == dhcp6.Rebind {
+				return [][]byte{other.reply(m, dhcp6.Reply)}
 			}
 			return nil
 		})
@@ -84,27 +85,27 @@ func TestRebindAtT2(t *testing.T) {
 		if at := time.Since(start); at != 80*time.Second {
 			t.Errorf("rebound at %v, want T2 = 80s", at)
 		}
-		if renews := h.srv.count(dhcpv6.MessageTypeRenew); renews < 2 {
+		if renews := h.srv.count(dhcp6.Renew); renews < 2 {
 			t.Errorf("%d Renews between T1 and T2, want retransmissions", renews)
 		}
-		var reb *dhcpv6.Message
+		var reb msg
 		for _, g := range h.srv.messages() {
-			if g.m.MessageType == dhcpv6.MessageTypeRebind {
+			if g.m.Type == dhcp6.Rebind {
 				reb = g.m
 			}
 		}
-		if reb.Options.ServerID() != nil {
+		if reb.ServerID != nil {
 			t.Errorf("Rebind names a server")
 		}
-		if p := reb.Options.OneIAPD().Options.Prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
+		if p := reb.prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
 			t.Errorf("Rebind asks for %v, want %v", p, testPrefix)
 		}
 		// The next Renew goes to the server that answered the Rebind.
 		h.srv.setAnswer(standard(other))
 		h.note(2*time.Minute, "renewal after rebind")
 		msgs := h.srv.messages()
-		if last := msgs[len(msgs)-1].m; last.MessageType != dhcpv6.MessageTypeRenew || !last.Options.ServerID().Equal(otherDUID) {
-			t.Errorf("after Rebind: %v to %v, want Renew to %v", last.MessageType, last.Options.ServerID(), otherDUID)
+		if last := msgs[len(msgs)-1].m; last.Type != dhcp6.Renew || !bytes.Equal(last.ServerID, otherDUID) {
+			t.Errorf("after Rebind: %v to %v, want Renew to %v", last.Type, last.ServerID, otherDUID)
 		}
 		_ = l
 		if err := h.stop(); err != nil {
@@ -136,10 +137,10 @@ func TestExpiryWithdraws(t *testing.T) {
 		time.Sleep(5 * time.Second)
 		msgs := h.srv.messages()
 		last := msgs[len(msgs)-1].m
-		if last.MessageType != dhcpv6.MessageTypeSolicit {
-			t.Fatalf("after expiry: %v, want Solicit", last.MessageType)
+		if last.Type != dhcp6.Solicit {
+			t.Fatalf("after expiry: %v, want Solicit", last.Type)
 		}
-		if p := last.Options.OneIAPD().Options.Prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
+		if p := last.prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
 			t.Errorf("Solicit hint %v, want the old prefix %v", p, testPrefix)
 		}
 		if err := h.stop(); err != nil {
@@ -173,13 +174,13 @@ func TestRestartRebinds(t *testing.T) {
 			t.Fatalf("a remembered lease was reported before any Reply")
 		}
 		msgs := h2.srv.messages()
-		if len(msgs) == 0 || msgs[0].m.MessageType != dhcpv6.MessageTypeRebind {
+		if len(msgs) == 0 || msgs[0].m.Type != dhcp6.Rebind {
 			t.Fatalf("after a restart: %v, want Rebind", msgs)
 		}
-		if p := msgs[0].m.Options.OneIAPD().Options.Prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
+		if p := msgs[0].m.prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
 			t.Errorf("Rebind for %v, want %v", p, testPrefix)
 		}
-		if got := msgs[0].m.Options.ClientID().ToBytes(); string(got) != string(duid) {
+		if got := msgs[0].m.ClientID; string(got) != string(duid) {
 			t.Errorf("DUID changed across the restart")
 		}
 		h2.srv.setAnswer(standard(std))
@@ -203,10 +204,10 @@ func TestRestartUnansweredSolicitsWithHint(t *testing.T) {
 		time.Sleep(rebootRebindWait + 5*time.Second)
 		msgs := h2.srv.messages()
 		last := msgs[len(msgs)-1].m
-		if last.MessageType != dhcpv6.MessageTypeSolicit {
-			t.Fatalf("%v after an unanswered Rebind, want Solicit", last.MessageType)
+		if last.Type != dhcp6.Solicit {
+			t.Fatalf("%v after an unanswered Rebind, want Solicit", last.Type)
 		}
-		if p := last.Options.OneIAPD().Options.Prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
+		if p := last.prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
 			t.Errorf("Solicit hint %v, want %v", p, testPrefix)
 		}
 		if len(h2.notes) > 0 {
@@ -228,10 +229,10 @@ func TestRestartExpiredSolicitsWithHint(t *testing.T) {
 		h2 := newHarness(t, dir, Config{HintLen: 48}, standard(std))
 		h2.note(time.Minute, "new lease")
 		first := h2.srv.messages()[0].m
-		if first.MessageType != dhcpv6.MessageTypeSolicit {
-			t.Fatalf("%v with an expired lease, want Solicit", first.MessageType)
+		if first.Type != dhcp6.Solicit {
+			t.Fatalf("%v with an expired lease, want Solicit", first.Type)
 		}
-		if p := first.Options.OneIAPD().Options.Prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
+		if p := first.prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
 			t.Errorf("Solicit hint %v, want the old prefix %v", p, testPrefix)
 		}
 		if err := h2.stop(); err != nil {
@@ -258,10 +259,10 @@ func TestReleaseOnShutdown(t *testing.T) {
 					t.Errorf("shutdown took %v, want at most ReleaseTimeout 3s", took)
 				}
 				rel := h.srv.messages()[2].m
-				if rel.MessageType != dhcpv6.MessageTypeRelease || !rel.Options.ServerID().Equal(serverDUID) {
-					t.Fatalf("on shutdown: %v to %v, want Release to the server", rel.MessageType, rel.Options.ServerID())
+				if rel.Type != dhcp6.Release || !bytes.Equal(rel.ServerID, serverDUID) {
+					t.Fatalf("on shutdown: %v to %v, want Release to the server", rel.Type, rel.ServerID)
 				}
-				if p := rel.Options.OneIAPD().Options.Prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
+				if p := rel.prefixes(); len(p) != 1 || p[0].Prefix.String() != testPrefix.String() {
 					t.Errorf("Release of %v, want %v", p, testPrefix)
 				}
 				if w := <-h.notes; w.Prefix.IsValid() {
@@ -285,26 +286,26 @@ func TestStatusCodes(t *testing.T) {
 		// 18.2.9); the Request's Reply says it too (back to Solicit);
 		// then the server has one.
 		noPrefix := std
-		noPrefix.status = &dhcpv6.OptStatusCode{StatusCode: iana.StatusNoPrefixAvail}
+		noPrefix.status = &dhcp6.Status{Code: dhcp6.NoPrefixAvail}
 		var n int
-		h := newHarness(t, t.TempDir(), Config{}, func(m *dhcpv6.Message) [][]byte {
+		h := newHarness(t, t.TempDir(), Config{}, func(m msg) [][]byte {
 			n++
 			switch n {
 			case 1:
-				return [][]byte{noPrefix.reply(m, dhcpv6.MessageTypeAdvertise)}
+				return [][]byte{noPrefix.reply(m, dhcp6.Advertise)}
 			case 2:
-				return [][]byte{std.reply(m, dhcpv6.MessageTypeAdvertise)}
+				return [][]byte{std.reply(m, dhcp6.Advertise)}
 			case 3:
-				return [][]byte{noPrefix.reply(m, dhcpv6.MessageTypeReply)}
+				return [][]byte{noPrefix.reply(m, dhcp6.Reply)}
 			}
 			return standard(std)(m)
 		})
 		h.note(time.Minute, "lease")
-		var types []dhcpv6.MessageType
+		var types []dhcp6.MessageType
 		for _, g := range h.srv.messages() {
-			types = append(types, g.m.MessageType)
+			types = append(types, g.m.Type)
 		}
-		want := []dhcpv6.MessageType{dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeRequest, dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeRequest}
+		want := []dhcp6.MessageType{dhcp6.Solicit, dhcp6.Solicit, dhcp6.Request, dhcp6.Solicit, dhcp6.Request}
 		if len(types) != len(want) {
 			t.Fatalf("messages %v, want %v", types, want)
 		}
@@ -318,16 +319,16 @@ func TestStatusCodes(t *testing.T) {
 		}
 		// A Renew answered with NoBinding makes the client Request.
 		noBinding := std
-		noBinding.status = &dhcpv6.OptStatusCode{StatusCode: iana.StatusNoBinding}
-		h.srv.setAnswer(func(m *dhcpv6.Message) [][]byte {
-			if m.MessageType == dhcpv6.MessageTypeRenew {
-				return [][]byte{noBinding.reply(m, dhcpv6.MessageTypeReply)}
+		noBinding.status = &dhcp6.Status{Code: dhcp6.NoBinding}
+		h.srv.setAnswer(func(m msg) [][]byte {
+			if m.Type == dhcp6.Renew {
+				return [][]byte{noBinding.reply(m, dhcp6.Reply)}
 			}
 			return standard(std)(m)
 		})
 		h.note(time.Minute, "lease after NoBinding")
 		msgs := h.srv.messages()
-		if got := msgs[len(msgs)-1].m.MessageType; got != dhcpv6.MessageTypeRequest {
+		if got := msgs[len(msgs)-1].m.Type; got != dhcp6.Request {
 			t.Errorf("after NoBinding to Renew: %v, want Request", got)
 		}
 		if err := h.stop(); err != nil {
@@ -338,10 +339,10 @@ func TestStatusCodes(t *testing.T) {
 
 func TestMalformedCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, t.TempDir(), Config{}, func(m *dhcpv6.Message) [][]byte {
-			good := std.reply(m, dhcpv6.MessageTypeAdvertise)
-			if m.MessageType != dhcpv6.MessageTypeSolicit {
-				good = std.reply(m, dhcpv6.MessageTypeReply)
+		h := newHarness(t, t.TempDir(), Config{}, func(m msg) [][]byte {
+			good := std.reply(m, dhcp6.Advertise)
+			if m.Type != dhcp6.Solicit {
+				good = std.reply(m, dhcp6.Reply)
 			}
 			wrongXID := append([]byte(nil), good...)
 			wrongXID[1] ^= 0xff
@@ -381,7 +382,7 @@ func TestDUIDKept(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, _ := loadState(dir)
-		want := (&dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: testMAC}).ToBytes()
+		want := []byte{0, 3, 0, 1, 0x02, 0, 0, 0, 0, 0x42} // DUID-LL, Ethernet, testMAC
 		if string(st.DUID) != string(want) {
 			t.Errorf("stored DUID %x, want DUID-LL of the MAC %x\n%s", st.DUID, want, b)
 		}

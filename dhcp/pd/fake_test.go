@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv6"
-	"github.com/insomniacslk/dhcp/iana"
+	"gateway/dhcp/dhcp6"
 )
 
 var (
 	testMAC    = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x42}
-	serverDUID = &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}}
-	otherDUID  = &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x02}}
+	serverDUID = dhcp6.DUID{0, 3, 0, 1, 0x02, 0, 0, 0, 0, 0x01} // DUID-LL
+	otherDUID  = dhcp6.DUID{0, 2, 0, 0, 0x09, 0xbf, 1, 2, 3}    // DUID-EN
 	testPrefix = netip.MustParsePrefix("2001:db8:1::/56")
 	testAddr   = netip.MustParseAddr("2001:db8:0:1::100")
 )
@@ -96,7 +95,18 @@ func (f *fakeNet) hasAddr(a netip.Prefix) bool {
 // seen is a message the fake server received, and when.
 type seen struct {
 	at time.Time
-	m  *dhcpv6.Message
+	m  msg
+}
+
+// msg is a message the client sent.
+type msg struct{ dhcp6.Message }
+
+// prefixes returns the prefixes of the message's first IA_PD.
+func (m msg) prefixes() []dhcp6.IAPrefix {
+	if len(m.IAPD) == 0 {
+		return nil
+	}
+	return m.IAPD[0].Prefixes
 }
 
 // server answers what the client sends with answer (nil: no answer), and
@@ -104,7 +114,7 @@ type seen struct {
 type server struct {
 	mu     sync.Mutex
 	got    []seen
-	answer func(m *dhcpv6.Message) [][]byte
+	answer func(m msg) [][]byte
 }
 
 func (s *server) run(ctx context.Context, f *fakeNet) {
@@ -113,25 +123,25 @@ func (s *server) run(ctx context.Context, f *fakeNet) {
 		case <-ctx.Done():
 			return
 		case b := <-f.toServer:
-			m, err := dhcpv6.MessageFromBytes(b)
+			m, err := dhcp6.ParseMessage(b)
 			if err != nil {
 				panic(err) // the client sent garbage
 			}
 			s.mu.Lock()
-			s.got = append(s.got, seen{time.Now(), m})
+			s.got = append(s.got, seen{time.Now(), msg{m}})
 			answer := s.answer
 			s.mu.Unlock()
 			if answer == nil {
 				continue
 			}
-			for _, r := range answer(m) {
+			for _, r := range answer(msg{m}) {
 				f.toClient <- r
 			}
 		}
 	}
 }
 
-func (s *server) setAnswer(a func(m *dhcpv6.Message) [][]byte) {
+func (s *server) setAnswer(a func(m msg) [][]byte) {
 	s.mu.Lock()
 	s.answer = a
 	s.mu.Unlock()
@@ -143,10 +153,10 @@ func (s *server) messages() []seen {
 	return append([]seen(nil), s.got...)
 }
 
-func (s *server) count(t dhcpv6.MessageType) int {
+func (s *server) count(t dhcp6.MessageType) int {
 	n := 0
 	for _, g := range s.messages() {
-		if g.m.MessageType == t {
+		if g.m.Type == t {
 			n++
 		}
 	}
@@ -159,50 +169,48 @@ type grant struct {
 	preferred, valid time.Duration
 	t1, t2           time.Duration
 	addr             netip.Addr
-	status           *dhcpv6.OptStatusCode // in IA_PD, instead of the prefix
-	duid             dhcpv6.DUID           // nil: serverDUID
+	status           *dhcp6.Status // in IA_PD, instead of the prefix
+	duid             dhcp6.DUID    // nil: serverDUID
 }
 
 // standard answers Solicit with Advertise and Request, Renew and Rebind
 // with Reply, giving g; Release gets a Reply.
-func standard(g grant) func(m *dhcpv6.Message) [][]byte {
-	return func(m *dhcpv6.Message) [][]byte {
-		typ := dhcpv6.MessageTypeReply
-		if m.MessageType == dhcpv6.MessageTypeSolicit {
-			typ = dhcpv6.MessageTypeAdvertise
+func standard(g grant) func(m msg) [][]byte {
+	return func(m msg) [][]byte {
+		typ := dhcp6.Reply
+		if m.Type == dhcp6.Solicit {
+			typ = dhcp6.Advertise
 		}
-		if m.MessageType == dhcpv6.MessageTypeRelease {
-			r := &dhcpv6.Message{MessageType: typ, TransactionID: m.TransactionID}
-			r.AddOption(dhcpv6.OptClientID(m.Options.ClientID()))
-			r.AddOption(dhcpv6.OptServerID(serverDUID))
-			return [][]byte{r.ToBytes()}
+		if m.Type == dhcp6.Release {
+			return [][]byte{encode(dhcp6.Message{Type: typ, TransactionID: m.TransactionID, ClientID: m.ClientID, ServerID: serverDUID})}
 		}
 		return [][]byte{g.reply(m, typ)}
 	}
 }
 
-func (g grant) reply(m *dhcpv6.Message, typ dhcpv6.MessageType) []byte {
-	r := &dhcpv6.Message{MessageType: typ, TransactionID: m.TransactionID}
-	r.AddOption(dhcpv6.OptClientID(m.Options.ClientID()))
-	duid := g.duid
-	if duid == nil {
-		duid = serverDUID
+func encode(m dhcp6.Message) []byte {
+	b, err := m.Append(nil)
+	if err != nil {
+		panic(err) // a test builds a message the codec refuses
 	}
-	r.AddOption(dhcpv6.OptServerID(duid))
-	pd := &dhcpv6.OptIAPD{IaId: m.Options.OneIAPD().IaId, T1: g.t1, T2: g.t2}
-	if g.status != nil {
-		pd.Options.Add(g.status)
-	} else {
-		pd.Options.Add(&dhcpv6.OptIAPrefix{PreferredLifetime: g.preferred, ValidLifetime: g.valid,
-			Prefix: &net.IPNet{IP: g.prefix.Addr().AsSlice(), Mask: net.CIDRMask(g.prefix.Bits(), 128)}})
+	return b
+}
+
+func (g grant) reply(m msg, typ dhcp6.MessageType) []byte {
+	r := dhcp6.Message{Type: typ, TransactionID: m.TransactionID, ClientID: m.ClientID, ServerID: g.duid}
+	if r.ServerID == nil {
+		r.ServerID = serverDUID
 	}
-	r.AddOption(pd)
-	if na := m.Options.OneIANA(); na != nil && g.addr.IsValid() {
-		o := &dhcpv6.OptIANA{IaId: na.IaId, T1: g.t1, T2: g.t2}
-		o.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: g.addr.AsSlice(), PreferredLifetime: g.preferred, ValidLifetime: g.valid})
-		r.AddOption(o)
+	pd := dhcp6.IAPD{IAID: m.IAPD[0].IAID, T1: g.t1, T2: g.t2, Status: g.status}
+	if g.status == nil {
+		pd.Prefixes = []dhcp6.IAPrefix{{Preferred: g.preferred, Valid: g.valid, Prefix: g.prefix}}
 	}
-	return r.ToBytes()
+	r.IAPD = []dhcp6.IAPD{pd}
+	if len(m.IANA) > 0 && g.addr.IsValid() {
+		r.IANA = []dhcp6.IANA{{IAID: m.IANA[0].IAID, T1: g.t1, T2: g.t2,
+			Addrs: []dhcp6.IAAddr{{Addr: g.addr, Preferred: g.preferred, Valid: g.valid}}}}
+	}
+	return encode(r)
 }
 
 // harness runs a client against a fake server inside a synctest bubble.
@@ -217,7 +225,7 @@ type harness struct {
 	notes  chan Lease
 }
 
-func newHarness(t *testing.T, dir string, cfg Config, answer func(*dhcpv6.Message) [][]byte) *harness {
+func newHarness(t *testing.T, dir string, cfg Config, answer func(msg) [][]byte) *harness {
 	t.Helper()
 	h := &harness{t: t, net: newFakeNet(), srv: &server{answer: answer}, dir: dir,
 		done: make(chan error, 1), notes: make(chan Lease, 64)}

@@ -2,15 +2,18 @@ package pd_test
 
 import (
 	"context"
+	"flag"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"gateway/dhcp/dhcp6"
 	"gateway/dhcp/pd"
 	"gateway/gateway/lab"
 	"gateway/gateway/lab/labtest"
@@ -93,6 +96,7 @@ func TestLabDelegation(t *testing.T) {
 	if _, err := l.StartPDServer(lab.PDServerOptions{Preferred: 4 * time.Second, Valid: 6 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
+	sn := sniffWAN(t, l)
 	dir := t.TempDir()
 	lc := startLabClient(t, l, dir)
 
@@ -169,5 +173,45 @@ func TestLabDelegation(t *testing.T) {
 	}
 	if _, ok := lc2.c.Lease(); ok {
 		t.Errorf("Lease() still reports a lease after the withdrawal")
+	}
+	checkWire(t, sn.messages())
+}
+
+var capture = flag.Bool("capture", false, "TestLabDelegation: write the first DHCPv6 message of each type seen on the WAN to ../dhcp6/testdata/dhcpd")
+
+// checkWire checks every DHCPv6 message seen on the WAN, dhcpd's and
+// ours, against the codec: each parses, and encodes back into a message
+// that parses to the same value. With -capture, the first of each type
+// goes to dhcp6's testdata, where its unit tests read it without root.
+func checkWire(t *testing.T, msgs [][]byte) {
+	t.Helper()
+	seen := make(map[dhcp6.MessageType]bool)
+	for _, b := range msgs {
+		m, err := dhcp6.ParseMessage(b)
+		if err != nil {
+			t.Errorf("%x on the WAN does not parse: %v", b, err)
+			continue
+		}
+		wire, err := m.Append(nil)
+		if err != nil {
+			t.Errorf("%v from the WAN does not encode: %v", m.Type, err)
+			continue
+		}
+		back, err := dhcp6.ParseMessage(wire)
+		if err != nil || !reflect.DeepEqual(m, back) {
+			t.Errorf("%v from the WAN: round trip gave %+v, %v; want %+v", m.Type, back, err, m)
+		}
+		if *capture && !seen[m.Type] {
+			name := filepath.Join("..", "dhcp6", "testdata", "dhcpd", strings.ToLower(m.Type.String())+".bin")
+			if err := os.WriteFile(name, b, 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+		seen[m.Type] = true
+	}
+	for _, typ := range []dhcp6.MessageType{dhcp6.Solicit, dhcp6.Advertise, dhcp6.Request, dhcp6.Reply, dhcp6.Renew, dhcp6.Rebind, dhcp6.Release} {
+		if !seen[typ] {
+			t.Errorf("no %v seen on the WAN (%d messages)", typ, len(msgs))
+		}
 	}
 }

@@ -9,8 +9,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv6"
-	"github.com/insomniacslk/dhcp/iana"
+	"gateway/dhcp/dhcp6"
 )
 
 // rebootRebindWait bounds the Rebind that confirms a remembered lease
@@ -56,19 +55,19 @@ func (c *Client) loop(ctx context.Context) error {
 		}
 		switch ph {
 		case phaseSolicit:
-			l, err := c.exchange(ctx, request{Type: dhcpv6.MessageTypeSolicit, Prefix: c.st.Hint}, solicitRT, time.Time{})
+			l, err := c.exchange(ctx, request{Type: dhcp6.Solicit, Prefix: c.st.Hint}, solicitRT, time.Time{})
 			if err != nil {
 				return exitErr(ctx, err)
 			}
 			offer, ph = l, phaseRequest
 
 		case phaseRequest:
-			sid, err := dhcpv6.DUIDFromBytes(offer.Server)
-			if err != nil {
+			sid := dhcp6.DUID(offer.Server)
+			if sid.Validate() != nil {
 				ph = phaseSolicit
 				continue
 			}
-			l, err := c.exchange(ctx, request{Type: dhcpv6.MessageTypeRequest, ServerID: sid, Prefix: offer.Prefix, Addr: offer.Addr.Addr()}, requestRT, time.Time{})
+			l, err := c.exchange(ctx, request{Type: dhcp6.Request, ServerID: sid, Prefix: offer.Prefix, Addr: offer.Addr.Addr()}, requestRT, time.Time{})
 			if err == nil && l.Prefix.IsValid() {
 				c.bind(l)
 				ph = phaseBound
@@ -97,16 +96,16 @@ func (c *Client) loop(ctx context.Context) error {
 			}
 
 		case phaseRenew, phaseRebind:
-			r := request{Type: dhcpv6.MessageTypeRenew, Prefix: c.cur.Prefix, Addr: c.cur.Addr.Addr()}
+			r := request{Type: dhcp6.Renew, Prefix: c.cur.Prefix, Addr: c.cur.Addr.Addr()}
 			p, end := renewRT, c.cur.T2
 			if ph == phaseRebind {
-				r.Type, p, end = dhcpv6.MessageTypeRebind, rebindRT, c.cur.Valid
+				r.Type, p, end = dhcp6.Rebind, rebindRT, c.cur.Valid
 				if reboot {
 					end = minTime(end, c.clock.Now().Add(rebootRebindWait))
 				}
 			} else {
-				sid, err := dhcpv6.DUIDFromBytes(c.cur.Server)
-				if err != nil {
+				sid := dhcp6.DUID(c.cur.Server)
+				if sid.Validate() != nil {
 					ph = phaseRebind
 					continue
 				}
@@ -121,7 +120,7 @@ func (c *Client) loop(ctx context.Context) error {
 				reboot = false
 				c.bind(l)
 				ph = phaseBound
-			case errors.As(err, &se) && se.Where == "IA_PD" && se.Code == iana.StatusNoBinding:
+			case errors.As(err, &se) && se.Where == "IA_PD" && se.Code == dhcp6.NoBinding:
 				// "the client sends a Request message to reestablish an
 				// IA with the server" (RFC 8415 section 18.2.10.1).
 				offer = c.cur
@@ -183,17 +182,17 @@ func (c *Client) idle(ctx context.Context, t time.Time) error {
 // UseMulticast, which mean "try again" (section 18.2.10); for a Release
 // any Reply ends it. No answer in time returns errNoAnswer.
 func (c *Client) exchange(ctx context.Context, r request, p retrans, end time.Time) (Lease, error) {
-	r.XID = dhcpv6.TransactionID{byte(rand.Uint32()), byte(rand.Uint32()), byte(rand.Uint32())}
+	r.XID = [3]byte{byte(rand.Uint32()), byte(rand.Uint32()), byte(rand.Uint32())}
 	r.ClientID, r.IAID, r.Address, r.HintLen = c.duid, c.iaid, c.cfg.Address, c.cfg.HintLen
-	solicit := r.Type == dhcpv6.MessageTypeSolicit
-	want := dhcpv6.MessageTypeReply
+	solicit := r.Type == dhcp6.Solicit
+	want := dhcp6.Reply
 	if solicit {
-		want = dhcpv6.MessageTypeAdvertise
+		want = dhcp6.Advertise
 	}
-	clientID := c.duid.ToBytes()
 	start := c.clock.Now()
 	b := backoff{p: p, rnd: c.rnd, first: solicit}
 	var best Lease
+	var buf []byte
 	bestPref := -1
 	firstRT := true
 	for {
@@ -209,7 +208,13 @@ func (c *Client) exchange(ctx context.Context, r request, p retrans, end time.Ti
 			rt = min(rt, end.Sub(now))
 		}
 		r.Elapsed = now.Sub(start)
-		if err := c.conn.Send(r.message().ToBytes()); err != nil {
+		wire, err := r.message().Append(buf[:0])
+		if err != nil {
+			// Only a bug gets here (a DUID or a prefix the codec refuses).
+			return Lease{}, err
+		}
+		buf = wire
+		if err := c.conn.Send(wire); err != nil {
 			// A link-local address still tentative, a link down: the
 			// next retransmission may work.
 			c.log.Debug("pd: send", slog.String("type", r.Type.String()), slog.Any("err", err))
@@ -232,7 +237,7 @@ func (c *Client) exchange(ctx context.Context, r request, p retrans, end time.Ti
 					timer.Stop()
 					return Lease{}, errClosed
 				}
-				m, err := dhcpv6.MessageFromBytes(pkt)
+				m, err := dhcp6.ParseMessage(pkt)
 				if err != nil {
 					c.drop("malformed", err)
 					continue
@@ -241,18 +246,18 @@ func (c *Client) exchange(ctx context.Context, r request, p retrans, end time.Ti
 					c.drop("xid", nil)
 					continue
 				}
-				if m.MessageType != want {
+				if m.Type != want {
 					c.drop("type", nil)
 					continue
 				}
-				if r.Type == dhcpv6.MessageTypeRelease {
+				if r.Type == dhcp6.Release {
 					timer.Stop()
 					return Lease{}, nil
 				}
-				l, err := parseReply(m, clientID, c.iaid, c.clock.Now())
+				l, err := parseReply(m, c.duid, c.iaid, c.clock.Now())
 				var se *StatusError
 				switch {
-				case errors.As(err, &se) && se.Where == "message" && (se.Code == iana.StatusUnspecFail || se.Code == iana.StatusUseMulticast):
+				case errors.As(err, &se) && se.Where == "message" && (se.Code == dhcp6.UnspecFail || se.Code == dhcp6.UseMulticast):
 					c.drop("status-retry", err)
 					continue
 				case err != nil && (solicit || !errors.As(err, &se)):
@@ -270,7 +275,7 @@ func (c *Client) exchange(ctx context.Context, r request, p retrans, end time.Ti
 					c.drop("rejected", fmt.Errorf("pd: advertise without a prefix"))
 					continue
 				}
-				pref := int(m.Options.Preference())
+				pref := int(m.Preference)
 				if pref == 255 || !firstRT {
 					timer.Stop()
 					return l, nil
@@ -355,10 +360,11 @@ func (c *Client) release() error {
 	held := c.held
 	c.mu.Unlock()
 	if held {
-		sid, err := dhcpv6.DUIDFromBytes(c.cur.Server)
+		sid := dhcp6.DUID(c.cur.Server)
+		err := sid.Validate()
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReleaseTimeout)
-			_, err = c.exchange(ctx, request{Type: dhcpv6.MessageTypeRelease, ServerID: sid, Prefix: c.cur.Prefix, Addr: c.cur.Addr.Addr()}, releaseRT, time.Time{})
+			_, err = c.exchange(ctx, request{Type: dhcp6.Release, ServerID: sid, Prefix: c.cur.Prefix, Addr: c.cur.Addr.Addr()}, releaseRT, time.Time{})
 			cancel()
 		}
 		if err != nil {

@@ -12,15 +12,16 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"gateway/dhcp/dhcp6"
 )
 
-// Ports and address of RFC 8415 section 7.
 const (
-	clientPort = 546
-	serverPort = 547
+	clientPort = dhcp6.ClientPort
+	serverPort = dhcp6.ServerPort
 )
 
-var allServers = netip.MustParseAddr("ff02::1:2") // All_DHCP_Relay_Agents_and_Servers
+var allServers = dhcp6.AllServers
 
 // openLinux opens UDP [::]:546 bound to iface (SO_BINDTODEVICE, so that a
 // client per interface can coexist) and a netlink socket for iface's

@@ -2,8 +2,8 @@
 // the ISP for a delegated prefix (IA_PD, with a length hint) and, if
 // configured, for an address (IA_NA), keeps them through Renew and Rebind,
 // withdraws the prefix when its valid lifetime runs out unanswered, and
-// releases it on shutdown. The wire format is insomniacslk/dhcp's dhcpv6;
-// the client drives its own exchanges, with the retransmission of RFC 8415
+// releases it on shutdown. The wire format is gateway/dhcp/dhcp6; the
+// client drives its own exchanges, with the retransmission of RFC 8415
 // section 15, over a small Conn that unit tests fake.
 package pd
 
@@ -19,9 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv6"
-	"github.com/insomniacslk/dhcp/iana"
-
+	"gateway/dhcp/dhcp6"
 	"gateway/internal/clock"
 )
 
@@ -103,7 +101,7 @@ type Client struct {
 	conn Conn
 	link Link
 	pkts chan []byte
-	duid dhcpv6.DUID
+	duid dhcp6.DUID
 	st   state
 	cur  Lease // the lease in force (or, after a restart, to confirm)
 
@@ -218,7 +216,8 @@ func (c *Client) Run(ctx context.Context) error {
 // identity across restarts even if the MAC changes later.
 func (c *Client) loadDUID() error {
 	if len(c.st.DUID) > 0 {
-		d, err := dhcpv6.DUIDFromBytes(c.st.DUID)
+		d := dhcp6.DUID(c.st.DUID)
+		err := d.Validate()
 		if err == nil {
 			c.duid = d
 			return nil
@@ -232,8 +231,8 @@ func (c *Client) loadDUID() error {
 	if len(hw) == 0 {
 		return fmt.Errorf("pd: %s has no link-layer address for a DUID-LL", c.cfg.Iface)
 	}
-	c.duid = &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: hw}
-	c.st.DUID = c.duid.ToBytes()
+	c.duid = dhcp6.DUIDLL(hw)
+	c.st.DUID = c.duid
 	return saveState(c.cfg.StateDir, c.st)
 }
 

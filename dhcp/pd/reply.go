@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv6"
-	"github.com/insomniacslk/dhcp/iana"
+	"gateway/dhcp/dhcp6"
 )
 
 // Lease is what the client holds from a server's Reply (RFC 8415 section
@@ -40,7 +38,7 @@ type Lease struct {
 // message itself or in one of its IAs (RFC 8415 section 21.13).
 type StatusError struct {
 	Where   string // "message", "IA_PD" or "IA_NA"
-	Code    iana.StatusCode
+	Code    dhcp6.StatusCode
 	Message string
 }
 
@@ -53,39 +51,37 @@ func (e *StatusError) Error() string {
 var ErrMalformed = errors.New("malformed reply")
 
 // infinity is the lifetime 0xffffffff (RFC 8415 section 7.7).
-const infinity = 0xffffffff * time.Second
+const infinity = dhcp6.Infinity
 
 // parseReply extracts the lease from an Advertise or Reply m received at
 // now, for the client with DUID clientID and IA_PD (and IA_NA) iaid. A
 // status other than Success returns a *StatusError. A lease without a
 // usable prefix (none given, or valid lifetime 0) is returned with an
 // invalid Prefix and no error.
-func parseReply(m *dhcpv6.Message, clientID []byte, iaid [4]byte, now time.Time) (Lease, error) {
+func parseReply(m dhcp6.Message, clientID dhcp6.DUID, iaid [4]byte, now time.Time) (Lease, error) {
 	var l Lease
-	cid := m.Options.GetOne(dhcpv6.OptionClientID)
-	if cid == nil || !bytes.Equal(m.Options.ClientID().ToBytes(), clientID) {
+	if m.ClientID == nil || !bytes.Equal(m.ClientID, clientID) {
 		return l, fmt.Errorf("pd: client ID not ours: %w", ErrMalformed)
 	}
-	sid := m.Options.ServerID()
-	if sid == nil {
+	if m.ServerID == nil {
 		return l, fmt.Errorf("pd: no server ID: %w", ErrMalformed)
 	}
-	l.Server = sid.ToBytes()
-	if st := m.Options.Status(); st != nil && st.StatusCode != iana.StatusSuccess {
-		return l, &StatusError{Where: "message", Code: st.StatusCode, Message: st.StatusMessage}
+	l.Server = m.ServerID
+	if st := m.Status; st != nil && st.Code != dhcp6.Success {
+		return l, &StatusError{Where: "message", Code: st.Code, Message: st.Message}
 	}
-	var pd *dhcpv6.OptIAPD
-	for _, o := range m.Options.IAPD() {
-		if o.IaId == iaid {
-			pd = o
+	var pd *dhcp6.IAPD
+	for i := range m.IAPD {
+		if m.IAPD[i].IAID == iaid {
+			pd = &m.IAPD[i]
 			break
 		}
 	}
 	if pd == nil {
 		return l, fmt.Errorf("pd: no IA_PD %x: %w", iaid, ErrMalformed)
 	}
-	if st := pd.Options.Status(); st != nil && st.StatusCode != iana.StatusSuccess {
-		return l, &StatusError{Where: "IA_PD", Code: st.StatusCode, Message: st.StatusMessage}
+	if st := pd.Status; st != nil && st.Code != dhcp6.Success {
+		return l, &StatusError{Where: "IA_PD", Code: st.Code, Message: st.Message}
 	}
 	// "If a client receives an IA_PD with T1 greater than T2, and both T1
 	// and T2 are greater than 0, the client discards the IA_PD option"
@@ -93,51 +89,41 @@ func parseReply(m *dhcpv6.Message, clientID []byte, iaid [4]byte, now time.Time)
 	if pd.T1 > pd.T2 && pd.T2 > 0 {
 		return l, fmt.Errorf("pd: IA_PD T1 %v > T2 %v: %w", pd.T1, pd.T2, ErrMalformed)
 	}
-	for _, p := range pd.Options.Prefixes() {
+	for _, p := range pd.Prefixes {
 		// "The client MUST discard any prefixes for which the preferred
 		// lifetime is greater than the valid lifetime" (section 21.22).
-		if p.Prefix == nil || p.PreferredLifetime > p.ValidLifetime || p.ValidLifetime == 0 {
+		if p.Preferred > p.Valid || p.Valid == 0 {
 			continue
 		}
-		a, ok := netip.AddrFromSlice(p.Prefix.IP)
-		bits, _ := p.Prefix.Mask.Size()
-		if !ok || !a.Is6() || a.Is4In6() || bits == 0 {
-			continue
-		}
-		pfx := netip.PrefixFrom(a, bits)
-		if pfx.Masked() != pfx {
+		pfx := p.Prefix
+		if pfx.Addr().Is4In6() || pfx.Bits() == 0 || pfx.Masked() != pfx {
 			continue // host bits set: not a prefix
 		}
 		l.Prefix = pfx
-		l.Preferred = now.Add(p.PreferredLifetime)
-		l.Valid = now.Add(p.ValidLifetime)
-		l.T1, l.T2 = timers(now, pd.T1, pd.T2, p.PreferredLifetime, p.ValidLifetime)
+		l.Preferred = now.Add(p.Preferred)
+		l.Valid = now.Add(p.Valid)
+		l.T1, l.T2 = timers(now, pd.T1, pd.T2, p.Preferred, p.Valid)
 		break
 	}
-	for _, na := range m.Options.IANA() {
-		if na.IaId != iaid {
+	for _, na := range m.IANA {
+		if na.IAID != iaid {
 			continue
 		}
-		if st := na.Options.Status(); st != nil && st.StatusCode != iana.StatusSuccess {
+		if st := na.Status; st != nil && st.Code != dhcp6.Success {
 			break // NoAddrsAvail and the like: no address, the prefix still counts
 		}
-		for _, ad := range na.Options.Addresses() {
-			a, ok := netip.AddrFromSlice(ad.IPv6Addr)
-			if !ok || !a.Is6() || a.Is4In6() || ad.ValidLifetime == 0 || ad.PreferredLifetime > ad.ValidLifetime {
+		for _, ad := range na.Addrs {
+			if ad.Addr.Is4In6() || ad.Valid == 0 || ad.Preferred > ad.Valid {
 				continue
 			}
-			l.Addr = netip.PrefixFrom(a, 128)
-			l.AddrPreferred = now.Add(ad.PreferredLifetime)
-			l.AddrValid = now.Add(ad.ValidLifetime)
+			l.Addr = netip.PrefixFrom(ad.Addr, 128)
+			l.AddrPreferred = now.Add(ad.Preferred)
+			l.AddrValid = now.Add(ad.Valid)
 			break
 		}
 		break
 	}
-	for _, ip := range m.Options.DNS() {
-		if a, ok := netip.AddrFromSlice(ip); ok && a.Is6() {
-			l.DNS = append(l.DNS, a)
-		}
-	}
+	l.DNS = m.DNS
 	return l, nil
 }
 
@@ -175,10 +161,10 @@ func timers(now time.Time, t1, t2, preferred, valid time.Duration) (time.Time, t
 
 // request is what the client puts in an outgoing message.
 type request struct {
-	Type     dhcpv6.MessageType
-	XID      dhcpv6.TransactionID
-	ClientID dhcpv6.DUID
-	ServerID dhcpv6.DUID // nil in Solicit and Rebind
+	Type     dhcp6.MessageType
+	XID      [3]byte
+	ClientID dhcp6.DUID
+	ServerID dhcp6.DUID // nil in Solicit and Rebind
 	IAID     [4]byte
 	Elapsed  time.Duration
 	// Prefix is the prefix asked for: a hint (Solicit), the offered or
@@ -194,30 +180,25 @@ type request struct {
 // message builds the message of r, as RFC 8415 section 18.2 says each
 // type must carry: Client ID, Elapsed Time, the server's ID when
 // addressed to one, the IAs, and an ORO (not in Release).
-func (r request) message() *dhcpv6.Message {
-	m := &dhcpv6.Message{MessageType: r.Type, TransactionID: r.XID}
-	m.AddOption(dhcpv6.OptClientID(r.ClientID))
-	if r.ServerID != nil {
-		m.AddOption(dhcpv6.OptServerID(r.ServerID))
+func (r request) message() dhcp6.Message {
+	m := dhcp6.Message{Type: r.Type, TransactionID: r.XID, ClientID: r.ClientID, ServerID: r.ServerID, ElapsedTime: r.Elapsed}
+	if r.Type != dhcp6.Release {
+		m.ORO = []dhcp6.OptionCode{dhcp6.OptDNSServers, dhcp6.OptSolMaxRT}
 	}
-	m.AddOption(dhcpv6.OptElapsedTime(min(r.Elapsed, 0xffff*10*time.Millisecond)))
-	if r.Type != dhcpv6.MessageTypeRelease {
-		m.AddOption(dhcpv6.OptRequestedOption(dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionSolMaxRT))
-	}
-	pd := &dhcpv6.OptIAPD{IaId: r.IAID}
+	pd := dhcp6.IAPD{IAID: r.IAID}
 	switch {
-	case r.Prefix.IsValid():
-		pd.Options.Add(&dhcpv6.OptIAPrefix{Prefix: &net.IPNet{IP: r.Prefix.Addr().AsSlice(), Mask: net.CIDRMask(r.Prefix.Bits(), 128)}})
+	case r.Prefix.IsValid() && r.Prefix.Addr().Is6():
+		pd.Prefixes = []dhcp6.IAPrefix{{Prefix: r.Prefix}}
 	case r.HintLen > 0:
-		pd.Options.Add(&dhcpv6.OptIAPrefix{Prefix: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(r.HintLen, 128)}})
+		pd.Prefixes = []dhcp6.IAPrefix{{Prefix: netip.PrefixFrom(netip.IPv6Unspecified(), r.HintLen)}}
 	}
-	m.AddOption(pd)
+	m.IAPD = []dhcp6.IAPD{pd}
 	if r.Address {
-		na := &dhcpv6.OptIANA{IaId: r.IAID}
-		if r.Addr.IsValid() {
-			na.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: r.Addr.AsSlice()})
+		na := dhcp6.IANA{IAID: r.IAID}
+		if r.Addr.Is6() {
+			na.Addrs = []dhcp6.IAAddr{{Addr: r.Addr}}
 		}
-		m.AddOption(na)
+		m.IANA = []dhcp6.IANA{na}
 	}
 	return m
 }

@@ -2,53 +2,35 @@ package pd
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/insomniacslk/dhcp/dhcpv6"
-	"github.com/insomniacslk/dhcp/iana"
+
+	"gateway/dhcp/dhcp6"
 )
 
 var (
 	testIAID     = [4]byte{0, 0, 0, 1}
-	testClientID = &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: testMAC}
+	testClientID = dhcp6.DUID{0, 3, 0, 1, 0x02, 0, 0, 0, 0, 0x42} // DUID-LL of testMAC
 	t0           = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-func ipnet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}
-}
-
 // replyOf encodes l as the Reply a server would send at now: the inverse
 // of parseReply.
-func replyOf(l Lease, now time.Time, clientID []byte, iaid [4]byte) []byte {
-	m := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeReply, TransactionID: dhcpv6.TransactionID{1, 2, 3}}
-	cid, _ := dhcpv6.DUIDFromBytes(clientID)
-	m.AddOption(dhcpv6.OptClientID(cid))
-	sid, _ := dhcpv6.DUIDFromBytes(l.Server)
-	m.AddOption(dhcpv6.OptServerID(sid))
-	pd := &dhcpv6.OptIAPD{IaId: iaid}
+func replyOf(l Lease, now time.Time, clientID dhcp6.DUID, iaid [4]byte) []byte {
+	m := dhcp6.Message{Type: dhcp6.Reply, TransactionID: [3]byte{1, 2, 3}, ClientID: clientID, ServerID: l.Server, DNS: l.DNS}
+	pd := dhcp6.IAPD{IAID: iaid}
 	if l.Prefix.IsValid() {
 		pd.T1, pd.T2 = l.T1.Sub(now), l.T2.Sub(now)
-		pd.Options.Add(&dhcpv6.OptIAPrefix{PreferredLifetime: l.Preferred.Sub(now), ValidLifetime: l.Valid.Sub(now), Prefix: ipnet(l.Prefix)})
+		pd.Prefixes = []dhcp6.IAPrefix{{Preferred: l.Preferred.Sub(now), Valid: l.Valid.Sub(now), Prefix: l.Prefix}}
 	}
-	m.AddOption(pd)
+	m.IAPD = []dhcp6.IAPD{pd}
 	if l.Addr.IsValid() {
-		na := &dhcpv6.OptIANA{IaId: iaid}
-		na.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: l.Addr.Addr().AsSlice(), PreferredLifetime: l.AddrPreferred.Sub(now), ValidLifetime: l.AddrValid.Sub(now)})
-		m.AddOption(na)
+		m.IANA = []dhcp6.IANA{{IAID: iaid, Addrs: []dhcp6.IAAddr{{Addr: l.Addr.Addr(), Preferred: l.AddrPreferred.Sub(now), Valid: l.AddrValid.Sub(now)}}}}
 	}
-	if len(l.DNS) > 0 {
-		var ips []net.IP
-		for _, a := range l.DNS {
-			ips = append(ips, a.AsSlice())
-		}
-		m.AddOption(dhcpv6.OptDNS(ips...))
-	}
-	return m.ToBytes()
+	return encode(m)
 }
 
 func TestParseReply(t *testing.T) {
@@ -57,32 +39,33 @@ func TestParseReply(t *testing.T) {
 		t1, t2           time.Duration
 		prefix           string
 		preferred, valid time.Duration
-		status           iana.StatusCode
+		status           dhcp6.StatusCode
 	}
-	build := func(pd *ia, top iana.StatusCode, cid dhcpv6.DUID) *dhcpv6.Message {
-		m := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeReply}
-		if cid != nil {
-			m.AddOption(dhcpv6.OptClientID(cid))
-		}
-		m.AddOption(dhcpv6.OptServerID(serverDUID))
+	build := func(pd *ia, top dhcp6.StatusCode, cid dhcp6.DUID) dhcp6.Message {
+		m := dhcp6.Message{Type: dhcp6.Reply, ClientID: cid, ServerID: serverDUID}
 		if top != 0 {
-			m.AddOption(&dhcpv6.OptStatusCode{StatusCode: top})
+			m.Status = &dhcp6.Status{Code: top}
 		}
 		if pd != nil {
-			o := &dhcpv6.OptIAPD{IaId: testIAID, T1: pd.t1, T2: pd.t2}
+			o := dhcp6.IAPD{IAID: testIAID, T1: pd.t1, T2: pd.t2}
 			if pd.prefix != "" {
-				o.Options.Add(&dhcpv6.OptIAPrefix{PreferredLifetime: pd.preferred, ValidLifetime: pd.valid, Prefix: ipnet(netip.MustParsePrefix(pd.prefix))})
+				o.Prefixes = []dhcp6.IAPrefix{{Preferred: pd.preferred, Valid: pd.valid, Prefix: netip.MustParsePrefix(pd.prefix)}}
 			}
 			if pd.status != 0 {
-				o.Options.Add(&dhcpv6.OptStatusCode{StatusCode: pd.status})
+				o.Status = &dhcp6.Status{Code: pd.status}
 			}
-			m.AddOption(o)
+			m.IAPD = []dhcp6.IAPD{o}
 		}
-		return m
+		// Through the wire, as the client receives it.
+		back, err := dhcp6.ParseMessage(encode(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return back
 	}
 	for _, tc := range []struct {
 		name       string
-		m          *dhcpv6.Message
+		m          dhcp6.Message
 		wantPrefix string
 		wantT1     time.Duration
 		wantT2     time.Duration
@@ -99,18 +82,18 @@ func TestParseReply(t *testing.T) {
 		{name: "preferred > valid: prefix ignored", m: build(&ia{prefix: "2001:db8:1::/56", preferred: 40 * s, valid: 30 * s}, 0, testClientID)},
 		{name: "valid 0: withdrawn", m: build(&ia{prefix: "2001:db8:1::/56"}, 0, testClientID)},
 		{name: "host bits set", m: build(&ia{prefix: "2001:db8:1::1/56", preferred: 20 * s, valid: 30 * s}, 0, testClientID)},
-		{name: "NoPrefixAvail", m: build(&ia{status: iana.StatusNoPrefixAvail}, 0, testClientID),
-			wantErr: &StatusError{Where: "IA_PD", Code: iana.StatusNoPrefixAvail}},
-		{name: "NoBinding", m: build(&ia{status: iana.StatusNoBinding}, 0, testClientID),
-			wantErr: &StatusError{Where: "IA_PD", Code: iana.StatusNoBinding}},
-		{name: "UnspecFail", m: build(nil, iana.StatusUnspecFail, testClientID),
-			wantErr: &StatusError{Where: "message", Code: iana.StatusUnspecFail}},
+		{name: "NoPrefixAvail", m: build(&ia{status: dhcp6.NoPrefixAvail}, 0, testClientID),
+			wantErr: &StatusError{Where: "IA_PD", Code: dhcp6.NoPrefixAvail}},
+		{name: "NoBinding", m: build(&ia{status: dhcp6.NoBinding}, 0, testClientID),
+			wantErr: &StatusError{Where: "IA_PD", Code: dhcp6.NoBinding}},
+		{name: "UnspecFail", m: build(nil, dhcp6.UnspecFail, testClientID),
+			wantErr: &StatusError{Where: "message", Code: dhcp6.UnspecFail}},
 		{name: "no IA_PD", m: build(nil, 0, testClientID), wantErr: ErrMalformed},
 		{name: "no client ID", m: build(&ia{prefix: "2001:db8:1::/56", preferred: 20 * s, valid: 30 * s}, 0, nil), wantErr: ErrMalformed},
 		{name: "other client", m: build(&ia{prefix: "2001:db8:1::/56", preferred: 20 * s, valid: 30 * s}, 0, otherDUID), wantErr: ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := parseReply(tc.m, testClientID.ToBytes(), testIAID, t0)
+			l, err := parseReply(tc.m, testClientID, testIAID, t0)
 			var se, wse *StatusError
 			switch {
 			case errors.As(tc.wantErr, &wse):
@@ -141,15 +124,15 @@ func TestParseReply(t *testing.T) {
 }
 
 func FuzzParseReply(f *testing.F) {
-	cid := testClientID.ToBytes()
+	cid := testClientID
 	f.Add(replyOf(Lease{Prefix: testPrefix, Preferred: t0.Add(time.Hour), Valid: t0.Add(2 * time.Hour),
 		T1: t0.Add(30 * time.Minute), T2: t0.Add(48 * time.Minute), Addr: netip.PrefixFrom(testAddr, 128),
 		AddrPreferred: t0.Add(time.Hour), AddrValid: t0.Add(2 * time.Hour),
-		DNS: []netip.Addr{netip.MustParseAddr("2001:db8::53")}, Server: serverDUID.ToBytes()}, t0, cid, testIAID))
+		DNS: []netip.Addr{netip.MustParseAddr("2001:db8::53")}, Server: serverDUID}, t0, cid, testIAID))
 	f.Add(replyOf(Lease{Prefix: testPrefix, Preferred: t0.Add(infinity), Valid: t0.Add(infinity),
-		T1: t0.Add(infinity), T2: t0.Add(infinity), Server: serverDUID.ToBytes()}, t0, cid, testIAID))
+		T1: t0.Add(infinity), T2: t0.Add(infinity), Server: serverDUID}, t0, cid, testIAID))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := dhcpv6.MessageFromBytes(b)
+		m, err := dhcp6.ParseMessage(b)
 		if err != nil {
 			return
 		}
@@ -172,9 +155,9 @@ func FuzzParseReply(f *testing.F) {
 	})
 }
 
-func mustParse(t *testing.T, b []byte) *dhcpv6.Message {
+func mustParse(t *testing.T, b []byte) dhcp6.Message {
 	t.Helper()
-	m, err := dhcpv6.MessageFromBytes(b)
+	m, err := dhcp6.ParseMessage(b)
 	if err != nil {
 		t.Fatalf("our own reply does not parse: %v", err)
 	}
