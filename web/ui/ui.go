@@ -7,7 +7,6 @@ package ui
 //go:generate go run ./gen
 
 import (
-	"compress/gzip"
 	"io"
 	"net/http"
 	"strconv"
@@ -73,12 +72,12 @@ func Handler() http.Handler {
 		if r.Method == http.MethodHead {
 			return
 		}
-		zr, err := gzip.NewReader(strings.NewReader(a.gz))
+		b, err := gunzip(a.gz)
 		if err != nil {
 			http.Error(w, "corrupt asset", http.StatusInternalServerError)
 			return
 		}
-		io.Copy(w, zr)
+		w.Write(b)
 	})
 }
 

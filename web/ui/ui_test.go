@@ -31,7 +31,7 @@ func TestDistUpToDate(t *testing.T) {
 		if strings.HasSuffix(name, ".gz") {
 			// gzip's bytes may differ between Go versions; what counts
 			// is what they hold.
-			got, b = gunzip(t, got), gunzip(t, b)
+			got, b = stdGunzip(t, got), stdGunzip(t, b)
 		}
 		if !bytes.Equal(got, b) {
 			t.Errorf("%s is stale: run `make assets`", name)
@@ -78,7 +78,7 @@ func TestNoInline(t *testing.T) {
 	}
 }
 
-func gunzip(t *testing.T, b []byte) []byte {
+func stdGunzip(t *testing.T, b []byte) []byte {
 	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
@@ -151,7 +151,7 @@ func TestHandler(t *testing.T) {
 			}
 			b, _ := io.ReadAll(r.Body)
 			if tc.encoding == "gzip" && tc.method == "GET" {
-				b = gunzip(t, b)
+				b = stdGunzip(t, b)
 			}
 			if tc.body != "" && !bytes.Equal(b, src[tc.body]) {
 				t.Errorf("body is not %s", tc.body)
