@@ -4,7 +4,7 @@ package ui
 
 import _ "embed"
 
-const version = "abab08d457d7"
+const version = "c7902b0210bc"
 
 //go:embed dist/app.js.gz
 var asset0 string
@@ -19,8 +19,8 @@ var asset2 string
 var asset3 string
 
 var assets = [...]asset{
-	{"app.js", asset0, "text/javascript; charset=utf-8", "\"ddb446e67555cf98\""},
+	{"app.js", asset0, "text/javascript; charset=utf-8", "\"fa5ede927ec6a01f\""},
 	{"icon.svg", asset1, "image/svg+xml", "\"8aaaf7d50dfa994c\""},
-	{"index.html", asset2, "text/html; charset=utf-8", "\"210ab84127d92069\""},
+	{"index.html", asset2, "text/html; charset=utf-8", "\"838b61dea1cf888f\""},
 	{"style.css", asset3, "text/css; charset=utf-8", "\"5af6cde2619c5896\""},
 }

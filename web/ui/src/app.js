@@ -365,6 +365,8 @@ async function devices(body) {
       if (e.status === 404) return leases.replaceChildren(note(e.message + '.')), res.replaceChildren();
       throw e;
     }
+    rs = (rs || []).sort((a, b) => a.addr.localeCompare(b.addr, undefined, { numeric: true }));
+    const reserved = new Set(rs.map(r => r.mac.toLowerCase()));
     ls = (ls || []).sort((a, b) => (b.online ? 1 : 0) - (a.online ? 1 : 0) || (a.hostname || '~').localeCompare(b.hostname || '~'));
     leases.replaceChildren(table('DHCP leases', [
       ['Device', l => l.hostname || h('span', { class: 'muted' }, 'unnamed')],
@@ -372,7 +374,7 @@ async function devices(body) {
       ['Address', l => l.addr],
       ['Lease expires', l => until(l.expires, 'never')],
       ['Online', l => h('span', { class: 'badge ' + (l.online ? 'ok' : 'off') }, l.online ? 'online' : 'offline')],
-      ['', l => l.reserved ? h('span', { class: 'muted' }, 'reserved')
+      ['', l => l.reserved || reserved.has(l.mac.toLowerCase()) ? h('span', { class: 'muted' }, 'reserved')
         : button('Reserve', async () => {
           await api('POST', '/reservations', { mac: l.mac, addr: l.addr, hostname: l.hostname || '' });
           say(l.addr + ' is now reserved for ' + (l.hostname || l.mac) + '.');
@@ -388,7 +390,7 @@ async function devices(body) {
         say('Reservation of ' + r.addr + ' removed.');
         await draw();
       }, { 'aria-label': 'Remove the reservation of ' + r.addr })],
-    ], rs || [], 'No reservations.'), addReservation(draw));
+    ], rs, 'No reservations.'), addReservation(draw));
   };
   await draw();
   every(10000, async () => { if (!body.contains(document.activeElement) || document.activeElement === document.body) await draw(); });
