@@ -557,10 +557,11 @@ async function settings(body) {
     h('input', { type: 'checkbox', name, id: 'f-' + name, checked: !!s[name], 'aria-describedby': hint ? 'f-' + name + '-hint' : null }),
     h('label', { for: 'f-' + name }, label), hint ? h('small', { id: 'f-' + name + '-hint' }, hint) : null);
   const f = form('Settings', [
-    h('fieldset', {}, h('legend', {}, 'DHCP'),
+    h('fieldset', {}, h('legend', {}, 'DHCP'), s.dhcp ? [
       field('First address (offset in the LAN)', input('dhcp.start', { type: 'number', min: 1, value: d.start, inputmode: 'numeric' })),
       field('Number of addresses', input('dhcp.limit', { type: 'number', min: 1, value: d.limit, inputmode: 'numeric' })),
-      field('Lease time (seconds)', input('dhcp.lease_time', { type: 'number', min: 60, value: d.lease_time, inputmode: 'numeric' }), 'How long a device keeps its address without renewing; 43200 is 12 hours.')),
+      field('Lease time (seconds)', input('dhcp.lease_time', { type: 'number', min: 60, value: d.lease_time, inputmode: 'numeric' }), 'How long a device keeps its address without renewing; 43200 is 12 hours.'),
+    ] : note('The DHCP server is off (the config has no dhcp section).')),
     h('fieldset', {}, h('legend', {}, 'Port mapping for apps'),
       check('upnp', 'UPnP IGD', 'Games, consoles, Windows, torrent clients.'),
       check('natpmp', 'NAT-PMP', 'Apple devices, libnatpmp.'),
@@ -578,12 +579,14 @@ async function settings(body) {
       return v;
     };
     const body = {
-      dhcp: { start: num('dhcp.start'), limit: num('dhcp.limit'), lease_time: num('dhcp.lease_time') },
+      dhcp: s.dhcp ? { start: num('dhcp.start'), limit: num('dhcp.limit'), lease_time: num('dhcp.lease_time') } : undefined,
       upnp: f.elements.upnp.checked, natpmp: f.elements.natpmp.checked, pcp: f.elements.pcp.checked, secure_mode: f.elements.secure_mode.checked,
       filtering: f.elements.filtering.value, host_limit: num('host_limit'),
     };
     const ch = {};
-    for (const k of Object.keys(body)) if (JSON.stringify(body[k]) !== JSON.stringify(k === 'dhcp' ? { start: d.start, limit: d.limit, lease_time: d.lease_time } : s[k])) ch[k] = body[k];
+    for (const k of Object.keys(body)) {
+      if (body[k] !== undefined && JSON.stringify(body[k]) !== JSON.stringify(k === 'dhcp' ? { start: d.start, limit: d.limit, lease_time: d.lease_time } : s[k])) ch[k] = body[k];
+    }
     if (!Object.keys(ch).length) return say('Nothing changed.');
     const now = await api('PUT', '/settings', ch);
     Object.assign(s, now);
