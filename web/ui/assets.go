@@ -4,7 +4,7 @@ package ui
 
 import _ "embed"
 
-const version = "036f1e7235fe"
+const version = "2c6652c3a3ec"
 
 //go:embed dist/app.js.gz
 var asset0 string
@@ -19,8 +19,8 @@ var asset2 string
 var asset3 string
 
 var assets = [...]asset{
-	{"app.js", asset0, "text/javascript; charset=utf-8", "\"6c04f4dfdc245850\""},
+	{"app.js", asset0, "text/javascript; charset=utf-8", "\"6f148a3a4bc2baae\""},
 	{"icon.svg", asset1, "image/svg+xml", "\"8aaaf7d50dfa994c\""},
-	{"index.html", asset2, "text/html; charset=utf-8", "\"26193f193257391e\""},
-	{"style.css", asset3, "text/css; charset=utf-8", "\"5af6cde2619c5896\""},
+	{"index.html", asset2, "text/html; charset=utf-8", "\"37340cc0a6c7cef1\""},
+	{"style.css", asset3, "text/css; charset=utf-8", "\"0b05947df31f21bf\""},
 }

@@ -75,6 +75,8 @@ try {
     await page.screenshot({ path: join(opt.out, name + '-desktop.png'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(300);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > 390) problems.push(name + ': on a phone the page is ' + wide + ' px wide, wider than the screen (390 px)');
     await page.screenshot({ path: join(opt.out, name + '-phone.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
   };

@@ -545,9 +545,9 @@ async function events(body) {
 }
 
 const filterings = {
-  'endpoint-independent': 'Endpoint-independent (full cone: best for games and P2P)',
-  'address-dependent': 'Address-dependent (restricted cone)',
-  'address-and-port-dependent': 'Address- and port-dependent (port-restricted: strictest)',
+  'endpoint-independent': 'Endpoint-independent (full cone)',
+  'address-dependent': 'Address-dependent',
+  'address-and-port-dependent': 'Address- and port-dependent',
 };
 
 async function settings(body) {
@@ -570,7 +570,8 @@ async function settings(body) {
       field('Ports per device', input('host_limit', { type: 'number', min: 0, value: s.host_limit, inputmode: 'numeric' }), '0: no limit.')),
     h('fieldset', {}, h('legend', {}, 'NAT'),
       field('Filtering of inbound UDP', h('select', { name: 'filtering', id: 'f-filtering' },
-        Object.entries(filterings).map(([v, t]) => h('option', { value: v, selected: s.filtering === v }, t))))),
+        Object.entries(filterings).map(([v, t]) => h('option', { value: v, selected: s.filtering === v }, t))),
+        'Who may answer a device\'s UDP: anyone (best for games and P2P), only hosts it wrote to, or only the exact address and port it wrote to (strictest).')),
   ], 'Save settings', async f => {
     const num = n => {
       const i = f.elements[n];
