@@ -49,7 +49,7 @@ deps:
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	cd web/ui/e2e && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
+	cd web/ui/e2e && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
 	$(GO) mod download
 	cd upnp/pmp/tailscaletest && $(GO) mod download
 	GO='$(GO)' sh build/tools.sh

@@ -42,7 +42,13 @@ func TestPanelBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(e2e, "node_modules", "playwright-core")); err != nil {
+	// npm ci when node_modules is missing or older than the lock file.
+	installed, err := os.Stat(filepath.Join(e2e, "node_modules", ".package-lock.json"))
+	lock, lerr := os.Stat(filepath.Join(e2e, "package-lock.json"))
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if err != nil || installed.ModTime().Before(lock.ModTime()) {
 		npm := testenv.Tool(t, "npm", "npm")
 		c := exec.Command(npm, "ci", "--no-audit", "--no-fund")
 		c.Dir = e2e
