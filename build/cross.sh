@@ -14,7 +14,7 @@ mkdir -p "$DIST/bin"
 # shellcheck disable=SC2086 # ARCHS is a list
 targets ${ARCHS:-} >"$DIST/.targets"
 
-echo "building gateway $VERSION (tags: $GO_TAGS)"
+echo "building gateway $VERSION (tags: $GO_TAGS; 32-bit MIPS and ARM also $SMALL_TAGS)"
 awk '{ print $2, $3 }' "$DIST/.targets" | sort -u >"$DIST/.gotargets"
 while read -r goarch variant; do
 	out="$DIST/bin/$(binname "$goarch" "$variant")"
@@ -52,7 +52,7 @@ fi
 
 if [ "${SIZES:-0}" = 1 ]; then
 	full="$DIST/.gateway-mipsle-unstripped"
-	env CGO_ENABLED=0 GOOS=linux GOARCH=mipsle GOMIPS=softfloat "$GO" build -trimpath -tags "$GO_TAGS" \
+	env CGO_ENABLED=0 GOOS=linux GOARCH=mipsle GOMIPS=softfloat "$GO" build -trimpath -tags "$(tags mipsle)" \
 		-ldflags "-X gateway/gateway.Version=$VERSION" -o "$full" ./cmd/gateway
 	echo
 	echo "size by dependency, mipsle (stripped bytes; function tables shared out by code size):"
