@@ -93,7 +93,9 @@ func find(name string) (asset, bool) {
 // match reports whether an If-None-Match header names etag (weak
 // comparison, RFC 9110 section 13.1.2).
 func match(header, etag string) bool {
-	for t := range strings.SplitSeq(header, ",") {
+	for rest := header; rest != ""; {
+		var t string
+		t, rest, _ = strings.Cut(rest, ",")
 		t = strings.TrimSpace(t)
 		if t == "*" || strings.TrimPrefix(t, "W/") == strings.TrimPrefix(etag, "W/") {
 			return true
@@ -106,7 +108,9 @@ func match(header, etag string) bool {
 // (or *) without q=0 (RFC 9110 section 12.5.3).
 func acceptsGzip(header string) bool {
 	star, gz := false, -1
-	for t := range strings.SplitSeq(header, ",") {
+	for rest := header; rest != ""; {
+		var t string
+		t, rest, _ = strings.Cut(rest, ",")
 		coding, params, _ := strings.Cut(t, ";")
 		coding = strings.ToLower(strings.TrimSpace(coding))
 		ok := !zeroQ(params)
@@ -124,7 +128,9 @@ func acceptsGzip(header string) bool {
 }
 
 func zeroQ(params string) bool {
-	for p := range strings.SplitSeq(params, ";") {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
 		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
 		if strings.EqualFold(strings.TrimSpace(k), "q") {
 			v = strings.TrimRight(strings.TrimSpace(v), "0")
