@@ -133,6 +133,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseRequest -fuzztime 30s ./upnp/pcp
 	$(GO) test -run XXX -fuzz FuzzParseResponse -fuzztime 30s ./upnp/pcp
 	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime 30s ./upnp/pmp
+	$(GO) test -run XXX -fuzz '^FuzzInflate$$' -fuzztime 30s ./web/ui
+	$(GO) test -run XXX -fuzz '^FuzzGunzip$$' -fuzztime 30s ./web/ui
 	$(GO) test -run XXX -fuzz FuzzParseReply -fuzztime 30s ./dhcp/pd
 	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp6
 
