@@ -126,9 +126,16 @@ func newWorld(t *testing.T) *world {
 		n.exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 		// Plain masquerade: endpoint-independent mapping, address-and-
 		// port-dependent filtering (ANCHORS.md), i.e. a restricted NAT.
+		// Unsolicited input from the WAN dropped before conntrack confirms
+		// it, as a home router does: otherwise the unanswered cone test's
+		// RA from the secondary address leaves an entry that makes
+		// masquerade pick another port towards that address, and the
+		// qualification sees a symmetric NAT (ANCHORS.md).
 		n.exec(t, "nft", "add table ip teredotest\n"+
 			"add chain ip teredotest post { type nat hook postrouting priority srcnat; }\n"+
-			"add rule ip teredotest post oifname wan masquerade")
+			"add rule ip teredotest post oifname wan masquerade\n"+
+			"add chain ip teredotest in { type filter hook input priority filter; }\n"+
+			"add rule ip teredotest in iifname wan ct state new drop")
 	}
 	w.startDaemon(t, w.inet, "miredo-server", "ServerBindAddress "+miredoServer.String()+"\n")
 	return w
@@ -170,7 +177,11 @@ func (w *world) startDaemon(t *testing.T, n netns, prog, conf string) {
 
 // qualifyFrom qualifies with Miredo's server from a UDP socket bound to
 // local in n.
-func qualifyFrom(t *testing.T, n netns, local string) (Qualification, *net.UDPConn, time.Duration) {
+func qualifyFrom(t *testing.T, n netns, local string, coneTest bool) (Qualification, *net.UDPConn, time.Duration) {
+	return qualifyWith(t, n, local, Qualifier{Timeout: 300 * time.Millisecond, Attempts: 10, ConeTest: coneTest})
+}
+
+func qualifyWith(t *testing.T, n netns, local string, qz Qualifier) (Qualification, *net.UDPConn, time.Duration) {
 	t.Helper()
 	var conn *net.UDPConn
 	if err := n.do(func() (err error) {
@@ -184,7 +195,7 @@ func qualifyFrom(t *testing.T, n netns, local string) (Qualification, *net.UDPCo
 	defer cancel()
 	// Short timeouts: miredo-server may still be binding when we start.
 	start := time.Now()
-	q, err := Qualifier{Timeout: 300 * time.Millisecond, Attempts: 10}.Qualify(ctx, conn, miredoServer)
+	q, err := qz.Qualify(ctx, conn, miredoServer)
 	if err != nil {
 		t.Fatalf("qualify from %s in %s: %v", local, n, err)
 	}
@@ -195,7 +206,7 @@ func TestQualifyWithMiredo(t *testing.T) {
 	w := newWorld(t)
 
 	t.Run("behind masquerade: restricted", func(t *testing.T) {
-		q, conn, took := qualifyFrom(t, w.home, "192.168.77.2:0")
+		q, conn, took := qualifyFrom(t, w.home, "192.168.77.2:0", false)
 		t.Logf("qualified in %v: %+v", took, q)
 		a, err := wire.ParseAddress(q.Address)
 		if err != nil {
@@ -216,7 +227,7 @@ func TestQualifyWithMiredo(t *testing.T) {
 	})
 
 	t.Run("no NAT: cone", func(t *testing.T) {
-		q, _, took := qualifyFrom(t, w.open, "192.0.2.2:0")
+		q, _, took := qualifyFrom(t, w.open, "192.0.2.2:0", false)
 		t.Logf("qualified in %v: %+v", took, q)
 		a, err := wire.ParseAddress(q.Address)
 		if err != nil {
@@ -224,6 +235,33 @@ func TestQualifyWithMiredo(t *testing.T) {
 		}
 		if !q.Cone || !a.Cone() || a.Mapped != q.Mapped || a.Mapped.Addr() != netip.MustParseAddr("192.0.2.2") || a.Server != miredoServer {
 			t.Errorf("qualification %+v, address decodes to %+v; want cone, mapped 192.0.2.2, server %v", q, a, miredoServer)
+		}
+	})
+
+	t.Run("cone test behind masquerade: restricted", func(t *testing.T) {
+		// The server is up by now (the first subtest qualified): three
+		// short cone RSs are enough.
+		q, _, took := qualifyWith(t, w.home, "192.168.77.2:0", Qualifier{Timeout: 200 * time.Millisecond, ConeTest: true})
+		t.Logf("qualified in %v: %+v", took, q)
+		if q.Cone || q.Mapped.Addr() != netip.MustParseAddr("198.51.100.2") {
+			t.Errorf("qualification %+v; want restricted, mapped to 198.51.100.2", q)
+		}
+	})
+
+	t.Run("cone test behind endpoint-independent filtering: cone", func(t *testing.T) {
+		// The mapped port forwarded back to the client: what the
+		// gateway's EIF mode does (ANCHORS.md).
+		port := 40000 + rand.IntN(10000)
+		w.nat.exec(t, "nft", fmt.Sprintf("add chain ip teredotest pre { type nat hook prerouting priority dstnat; }\n"+
+			"add rule ip teredotest pre iifname wan udp dport %d dnat to 192.168.77.2:%d", port, port))
+		q, _, took := qualifyFrom(t, w.home, fmt.Sprintf("192.168.77.2:%d", port), true)
+		t.Logf("qualified in %v: %+v", took, q)
+		a, err := wire.ParseAddress(q.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !q.Cone || !a.Cone() || q.Mapped != netip.AddrPortFrom(netip.MustParseAddr("198.51.100.2"), uint16(port)) {
+			t.Errorf("qualification %+v; want cone, mapped to 198.51.100.2:%d", q, port)
 		}
 	})
 }
@@ -235,6 +273,10 @@ func TestMiredoClientAddressDecodes(t *testing.T) {
 	testenv.Tool(t, "miredo", "miredo")
 	testenv.Tool(t, "conntrack", "conntrack")
 	testenv.Device(t, "/dev/net/tun")
+	// Wait until the server answers: Miredo's client retransmits its
+	// first RS only after 4 s.
+	qualifyFrom(t, w.open, "192.0.2.2:0", false)
+	start := time.Now()
 	w.startDaemon(t, w.home2, "miredo", "RelayType client\nServerAddress "+miredoServer.String()+"\nInterfaceName teredo\n")
 
 	var addr netip.Addr
@@ -255,7 +297,7 @@ func TestMiredoClientAddressDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("Miredo's client took %v: %+v", addr, a)
+	t.Logf("Miredo's client took %v in %v: %+v", addr, time.Since(start), a)
 	if a.Server != miredoServer {
 		t.Errorf("server %v, want %v", a.Server, miredoServer)
 	}

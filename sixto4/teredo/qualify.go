@@ -43,9 +43,11 @@ type Qualification struct {
 	Address netip.Addr     // our Teredo address
 	Flags   uint16         // its flags: the cone bit and RFC 5991's random bits
 	Mapped  netip.AddrPort // our address and port as the server saw them
-	// Cone is true when the server saw our own address and port: no NAT
-	// (or a static 1:1 one) in the way, anyone can reach us directly.
-	// Otherwise we are behind a restricted NAT and peers need bubbles.
+	// Cone is true when anyone can reach Mapped directly: the server saw
+	// our own address and port (no NAT in the way), or, with
+	// Qualifier.ConeTest, the NAT passed the server's answer from its
+	// other address (endpoint-independent filtering). Otherwise we are
+	// behind a restricted NAT and peers need bubbles.
 	Cone   bool
 	Server netip.Addr   // the server's primary address
 	Prefix netip.Prefix // the server's Teredo /64
@@ -58,6 +60,14 @@ type Qualifier struct {
 	Attempts int           // zero: QualificationAttempts
 	Port     uint16        // the server's port; zero: 3544 (tests use others)
 	Rand     io.Reader     // nonces and address bits; nil: crypto/rand
+	// ConeTest first runs RFC 4380's cone test, which RFC 5991 retired
+	// for clients: an RS with the cone bit, which the server answers
+	// from its secondary address, so the answer only gets through a NAT
+	// with endpoint-independent filtering. Off by default; a gateway
+	// checks its own EIF mode with it. Behind a NAT that lets the
+	// unanswered RA create a conntrack entry (Linux masquerade without
+	// an input drop), it makes the NAT look symmetric afterwards.
+	ConeTest bool
 }
 
 // Qualify qualifies with the default Qualifier.
@@ -83,30 +93,44 @@ func Refresh(ctx context.Context, conn net.PacketConn, q Qualification) (Qualifi
 //  3. cone when the mapping is our own socket's address (no NAT),
 //     restricted otherwise.
 //
+// With ConeTest, RFC 4380's cone test runs first and, if answered,
+// qualifies as cone at once.
+//
 // Each RS is sent up to Attempts times, Timeout apart. Packets from
 // anyone else, and RAs that do not carry our nonce, are ignored.
 func (c Qualifier) Qualify(ctx context.Context, conn net.PacketConn, server netip.Addr) (Qualification, error) {
 	if !server.Is4() {
 		return Qualification{}, fmt.Errorf("teredo: server %v is not IPv4", server)
 	}
-	ra1, err := c.solicit(ctx, conn, server)
+	var r [2]byte
+	if _, err := io.ReadFull(c.rand(), r[:]); err != nil {
+		return Qualification{}, fmt.Errorf("teredo: random: %w", err)
+	}
+	random := uint16(r[0])<<8 | uint16(r[1])
+	if c.ConeTest {
+		ra, err := c.solicit(ctx, conn, server, server.Next(), true)
+		if err == nil {
+			// RFC 4380 section 5.2.1: an answer to the cone RS means a
+			// cone NAT; the client is qualified.
+			return qualification(ra, server, wire.Flags(true, random), true)
+		}
+		if !errors.Is(err, ErrNoAnswer) {
+			return Qualification{}, err
+		}
+	}
+	ra1, err := c.solicit(ctx, conn, server, server, false)
 	if err != nil {
 		return Qualification{}, err
 	}
-	ra2, err := c.solicit(ctx, conn, server.Next())
+	ra2, err := c.solicit(ctx, conn, server.Next(), server.Next(), false)
 	if err != nil {
 		return Qualification{}, fmt.Errorf("teredo: secondary address %v: %w", server.Next(), err)
 	}
 	if ra1.Origin != ra2.Origin {
 		return Qualification{}, fmt.Errorf("%w: %v saw %v, %v saw %v", ErrSymmetric, server, ra1.Origin, server.Next(), ra2.Origin)
 	}
-	var r [2]byte
-	if _, err := io.ReadFull(c.rand(), r[:]); err != nil {
-		return Qualification{}, fmt.Errorf("teredo: random: %w", err)
-	}
 	cone := isLocal(conn, ra1.Origin)
-	flags := wire.Flags(cone, uint16(r[0])<<8|uint16(r[1]))
-	return qualification(ra1, server, flags, cone)
+	return qualification(ra1, server, wire.Flags(cone, random), cone)
 }
 
 // Refresh keeps the NAT mapping of a qualified client alive (RFC 4380
@@ -114,7 +138,7 @@ func (c Qualifier) Qualify(ctx context.Context, conn net.PacketConn, server neti
 // its RA. When the RA shows another mapping or prefix it returns the
 // new facts with ErrMappingChanged, and the client qualifies again.
 func (c Qualifier) Refresh(ctx context.Context, conn net.PacketConn, q Qualification) (Qualification, error) {
-	ra, err := c.solicit(ctx, conn, q.Server)
+	ra, err := c.solicit(ctx, conn, q.Server, q.Server, false)
 	if err != nil {
 		return q, err
 	}
@@ -138,13 +162,15 @@ func qualification(ra wire.QualificationRA, server netip.Addr, flags uint16, con
 	return Qualification{Address: ip, Flags: flags, Mapped: ra.Origin, Cone: cone, Server: server, Prefix: p}, nil
 }
 
-// solicit sends RSs to to and returns the first RA that answers them.
-func (c Qualifier) solicit(ctx context.Context, conn net.PacketConn, to netip.Addr) (wire.QualificationRA, error) {
+// solicit sends RSs (asking for the cone test if cone) to the server
+// address to and returns the first RA from the server address from that
+// answers them.
+func (c Qualifier) solicit(ctx context.Context, conn net.PacketConn, to, from netip.Addr, cone bool) (wire.QualificationRA, error) {
 	var rnd [16]byte
 	if _, err := io.ReadFull(c.rand(), rnd[:]); err != nil {
 		return wire.QualificationRA{}, fmt.Errorf("teredo: random: %w", err)
 	}
-	rs := wire.NewQualificationRS([8]byte(rnd[:8]), [8]byte(rnd[8:]), false)
+	rs := wire.NewQualificationRS([8]byte(rnd[:8]), [8]byte(rnd[8:]), cone)
 	pkt, err := rs.Append(nil)
 	if err != nil {
 		return wire.QualificationRA{}, err
@@ -171,7 +197,7 @@ func (c Qualifier) solicit(ctx context.Context, conn net.PacketConn, to netip.Ad
 			if ctx.Err() != nil {
 				return wire.QualificationRA{}, ctx.Err()
 			}
-			n, from, err := conn.ReadFrom(buf)
+			n, sender, err := conn.ReadFrom(buf)
 			if err != nil {
 				if ctx.Err() != nil {
 					return wire.QualificationRA{}, ctx.Err()
@@ -182,8 +208,8 @@ func (c Qualifier) solicit(ctx context.Context, conn net.PacketConn, to netip.Ad
 				}
 				return wire.QualificationRA{}, fmt.Errorf("teredo: read: %w", err)
 			}
-			if addrPort(from) != dst {
-				continue // RFC 4380 5.2.1: the RA comes from where the RS went
+			if addrPort(sender) != netip.AddrPortFrom(from, c.port()) {
+				continue // not the server address we expect the RA from
 			}
 			ra, err := wire.ParseQualificationRA(buf[:n])
 			if err != nil || ra.Auth == nil || ra.Auth.Nonce != rs.Auth.Nonce || ra.Dst != rs.Src {

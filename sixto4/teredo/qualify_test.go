@@ -28,7 +28,10 @@ type fakeServer struct {
 	origin func(at netip.Addr, seen netip.AddrPort) netip.AddrPort
 	// badNonceFirst sends an RA with a wrong nonce before each real one.
 	badNonceFirst bool
-	count         map[netip.Addr]int
+	// restricted drops the answers to cone RSs, as a NAT without
+	// endpoint-independent filtering would.
+	restricted bool
+	count      map[netip.Addr]int
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -45,15 +48,17 @@ func newFakeServer(t *testing.T) *fakeServer {
 	}
 	s := &fakeServer{primary: netip.MustParseAddr("127.0.0.1"), port: port, count: map[netip.Addr]int{}}
 	var wg sync.WaitGroup
-	for _, c := range []*net.UDPConn{c1, c2} {
+	for _, c := range [][2]*net.UDPConn{{c1, c2}, {c2, c1}} {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.serve(c) }()
+		go func() { defer wg.Done(); s.serve(c[0], c[1]) }()
 	}
 	t.Cleanup(func() { c1.Close(); c2.Close(); wg.Wait() })
 	return s
 }
 
-func (s *fakeServer) serve(c *net.UDPConn) {
+// serve answers RSs that reach c; it answers cone RSs from other (RFC
+// 4380 section 5.2.1).
+func (s *fakeServer) serve(c, other *net.UDPConn) {
 	at := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
 	buf := make([]byte, 1500)
 	for {
@@ -73,9 +78,16 @@ func (s *fakeServer) serve(c *net.UDPConn) {
 			origin = s.origin(at, from)
 		}
 		bad := s.badNonceFirst
+		if rs.Cone() {
+			drop = drop || s.restricted
+		}
 		s.mu.Unlock()
 		if drop {
 			continue
+		}
+		out := c
+		if rs.Cone() {
+			out = other
 		}
 		pio, _ := wire.PrefixInformation{
 			Prefix:        netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 0, 127, 0, 0, 1}), 64),
@@ -93,13 +105,13 @@ func (s *fakeServer) serve(c *net.UDPConn) {
 			wrong.Auth = &wire.Auth{Nonce: [8]byte{0xde, 0xad}}
 			wrong.Origin = netip.MustParseAddrPort("192.0.2.66:6666")
 			b, _ := wrong.Append(nil)
-			c.WriteToUDPAddrPort(b, from)
+			out.WriteToUDPAddrPort(b, from)
 		}
 		b, err := ra.Append(nil)
 		if err != nil {
 			panic(err)
 		}
-		c.WriteToUDPAddrPort(b, from)
+		out.WriteToUDPAddrPort(b, from)
 	}
 }
 
@@ -125,7 +137,15 @@ func TestQualify(t *testing.T) {
 		wantCone bool
 		mapped   netip.AddrPort // zero: the client's own socket
 		sends    int            // RSs the primary must have seen
+		coneTest bool
 	}{
+		{name: "cone test answered", coneTest: true, setup: func(s *fakeServer) {
+			s.origin = func(netip.Addr, netip.AddrPort) netip.AddrPort { return natted }
+		}, mapped: natted, wantCone: true, sends: 1},
+		{name: "cone test unanswered: restricted", coneTest: true, setup: func(s *fakeServer) {
+			s.origin = func(netip.Addr, netip.AddrPort) netip.AddrPort { return natted }
+			s.restricted = true
+		}, mapped: natted, sends: 4},
 		{name: "no NAT: cone", wantCone: true, sends: 1},
 		{name: "behind a NAT: restricted", setup: func(s *fakeServer) {
 			s.origin = func(netip.Addr, netip.AddrPort) netip.AddrPort { return natted }
@@ -156,7 +176,7 @@ func TestQualify(t *testing.T) {
 				s.set(func() { c.setup(s) })
 			}
 			conn := clientConn(t)
-			q := Qualifier{Timeout: 100 * time.Millisecond, Port: s.port}
+			q := Qualifier{Timeout: 100 * time.Millisecond, Port: s.port, ConeTest: c.coneTest}
 			got, err := q.Qualify(context.Background(), conn, s.primary)
 			s.set(func() {
 				if n := s.count[s.primary]; n != c.sends {
