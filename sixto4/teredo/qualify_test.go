@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gateway/internal/leakcheck"
+	"gateway/internal/testenv"
 	"gateway/sixto4/teredo/wire"
 )
 
@@ -44,7 +45,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	c2, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port)))
 	if err != nil {
 		c1.Close()
-		t.Skipf("cannot bind 127.0.0.2:%d: %v", port, err)
+		testenv.Skip(t, "cannot bind 127.0.0.2:%d: %v", port, err)
 	}
 	s := &fakeServer{primary: netip.MustParseAddr("127.0.0.1"), port: port, count: map[netip.Addr]int{}}
 	var wg sync.WaitGroup
