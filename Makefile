@@ -15,7 +15,7 @@ BIN      := bin/gateway
 # npm (the web panel's browser tests: Playwright drives Debian's chromium;
 # a Node.js that brings its own npm counts as having npm).
 # Go tools (nfpm) come from the Go module proxy: build/tools.sh.
-DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc isc-dhcp-server ndisc6 chromium nodejs npm
+DEB_PKGS := iproute2 nftables conntrack iperf3 util-linux procps isc-dhcp-client udhcpc dhcpcd-base dnsmasq-base qemu-user-static busybox strace miniupnpc natpmpc isc-dhcp-server ndisc6 chromium nodejs npm miredo miredo-server
 # What only the benchmarks need: the reference daemons bench/portmap runs
 # against ours (miniupnpd with its nftables backend, which conflicts with
 # miniupnpd-iptables; stund, the STUN server miniupnpd needs in the lab;
