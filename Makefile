@@ -135,6 +135,12 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime 30s ./upnp/pmp
 	$(GO) test -run XXX -fuzz '^FuzzInflate$$' -fuzztime 30s ./web/ui
 	$(GO) test -run XXX -fuzz '^FuzzGunzip$$' -fuzztime 30s ./web/ui
+	$(GO) test -run XXX -fuzz '^FuzzParsePacket$$' -fuzztime 30s ./sixto4/teredo/wire
+	$(GO) test -run XXX -fuzz '^FuzzParseIPv6$$' -fuzztime 30s ./sixto4/teredo/wire
+	$(GO) test -run XXX -fuzz '^FuzzParseQualificationRS$$' -fuzztime 30s ./sixto4/teredo/wire
+	$(GO) test -run XXX -fuzz '^FuzzParseQualificationRA$$' -fuzztime 30s ./sixto4/teredo/wire
+	$(GO) test -run XXX -fuzz '^FuzzParseRouterMessages$$' -fuzztime 30s ./sixto4/teredo/wire
+	$(GO) test -run XXX -fuzz '^FuzzParseAddress$$' -fuzztime 30s ./sixto4/teredo/wire
 	$(GO) test -run XXX -fuzz FuzzParseReply -fuzztime 30s ./dhcp/pd
 	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp6
 
