@@ -529,6 +529,7 @@ func (d *Daemon) applyConfig(cfg *Config) error {
 	d.reloadUPnP(old, cfg)
 	d.reloadPMP(old, cfg)
 	d.reloadWeb(old, cfg)
+	d.reloadIPv6(old, cfg)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"sync"
 
 	"gateway/dhcp/pd"
@@ -100,4 +101,34 @@ func (d *Daemon) ipv6Status() *IPv6Status {
 		s.PDDrops = client.Drops()
 	}
 	return &s
+}
+
+// reloadIPv6 applies a new ipv6 section: the RA service alone restarts
+// for what only the advertisements say (a restart of the uplink would
+// release the delegation and renumber the LAN for nothing).
+func (d *Daemon) reloadIPv6(old, cfg *Config) {
+	switch {
+	case old.IPv6 == nil && cfg.IPv6 != nil:
+		d.sup.Add(svcIPv6, d.runIPv6)
+		d.sup.Add(svcRA, d.runRA)
+	case old.IPv6 != nil && cfg.IPv6 == nil:
+		d.sup.Remove(svcRA)
+		d.sup.Remove(svcIPv6)
+		d.mu.Lock()
+		d.uplink, d.pd, d.ra = nil, nil, nil
+		d.mu.Unlock()
+	case old.IPv6 != nil:
+		a, b := *old.IPv6, *cfg.IPv6
+		a.Line, b.Line = 0, 0
+		raOnly := func(c IPv6Config) IPv6Config {
+			c.RA, c.DNS, c.Domains, c.MTU, c.RAInterval = false, nil, nil, 0, 0
+			return c
+		}
+		if !reflect.DeepEqual(raOnly(a), raOnly(b)) {
+			d.sup.Restart(svcIPv6)
+			d.sup.Restart(svcRA)
+		} else if !reflect.DeepEqual(a, b) {
+			d.sup.Restart(svcRA)
+		}
+	}
 }

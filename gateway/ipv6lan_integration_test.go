@@ -516,3 +516,53 @@ func inEchos(t *testing.T, l *lab.Lab, host string) int {
 	}
 	return n
 }
+
+// TestIPv6Reload: SIGHUP with a new DNS server for the RA restarts the RA
+// alone (the delegation is kept, the LAN not renumbered); with the IPv6
+// section turned off, the router's final RA (router lifetime 0) takes it
+// out of the LAN hosts' default routes.
+func TestIPv6Reload(t *testing.T) {
+	testenv.Tool(t, "rdisc6", "ndisc6")
+	g := startGateway(t, "")
+	before, _ := ipv6Status(t, g.api())
+	newDNS := "2001:db8:100::53"
+	text := labgw.Config(g.l, "")
+	changed := strings.Replace(text, "list dns '"+labgw.LabDNS6.String()+"'", "list dns '"+newDNS+"'", 1)
+	if changed == text {
+		t.Fatal("the lab config has no dns line to change")
+	}
+	g.writeConfig(changed)
+	g.signal(syscall.SIGHUP)
+	eventuallyWithin(t, 10*time.Second, "the new RDNSS", func() error {
+		if r := rdisc6(t, g.l, lab.LAN1); !strings.Contains(r, "Recursive DNS server     : "+newDNS) {
+			return fmt.Errorf("RA without %s:\n%s", newDNS, r)
+		}
+		return nil
+	})
+	after, _ := ipv6Status(t, g.api())
+	if after.Prefix != before.Prefix || after.Delegated != before.Delegated || after.Valid == nil || before.Valid == nil || !after.Valid.Equal(*before.Valid) {
+		t.Fatalf("an RA-only change touched the uplink: %+v → %+v", before, after)
+	}
+
+	// IPv6 off: the router withdraws itself as a default router.
+	g.writeConfig(strings.Replace(changed, "config ipv6 'ipv6'", "config ipv6 'ipv6'\n\toption enabled '0'", 1))
+	g.signal(syscall.SIGHUP)
+	eventuallyWithin(t, 10*time.Second, "no IPv6 status", func() error {
+		var st struct {
+			IPv6 *gateway.IPv6Status `json:"ipv6"`
+		}
+		if err := g.api().Do("GET", "/api/v1/status", nil, &st); err != nil || st.IPv6 != nil {
+			return fmt.Errorf("status ipv6 %+v, %v", st.IPv6, err)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	eventually(t, "lan1 without a default IPv6 route", func() error {
+		out, _ := g.l.Command(ctx, lab.LAN1, "ip", "-6", "route", "show", "default").Output()
+		if len(strings.TrimSpace(string(out))) != 0 {
+			return fmt.Errorf("lan1 still routes by %s", out)
+		}
+		return nil
+	})
+}
