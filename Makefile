@@ -135,6 +135,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzHandle$$' -fuzztime 30s ./upnp/pmp
 	$(GO) test -run XXX -fuzz FuzzParseReply -fuzztime 30s ./dhcp/pd
 	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp6
+	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp4
 
 clean:
 	rm -rf bin dist
