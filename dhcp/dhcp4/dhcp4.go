@@ -131,9 +131,8 @@ type Message struct {
 
 const (
 	headerLen = 236 // op to file (RFC 2131 section 2, figure 1)
-	// minLen is RFC 951's BOOTP message, the size that relay agents
-	// expect at least (RFC 1542 section 2.1 calls it "the minimum
-	// length of a BOOTP message").
+	// minLen is the size of RFC 951's BOOTP message (with its 64-octet
+	// vend field): some relay agents and old clients drop shorter ones.
 	minLen = 300
 )
 

@@ -25,9 +25,9 @@ func AppendRoutes(dst []byte, routes []Route) []byte {
 }
 
 // ParseRoutes reads the data of option 121. A width over 32, a route
-// cut short, or a destination with bits set beyond its width is
-// malformed (RFC 3442 section 2: "the significant portion of the subnet
-// number", the rest being zero).
+// cut short, or a destination with bits set beyond its width (RFC 3442
+// section 2 sends only the octets the width covers; within the last one
+// the bits past the width belong to no subnet number) is malformed.
 func ParseRoutes(b []byte) ([]Route, error) {
 	var out []Route
 	for len(b) > 0 {
