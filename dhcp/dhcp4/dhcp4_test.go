@@ -129,6 +129,48 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// TestClients reads the DISCOVERs of real clients (testdata/clients), in
+// their option order, not insomniacslk's.
+func TestClients(t *testing.T) {
+	for name, want := range map[string][]OptionCode{
+		"dhclient": {53, 12, 55},
+		"dhcpcd":   {53, 55, 57, 61, 80, 12, 116, 145},
+		"udhcpc":   {53, 57, 55, 12, 60, 61},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata/clients", name+".bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := ParseMessage(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var codes []OptionCode
+			for _, o := range m.Options {
+				codes = append(codes, o.Code)
+			}
+			if diff := cmp.Diff(want, codes); diff != "" {
+				t.Errorf("options (-want +got)\n%s", diff)
+			}
+			if m.Op != BootRequest || m.Type() != Discover || m.HType != HTypeEthernet || m.CHAddr.String() != "02:00:00:00:00:42" || m.CIAddr.IsValid() {
+				t.Errorf("header %+v", m)
+			}
+			if host := m.Text(OptHostName); host != "host-"+name && name != "dhclient" {
+				t.Errorf("host name %q", host)
+			}
+			// Ours in the same order: the same bytes up to the End option.
+			wire, err := m.Append(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end := bytes.IndexByte(wire[headerLen+4:], byte(OptEnd)); end < 0 || !bytes.Equal(wire[:headerLen+4+end], b[:headerLen+4+end]) {
+				t.Errorf("re-encoded differently:\n% x\n% x", wire, b)
+			}
+		})
+	}
+}
+
 func TestAccessors(t *testing.T) {
 	offer, ack := golden["offer"], golden["ack-long"]
 	disc, sel := golden["discover"], golden["request-selecting"]
@@ -371,7 +413,8 @@ func TestAppendPads(t *testing.T) {
 
 func FuzzParseMessage(f *testing.F) {
 	files, _ := filepath.Glob("testdata/golden/*.bin")
-	for _, p := range files {
+	captured, _ := filepath.Glob("testdata/clients/*.bin")
+	for _, p := range append(files, captured...) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
