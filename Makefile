@@ -143,6 +143,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParseAddress$$' -fuzztime 30s ./sixto4/teredo/wire
 	$(GO) test -run XXX -fuzz FuzzParseReply -fuzztime 30s ./dhcp/pd
 	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp6
+	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp4
 
 clean:
 	rm -rf bin dist

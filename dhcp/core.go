@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
+	"gateway/dhcp/dhcp4"
 )
 
 // Defaults of CoreConfig's zero fields.
@@ -38,11 +38,10 @@ const (
 	MinLeaseTime = 10 * time.Second
 )
 
-// Route is one classless static route of option 121 (RFC 3442).
-type Route struct {
-	Dest    netip.Prefix // network address (host bits zero), e.g. 10.8.0.0/16
-	Gateway netip.Addr   // a router on the LAN, or 0.0.0.0 for an on-link route
-}
+// Route is one classless static route of option 121 (RFC 3442): Dest
+// (host bits zero, e.g. 10.8.0.0/16) via Gateway (a router on the LAN, or
+// 0.0.0.0 for an on-link route).
+type Route = dhcp4.Route
 
 // Reservation gives Addr (and Hostname) to the client whose chaddr is MAC.
 // Addr may lie outside the pool but must be inside the subnet.
@@ -368,7 +367,7 @@ type Dest struct {
 // because a reservation moved it or its address left the pool): delete it
 // whatever else the action says.
 type Action struct {
-	Reply *dhcpv4.DHCPv4
+	Reply *dhcp4.Message
 	Drop  string
 	To    Dest
 	// Probe asks the server to check that the address is unused (ARP probe

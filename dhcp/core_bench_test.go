@@ -1,6 +1,8 @@
 package dhcp
 
 import (
+	"gateway/dhcp/dhcp4"
+
 	"fmt"
 	"net"
 	"net/netip"
@@ -41,7 +43,7 @@ func BenchmarkAllocate(b *testing.B) {
 			// re-addressed, so that the benchmark measures the core rather
 			// than dhcpv4.New (which reads crypto/rand).
 			k := &client{mac: benchMAC(2, 0)}
-			disc, sel, rel := k.discover(), k.selecting(c.server, ip(bc.start)), k.release(c.server, ip(bc.start))
+			disc, sel, rel := toMsg(k.discover()), toMsg(k.selecting(c.server, ip(bc.start))), toMsg(k.release(c.server, ip(bc.start)))
 			steps := c.pool.free.steps + c.pool.fresh.steps
 			now := t0
 			i := 0
@@ -49,7 +51,7 @@ func BenchmarkAllocate(b *testing.B) {
 			for b.Loop() {
 				m := benchMAC(2, i)
 				i++
-				disc.ClientHWAddr, sel.ClientHWAddr, rel.ClientHWAddr = m, m, m
+				disc.CHAddr, sel.CHAddr, rel.CHAddr = m, m, m
 				now = now.Add(time.Millisecond)
 				a := c.Handle(disc, now)
 				if a.Probe.IsValid() {
@@ -57,16 +59,16 @@ func BenchmarkAllocate(b *testing.B) {
 					a = c.Handle(disc, now)
 				}
 				if a.Reply == nil {
-					b.Fatalf("no offer: %+v", summarize(a))
+					b.Fatalf("no offer: %+v", summarize(asResult(a)))
 				}
-				y, _ := headerAddr(a.Reply.YourIPAddr)
-				sel.Options[optRequestedIP] = y.AsSlice()
+				y := a.Reply.YIAddr
+				sel.Set(dhcp4.AddrOption(optRequestedIP, y))
 				if a := c.Handle(sel, now); a.Commit == nil {
-					b.Fatalf("no ack: %+v", summarize(a))
+					b.Fatalf("no ack: %+v", summarize(asResult(a)))
 				}
-				rel.ClientIPAddr = netIPv4(y)
+				rel.CIAddr = y
 				if a := c.Handle(rel, now); a.Released == nil {
-					b.Fatalf("no release: %+v", summarize(a))
+					b.Fatalf("no release: %+v", summarize(asResult(a)))
 				}
 			}
 			b.ReportMetric(float64(c.pool.free.steps+c.pool.fresh.steps-steps)/float64(i), "words/op")

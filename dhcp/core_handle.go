@@ -1,22 +1,20 @@
 package dhcp
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"net"
 	"net/netip"
 	"slices"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/insomniacslk/dhcp/iana"
+	"gateway/dhcp/dhcp4"
 )
 
 // clientMsg is a validated client message with the fields the state machine
 // reads.
 type clientMsg struct {
-	msg    *dhcpv4.DHCPv4
-	typ    dhcpv4.MessageType
+	msg    *dhcp4.Message
+	typ    dhcp4.MessageType
 	mac    net.HardwareAddr
 	client clientKey
 	id     []byte // option 61, nil if none
@@ -29,8 +27,8 @@ type clientMsg struct {
 	hostname, fqdn, vendor string
 	fqdnFlags              int // -1: no option 81
 
-	prl       []uint8 // option 55; nil when absent
-	maxSize   int     // option 57, at least 576
+	prl       []dhcp4.OptionCode // option 55; nil when absent
+	maxSize   int                // option 57, at least 576
 	leaseTime time.Duration
 }
 
@@ -38,34 +36,34 @@ type clientMsg struct {
 // not a BOOTREQUEST or a server's message type (DropNotRequest), not Ethernet
 // or an unusable chaddr or an ill-sized option (DropMalformed), a message
 // type we do not serve (DropUnsupported), relayed from another subnet
-// (DropOtherSubnet).
-func (c *Core) parseRequest(m *dhcpv4.DHCPv4) (*clientMsg, string) {
+// (DropOtherSubnet). ParseMessage has checked the sizes of the options
+// read here, but Handle takes any Message: they are checked again.
+func (c *Core) parseRequest(m *dhcp4.Message) (*clientMsg, string) {
 	if m == nil {
 		return nil, DropMalformed
 	}
-	if m.OpCode != dhcpv4.OpcodeBootRequest {
+	if m.Op != dhcp4.BootRequest {
 		return nil, DropNotRequest
 	}
-	mt, ok := m.Options[optMessageType]
+	mt, ok := m.Get(optMessageType)
 	if !ok || len(mt) != 1 {
 		return nil, DropMalformed // a BOOTP request: we are a DHCP server only
 	}
-	r := &clientMsg{msg: m, typ: dhcpv4.MessageType(mt[0]), fqdnFlags: -1}
+	r := &clientMsg{msg: m, typ: dhcp4.MessageType(mt[0]), fqdnFlags: -1}
 	switch r.typ {
-	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeDecline,
-		dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeInform:
-	case dhcpv4.MessageTypeOffer, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak:
+	case dhcp4.Discover, dhcp4.Request, dhcp4.Decline, dhcp4.Release, dhcp4.Inform:
+	case dhcp4.Offer, dhcp4.Ack, dhcp4.Nak:
 		return nil, DropNotRequest
 	default:
 		return nil, DropUnsupported
 	}
-	if m.HWType != iana.HWTypeEthernet || checkClientMAC(m.ClientHWAddr) != nil {
+	if m.HType != dhcp4.HTypeEthernet || checkClientMAC(m.CHAddr) != nil {
 		return nil, DropMalformed
 	}
-	r.mac = slices.Clone(m.ClientHWAddr)
+	r.mac = slices.Clone(m.CHAddr)
 	var okC, okG bool
-	r.ciaddr, okC = headerAddr(m.ClientIPAddr)
-	r.giaddr, okG = headerAddr(m.GatewayIPAddr)
+	r.ciaddr, okC = headerAddr(m.CIAddr)
+	r.giaddr, okG = headerAddr(m.GIAddr)
 	if !okC || !okG {
 		return nil, DropMalformed
 	}
@@ -74,62 +72,53 @@ func (c *Core) parseRequest(m *dhcpv4.DHCPv4) (*clientMsg, string) {
 		// LAN's subnet only.
 		return nil, DropOtherSubnet
 	}
-	if v, ok := m.Options[optRequestedIP]; ok {
-		if len(v) != 4 {
+	if _, ok := m.Get(optRequestedIP); ok {
+		a, ok := m.Addr(optRequestedIP)
+		if !ok {
 			return nil, DropMalformed
 		}
-		if a := netip.AddrFrom4([4]byte(v)); !a.IsUnspecified() {
+		if !a.IsUnspecified() {
 			r.requested = a
 		}
 	}
-	if v, ok := m.Options[optServerID]; ok {
-		if len(v) != 4 {
+	if _, ok := m.Get(optServerID); ok {
+		if r.serverID, r.hasServerID = m.Addr(optServerID); !r.hasServerID {
 			return nil, DropMalformed
 		}
-		r.serverID, r.hasServerID = netip.AddrFrom4([4]byte(v)), true
 	}
 	// RFC 2132 9.14: the client identifier is at least 2 bytes; a shorter
 	// one identifies nothing, and the client is known by its chaddr.
-	if v := m.Options[optClientID]; len(v) >= 2 {
+	if v, _ := m.Get(optClientID); len(v) >= 2 {
 		r.id = slices.Clone(v)
 		r.client = idKey(v)
 	} else {
 		r.client = macKey(r.mac)
 	}
-	r.hostname = cleanName(string(m.Options[optHostName]))
-	r.vendor = cleanName(string(m.Options[optVendorClass]))
-	if v, ok := m.Options[optClientFQDN]; ok {
+	r.hostname = cleanName(m.Text(optHostName))
+	r.vendor = cleanName(m.Text(optVendorClass))
+	if v, ok := m.Get(optClientFQDN); ok {
 		if flags, name, ok := parseFQDN(v); ok {
 			r.fqdnFlags, r.fqdn = int(flags), cleanName(name)
 		}
 	}
-	if v, ok := m.Options[optParamRequest]; ok {
-		r.prl = slices.Clone(v)
-		if r.prl == nil {
-			r.prl = []uint8{} // an empty list is still a list: send only what we must
-		}
-	}
+	r.prl = m.ParamRequestList() // an empty list is still a list: send only what we must
 	r.maxSize = minMaxMessageSize
-	if v := m.Options[optMaxMessageSize]; len(v) == 2 {
-		r.maxSize = max(int(binary.BigEndian.Uint16(v)), minMaxMessageSize)
+	if v, ok := m.Uint16(optMaxMessageSize); ok {
+		r.maxSize = max(int(v), minMaxMessageSize)
 	}
-	if v := m.Options[optLeaseTime]; len(v) == 4 {
-		r.leaseTime = time.Duration(binary.BigEndian.Uint32(v)) * time.Second
-	}
+	r.leaseTime, _ = m.Duration(optLeaseTime)
 	return r, ""
 }
 
-// headerAddr reads a ciaddr/giaddr field: 0.0.0.0 (or nil) is the zero Addr.
-func headerAddr(ip net.IP) (netip.Addr, bool) {
-	if len(ip) == 0 {
-		return netip.Addr{}, true
-	}
-	v4 := ip.To4()
-	if v4 == nil {
+// headerAddr checks a ciaddr/giaddr field: IPv4 or the zero Addr (which
+// 0.0.0.0 becomes).
+func headerAddr(a netip.Addr) (netip.Addr, bool) {
+	switch {
+	case !a.IsValid():
+		return a, true
+	case !a.Is4():
 		return netip.Addr{}, false
-	}
-	a := netip.AddrFrom4([4]byte(v4))
-	if a.IsUnspecified() {
+	case a.IsUnspecified():
 		return netip.Addr{}, true
 	}
 	return a, true
@@ -137,7 +126,7 @@ func headerAddr(ip net.IP) (netip.Addr, bool) {
 
 // Handle runs one client message through the RFC 2131 state machine. It
 // never panics; whatever it cannot serve it drops with a reason.
-func (c *Core) Handle(req *dhcpv4.DHCPv4, now time.Time) (a Action) {
+func (c *Core) Handle(req *dhcp4.Message, now time.Time) (a Action) {
 	defer func() {
 		if a.Drop != "" {
 			c.drops[a.Drop]++
@@ -149,13 +138,13 @@ func (c *Core) Handle(req *dhcpv4.DHCPv4, now time.Time) (a Action) {
 		return Action{Drop: drop}
 	}
 	switch r.typ {
-	case dhcpv4.MessageTypeDiscover:
+	case dhcp4.Discover:
 		return c.discover(r, now)
-	case dhcpv4.MessageTypeRequest:
+	case dhcp4.Request:
 		return c.handleRequest(r, now)
-	case dhcpv4.MessageTypeDecline:
+	case dhcp4.Decline:
 		return c.decline(r, now)
-	case dhcpv4.MessageTypeRelease:
+	case dhcp4.Release:
 		return c.release(r)
 	default:
 		return c.inform(r)
@@ -438,29 +427,27 @@ func (c *Core) leaseFromRequest(r *clientMsg, l Lease) Lease {
 }
 
 // newReply builds a reply header per RFC 2131 table 3 and its options.
-func (c *Core) newReply(r *clientMsg, kind replyKind, lt time.Duration, yiaddr netip.Addr) *dhcpv4.DHCPv4 {
+func (c *Core) newReply(r *clientMsg, kind replyKind, lt time.Duration, yiaddr netip.Addr) *dhcp4.Message {
 	m := r.msg
-	reply := &dhcpv4.DHCPv4{
-		OpCode:        dhcpv4.OpcodeBootReply,
-		HWType:        iana.HWTypeEthernet,
-		TransactionID: m.TransactionID,
+	reply := &dhcp4.Message{
+		Op:    dhcp4.BootReply,
+		HType: dhcp4.HTypeEthernet,
+		XID:   m.XID,
 		// Only the broadcast bit; the others are reserved and MUST be zero
 		// (RFC 2131 2).
-		Flags:         m.Flags & 0x8000,
-		ClientIPAddr:  netIPv4(netip.Addr{}),
-		YourIPAddr:    netIPv4(yiaddr),
-		ServerIPAddr:  netIPv4(netip.Addr{}),
-		GatewayIPAddr: netIPv4(r.giaddr),
-		ClientHWAddr:  slices.Clone(r.mac),
+		Flags:  m.Flags & dhcp4.FlagBroadcast,
+		YIAddr: yiaddr,
+		GIAddr: r.giaddr,
+		CHAddr: slices.Clone(r.mac),
 	}
 	switch kind {
 	case replyAck, replyInform:
-		reply.ClientIPAddr = netIPv4(r.ciaddr) // "ciaddr from DHCPREQUEST or 0"; INFORM's ciaddr
+		reply.CIAddr = r.ciaddr // "ciaddr from DHCPREQUEST or 0"; INFORM's ciaddr
 	case replyNak:
 		if r.giaddr.IsValid() {
 			// RFC 2131 4.3.2: a relayed NAK has the broadcast bit set so
 			// that the relay broadcasts it to the client.
-			reply.Flags |= 0x8000
+			reply.Flags |= dhcp4.FlagBroadcast
 		}
 	}
 	if kind != replyNak {
@@ -476,7 +463,7 @@ func (c *Core) newReply(r *clientMsg, kind replyKind, lt time.Duration, yiaddr n
 // dest is where a reply goes (RFC 2131 4.1): through the relay if there is
 // one; a NAK is broadcast; to ciaddr if the client has one; broadcast if the
 // client asked; else to yiaddr at chaddr.
-func (c *Core) dest(r *clientMsg, reply *dhcpv4.DHCPv4, nak bool) Dest {
+func (c *Core) dest(r *clientMsg, reply *dhcp4.Message, nak bool) Dest {
 	switch {
 	case r.giaddr.IsValid():
 		return Dest{Kind: DestRelay, Addr: r.giaddr}
@@ -484,19 +471,10 @@ func (c *Core) dest(r *clientMsg, reply *dhcpv4.DHCPv4, nak bool) Dest {
 		return Dest{Kind: DestBroadcast, Addr: broadcastAll}
 	case r.ciaddr.IsValid():
 		return Dest{Kind: DestUnicast, Addr: r.ciaddr}
-	case r.msg.Flags&0x8000 != 0:
+	case r.msg.Flags&dhcp4.FlagBroadcast != 0:
 		return Dest{Kind: DestBroadcast, Addr: broadcastAll}
 	}
-	yiaddr, _ := headerAddr(reply.YourIPAddr)
-	return Dest{Kind: DestHardware, Addr: yiaddr, HW: slices.Clone(r.mac)}
+	return Dest{Kind: DestHardware, Addr: reply.YIAddr, HW: slices.Clone(r.mac)}
 }
 
 var broadcastAll = netip.AddrFrom4([4]byte{255, 255, 255, 255})
-
-func netIPv4(a netip.Addr) net.IP {
-	if !a.IsValid() {
-		return net.IP{0, 0, 0, 0}
-	}
-	b := a.As4()
-	return net.IP(b[:])
-}

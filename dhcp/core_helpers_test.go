@@ -9,8 +9,130 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"gateway/dhcp/dhcp4"
 )
+
+// The tests build client messages with insomniacslk's dhcpv4 and read the
+// replies with it: an implementation independent of dhcp4 on both sides.
+
+func netIPv4(a netip.Addr) net.IP {
+	if !a.IsValid() {
+		return net.IP{0, 0, 0, 0}
+	}
+	b := a.As4()
+	return net.IP(b[:])
+}
+
+// v4addr reads a dhcpv4 header address: 0.0.0.0 is the zero Addr.
+func v4addr(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	a = a.Unmap()
+	if a.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return a
+}
+
+var msgOpts = cmp.Options{cmpopts.EquateEmpty(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })}
+
+// toMsg is m as the core gets it: dhcpv4's fields mapped one by one, the
+// options in the order dhcpv4 marshals them (by code, 82 last). Where m
+// can go on the wire, its bytes must parse with dhcp4.ParseMessage into
+// the same message, or be refused as malformed (an ill-sized option, that
+// the core must drop too).
+func toMsg(m *dhcpv4.DHCPv4) *dhcp4.Message {
+	if m == nil {
+		return nil
+	}
+	wireable := true
+	addr := func(ip net.IP) netip.Addr {
+		if len(ip) != 0 && ip.To4() == nil {
+			wireable = false
+			a, _ := netip.AddrFromSlice(ip)
+			return a // an IPv6 or invalid address, which the core must refuse
+		}
+		return v4addr(ip)
+	}
+	out := &dhcp4.Message{Op: dhcp4.OpCode(m.OpCode), HType: uint8(m.HWType), Hops: m.HopCount, XID: m.TransactionID,
+		Secs: m.NumSeconds, Flags: m.Flags,
+		CIAddr: addr(m.ClientIPAddr), YIAddr: addr(m.YourIPAddr), SIAddr: addr(m.ServerIPAddr), GIAddr: addr(m.GatewayIPAddr),
+		CHAddr: slices.Clone(m.ClientHWAddr), SName: m.ServerHostName, File: m.BootFileName}
+	var codes []int
+	for code := range m.Options {
+		codes = append(codes, int(code))
+	}
+	slices.SortFunc(codes, func(a, b int) int {
+		if a == 82 || b == 82 {
+			return cmpBool(a == 82, b == 82)
+		}
+		return a - b
+	})
+	for _, code := range codes {
+		out.Options = append(out.Options, dhcp4.Option{Code: dhcp4.OptionCode(code), Data: slices.Clone(m.Options[uint8(code)])})
+	}
+	if !wireable || len(m.ClientHWAddr) > 16 {
+		return out
+	}
+	got, err := dhcp4.ParseMessage(m.ToBytes())
+	switch {
+	case err != nil && !errors.Is(err, dhcp4.ErrMalformed):
+		panic(err)
+	case err == nil:
+		if diff := cmp.Diff(*out, got, msgOpts); diff != "" {
+			panic("dhcp4 parses dhcpv4's bytes into another message (-dhcpv4 +dhcp4):\n" + diff)
+		}
+	}
+	return out
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// result is an Action with its reply as dhcpv4 reads our bytes of it.
+type result struct {
+	Action
+	Reply *dhcpv4.DHCPv4
+}
+
+// asResult encodes a's reply, checks that dhcp4 parses it back into the
+// same message, and has dhcpv4 parse it.
+func asResult(a Action) result {
+	r := result{Action: a}
+	if a.Reply == nil {
+		return r
+	}
+	wire, err := a.Reply.Append(nil)
+	if err != nil {
+		panic(err)
+	}
+	back, err := dhcp4.ParseMessage(wire)
+	if err != nil {
+		panic(err)
+	}
+	if diff := cmp.Diff(*a.Reply, back, msgOpts); diff != "" {
+		panic("reply changed in a round trip (-sent +parsed):\n" + diff)
+	}
+	if r.Reply, err = dhcpv4.FromBytes(wire); err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// handle runs m through c.
+func handle(c *Core, m *dhcpv4.DHCPv4, now time.Time) result {
+	return asResult(c.Handle(toMsg(m), now))
+}
 
 // t0 is the fake "now" of the tests.
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -131,7 +253,7 @@ func (k *client) inform(addr netip.Addr) *dhcpv4.DHCPv4 {
 func bindClient(t testing.TB, c *Core, k *client, now time.Time) netip.Addr {
 	t.Helper()
 	offer := offerFor(t, c, k, now)
-	a := c.Handle(k.selecting(c.server, offer), now)
+	a := handle(c, k.selecting(c.server, offer), now)
 	if a.Reply == nil || a.Reply.MessageType() != dhcpv4.MessageTypeAck {
 		t.Fatalf("REQUEST for %s: %+v", offer, summarize(a))
 	}
@@ -144,7 +266,7 @@ func offerFor(t testing.TB, c *Core, k *client, now time.Time) netip.Addr {
 	t.Helper()
 	d := k.discover()
 	for range 3 {
-		a := c.Handle(d, now)
+		a := handle(c, d, now)
 		if a.Probe.IsValid() {
 			c.ProbeDone(a.Probe, false, now)
 			continue
@@ -152,8 +274,7 @@ func offerFor(t testing.TB, c *Core, k *client, now time.Time) netip.Addr {
 		if a.Reply == nil || a.Reply.MessageType() != dhcpv4.MessageTypeOffer {
 			t.Fatalf("DISCOVER: %+v", summarize(a))
 		}
-		y, _ := headerAddr(a.Reply.YourIPAddr)
-		return y
+		return v4addr(a.Reply.YourIPAddr)
 	}
 	t.Fatalf("DISCOVER: still probing")
 	return netip.Addr{}
@@ -174,7 +295,7 @@ type summary struct {
 	Released  string `json:",omitempty"`
 }
 
-func summarize(a Action) summary {
+func summarize(a result) summary {
 	s := summary{Drop: a.Drop}
 	if a.Probe.IsValid() {
 		s.Probe = a.Probe.String()
@@ -194,7 +315,7 @@ func summarize(a Action) summary {
 	r := a.Reply
 	s.Type = r.MessageType().String()
 	addr := func(ip net.IP) string {
-		if a, _ := headerAddr(ip); a.IsValid() {
+		if a := v4addr(ip); a.IsValid() {
 			return a.String()
 		}
 		return ""
@@ -321,4 +442,9 @@ func mustCheck(t testing.TB, c *Core) {
 	if err := checkCore(c); err != nil {
 		t.Fatalf("core invariants:\n%v", err)
 	}
+}
+
+// durationSeconds is a time option's data, written here by hand.
+func durationSeconds(d time.Duration) []byte {
+	return []byte{byte(d / time.Second >> 24), byte(d / time.Second >> 16), byte(d / time.Second >> 8), byte(d / time.Second)}
 }

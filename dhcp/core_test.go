@@ -181,7 +181,7 @@ func runSteps(t *testing.T, c *Core, steps []step) {
 			mustCheck(t, c)
 			continue
 		}
-		got := summarize(c.Handle(s.msg, now))
+		got := summarize(handle(c, s.msg, now))
 		if diff := cmp.Diff(s.want, got); diff != "" {
 			t.Fatalf("step %d (%s): (-want +got)\n%s", i, s.msg.MessageType(), diff)
 		}
@@ -356,12 +356,12 @@ func TestMalformed(t *testing.T) {
 		{"broadcast chaddr", mod(func(m *dhcpv4.DHCPv4) { m.ClientHWAddr = mac("ff:ff:ff:ff:ff:ff") }), DropMalformed},
 		{"requested address of 3 bytes", mod(func(m *dhcpv4.DHCPv4) { m.Options[50] = []byte{1, 2, 3} }), DropMalformed},
 		{"server id of 5 bytes", mod(func(m *dhcpv4.DHCPv4) { m.Options[54] = []byte{1, 2, 3, 4, 5} }), DropMalformed},
-		{"ciaddr of 3 bytes", mod(func(m *dhcpv4.DHCPv4) { m.ClientIPAddr = net.IP{1, 2, 3} }), DropMalformed},
+		{"IPv6 ciaddr", mod(func(m *dhcpv4.DHCPv4) { m.ClientIPAddr = net.ParseIP("2001:db8::1") }), DropMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCore(t, testConfig())
-			got := c.Handle(tt.msg, t0)
+			got := handle(c, tt.msg, t0)
 			if diff := cmp.Diff(summary{Drop: tt.want}, summarize(got)); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
@@ -377,20 +377,20 @@ func TestProbeFlow(t *testing.T) {
 		c := newCore(t, testConfig())
 		k := newClient("02:00:00:00:00:01")
 		d := k.discover()
-		a1 := c.Handle(d, t0)
+		a1 := handle(c, d, t0)
 		if !a1.Probe.IsValid() || a1.Reply != nil {
 			t.Fatalf("first DISCOVER: %+v, want a probe and no reply", summarize(a1))
 		}
-		if got := summarize(c.Handle(d, t0.Add(time.Second))); got.Drop != DropProbePending {
+		if got := summarize(handle(c, d, t0.Add(time.Second))); got.Drop != DropProbePending {
 			t.Fatalf("DISCOVER during the probe: %+v, want %s", got, DropProbePending)
 		}
 		c.ProbeDone(a1.Probe, true, t0.Add(time.Second))
-		a2 := c.Handle(d, t0.Add(time.Second))
+		a2 := handle(c, d, t0.Add(time.Second))
 		if !a2.Probe.IsValid() || a2.Probe == a1.Probe {
 			t.Fatalf("after a conflict: %+v, want a probe of another address than %s", summarize(a2), a1.Probe)
 		}
 		c.ProbeDone(a2.Probe, false, t0.Add(2*time.Second))
-		a3 := c.Handle(d, t0.Add(2*time.Second))
+		a3 := handle(c, d, t0.Add(2*time.Second))
 		if got := summarize(a3); got.Type != "OFFER" || got.Yiaddr != a2.Probe.String() {
 			t.Fatalf("after a clean probe: %+v, want OFFER of %s", got, a2.Probe)
 		}
@@ -400,7 +400,7 @@ func TestProbeFlow(t *testing.T) {
 		}
 		// The conflicting address stays out of the pool until Quarantine.
 		other := newClient("02:00:00:00:00:02")
-		if got := summarize(c.Handle(other.discover(dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(netIPv4(a1.Probe)))), t0.Add(3*time.Second))); got.Probe == a1.Probe.String() {
+		if got := summarize(handle(c, other.discover(dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(netIPv4(a1.Probe)))), t0.Add(3*time.Second))); got.Probe == a1.Probe.String() {
 			t.Errorf("quarantined %s probed for another client", a1.Probe)
 		}
 		mustCheck(t, c)
@@ -415,7 +415,7 @@ func TestProbeFlow(t *testing.T) {
 	t.Run("a probe whose answer never comes is released after OfferHold", func(t *testing.T) {
 		c := newCore(t, testConfig())
 		k := newClient("02:00:00:00:00:01")
-		a := c.Handle(k.discover(), t0)
+		a := handle(c, k.discover(), t0)
 		if got := c.Expire(t0.Add(time.Minute)); len(got) != 0 {
 			t.Errorf("Expire returned %v: probes are not leases", got)
 		}
@@ -423,7 +423,7 @@ func TestProbeFlow(t *testing.T) {
 			t.Errorf("stats %+v", s)
 		}
 		c.ProbeDone(a.Probe, false, t0.Add(time.Minute)) // too late: ignored
-		if got := summarize(c.Handle(k.discover(), t0.Add(time.Minute))); got.Probe != a.Probe.String() {
+		if got := summarize(handle(c, k.discover(), t0.Add(time.Minute))); got.Probe != a.Probe.String() {
 			t.Errorf("DISCOVER again: %+v, want the same address probed again", got)
 		}
 	})
@@ -432,13 +432,13 @@ func TestProbeFlow(t *testing.T) {
 		r := newClient("02:00:00:00:00:77")
 		cfg.Reservations = []Reservation{{MAC: r.mac, Addr: ip("192.168.1.200")}}
 		c := newCore(t, cfg)
-		if got := summarize(c.Handle(r.discover(), t0)); got.Type != "OFFER" || got.Yiaddr != "192.168.1.200" {
+		if got := summarize(handle(c, r.discover(), t0)); got.Type != "OFFER" || got.Yiaddr != "192.168.1.200" {
 			t.Errorf("reserved client: %+v, want OFFER of .200 without probe", got)
 		}
 		k := newClient("02:00:00:00:00:01")
 		addr := bindClient(t, c, k, t0)
 		c.Expire(t0.Add(13 * time.Hour))
-		if got := summarize(c.Handle(k.discover(), t0.Add(13*time.Hour))); got.Type != "OFFER" || got.Yiaddr != addr.String() {
+		if got := summarize(handle(c, k.discover(), t0.Add(13*time.Hour))); got.Type != "OFFER" || got.Yiaddr != addr.String() {
 			t.Errorf("returning client: %+v, want OFFER of %s without probe", got, addr)
 		}
 		if s := c.Stats(); s.Probes != 1 {
@@ -470,14 +470,14 @@ func TestAllocation(t *testing.T) {
 		k := &client{mac: mac("02:00:00:00:00:01"), id: []byte{1, 2, 0, 0, 0, 0, 0, 1}}
 		addr := bindClient(t, c, k, t0)
 		moved := &client{mac: mac("02:00:00:00:00:99"), id: k.id} // same client, new NIC
-		if got := summarize(c.Handle(moved.renew(addr), t0.Add(time.Hour))); got.Type != "ACK" {
+		if got := summarize(handle(c, moved.renew(addr), t0.Add(time.Hour))); got.Type != "ACK" {
 			t.Errorf("renew from a new MAC with the same client id: %+v", got)
 		}
 		if l := c.Leases(); len(l) != 1 || l[0].MAC != "02:00:00:00:00:99" || l[0].ClientID != "0102000000000001" {
 			t.Errorf("leases %+v", l)
 		}
 		other := newClient("02:00:00:00:00:01") // same MAC, no client id: another client
-		if got := summarize(c.Handle(other.renew(addr), t0.Add(time.Hour))); got.Type != "NAK" {
+		if got := summarize(handle(c, other.renew(addr), t0.Add(time.Hour))); got.Type != "NAK" {
 			t.Errorf("renew by chaddr alone: %+v, want NAK", got)
 		}
 	})
@@ -501,12 +501,12 @@ func TestAllocation(t *testing.T) {
 		c := newCore(t, testConfig())
 		k := newClient("02:00:00:00:00:01")
 		old := bindClient(t, c, k, t0)
-		c.Handle(k.release(serverIP, old), t0)
+		handle(c, k.release(serverIP, old), t0)
 		other := ip("192.168.1.200")
 		if other == old {
 			other = ip("192.168.1.201")
 		}
-		a := c.Handle(k.discover(dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(netIPv4(other)))), t0)
+		a := handle(c, k.discover(dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(netIPv4(other)))), t0)
 		if got := summarize(a); got.Type != "OFFER" || got.Yiaddr != old.String() {
 			t.Errorf("DISCOVER asking for %s: %+v, want its previous %s", other, got, old)
 		}
@@ -520,11 +520,11 @@ func TestAllocation(t *testing.T) {
 		}
 		late := newClient("02:00:00:00:04:00")
 		for range 2 {
-			if got := summarize(c.Handle(late.discover(), t0)); !cmp.Equal(got, summary{Drop: DropNoFreeAddress}) {
+			if got := summarize(handle(c, late.discover(), t0)); !cmp.Equal(got, summary{Drop: DropNoFreeAddress}) {
 				t.Fatalf("DISCOVER on a full pool: %+v", got)
 			}
 		}
-		if got := summarize(c.Handle(late.initReboot(ip("192.168.1.10")), t0)); got.Type != "NAK" {
+		if got := summarize(handle(c, late.initReboot(ip("192.168.1.10")), t0)); got.Type != "NAK" {
 			t.Errorf("INIT-REBOOT for a taken address on a full pool: %+v", got)
 		}
 		s := c.Stats()
@@ -555,7 +555,7 @@ func TestAllocation(t *testing.T) {
 		if steps := c.pool.free.steps + c.pool.fresh.steps; steps > searches*8 {
 			t.Errorf("%d bitmap words read for %d searches: that is a scan", steps, searches)
 		}
-		if got := summarize(c.Handle(newClient("02:ff:00:00:00:00").discover(), t0)); got.Drop != DropNoFreeAddress {
+		if got := summarize(handle(c, newClient("02:ff:00:00:00:00").discover(), t0)); got.Drop != DropNoFreeAddress {
 			t.Errorf("DISCOVER on the full pool: %+v", got)
 		}
 		mustCheck(t, c)
@@ -578,19 +578,19 @@ func TestReservations(t *testing.T) {
 		if got != ip("192.168.1.21") {
 			t.Fatalf("other client got %s", got)
 		}
-		if a := summarize(c.Handle(newClient("02:00:00:00:00:02").discover(dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(netIPv4(res.Addr)))), t0)); a.Drop != DropNoFreeAddress {
+		if a := summarize(handle(c, newClient("02:00:00:00:00:02").discover(dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(netIPv4(res.Addr)))), t0)); a.Drop != DropNoFreeAddress {
 			t.Errorf("a third client asking for the reserved address: %+v", a)
 		}
 		r.prl = []uint8{1, 3, 12}
 		defer func() { r.prl = nil }()
-		a := c.Handle(r.discover(), t0)
+		a := handle(c, r.discover(), t0)
 		if got := summarize(a); got.Type != "OFFER" || got.Yiaddr != "192.168.1.20" {
 			t.Fatalf("reserved client: %+v", got)
 		}
 		if h := a.Reply.HostName(); h != "printer" {
 			t.Errorf("option 12 = %q, want the reservation's", h)
 		}
-		ack := c.Handle(r.selecting(serverIP, res.Addr), t0)
+		ack := handle(c, r.selecting(serverIP, res.Addr), t0)
 		if ack.Commit == nil || !ack.Commit.Reserved || ack.Commit.Hostname != "printer" {
 			t.Errorf("commit %+v", ack.Commit)
 		}
@@ -602,7 +602,7 @@ func TestReservations(t *testing.T) {
 		if err := c.AddReservation(res); err != nil {
 			t.Fatal(err)
 		}
-		if got := summarize(c.Handle(r.renew(dyn), t0.Add(time.Hour))); got.Type != "NAK" || got.Released != dyn.String() {
+		if got := summarize(handle(c, r.renew(dyn), t0.Add(time.Hour))); got.Type != "NAK" || got.Released != dyn.String() {
 			t.Errorf("renewing the old address: %+v, want NAK and the old lease released", got)
 		}
 		if got := bindClient(t, c, r, t0.Add(time.Hour)); got != res.Addr {
@@ -614,7 +614,7 @@ func TestReservations(t *testing.T) {
 		if l := c.Leases(); len(l) != 1 || l[0].Reserved || l[0].Addr != res.Addr {
 			t.Errorf("leases after remove %+v", l)
 		}
-		if got := summarize(c.Handle(r.renew(res.Addr), t0.Add(2*time.Hour))); got.Type != "ACK" {
+		if got := summarize(handle(c, r.renew(res.Addr), t0.Add(2*time.Hour))); got.Type != "ACK" {
 			t.Errorf("renewing the formerly reserved pool address: %+v", got)
 		}
 		if err := c.RemoveReservation(r.mac); err == nil {
@@ -634,7 +634,7 @@ func TestReservations(t *testing.T) {
 		if err := c.RemoveReservation(r.mac); err != nil {
 			t.Fatal(err)
 		}
-		if got := summarize(c.Handle(r.renew(out.Addr), t0.Add(time.Hour))); got.Type != "NAK" || got.Released != "192.168.1.5" {
+		if got := summarize(handle(c, r.renew(out.Addr), t0.Add(time.Hour))); got.Type != "NAK" || got.Released != "192.168.1.5" {
 			t.Errorf("renew: %+v", got)
 		}
 		mustCheck(t, c)
@@ -678,7 +678,7 @@ func TestReservations(t *testing.T) {
 		if err := c.AddReservation(Reservation{MAC: r.mac, Addr: offered}); err != nil {
 			t.Fatal(err)
 		}
-		if got := summarize(c.Handle(k.selecting(serverIP, offered), t0)); got.Type != "NAK" {
+		if got := summarize(handle(c, k.selecting(serverIP, offered), t0)); got.Type != "NAK" {
 			t.Errorf("REQUEST of the withdrawn offer: %+v", got)
 		}
 		mustCheck(t, c)
@@ -688,7 +688,7 @@ func TestReservations(t *testing.T) {
 		cfg.Reservations = []Reservation{res}
 		c := newCore(t, cfg)
 		bindClient(t, c, r, t0)
-		if got := summarize(c.Handle(r.decline(serverIP, res.Addr), t0)); got.Type != "none" {
+		if got := summarize(handle(c, r.decline(serverIP, res.Addr), t0)); got.Type != "none" {
 			t.Fatalf("DECLINE: %+v", got)
 		}
 		if got := offerFor(t, c, r, t0); got == res.Addr {
@@ -711,7 +711,7 @@ func TestExpire(t *testing.T) {
 	k1, k2 := newClient("02:00:00:00:00:01"), newClient("02:00:00:00:00:02")
 	a1 := bindClient(t, c, k1, t0)
 	a2 := bindClient(t, c, k2, t0.Add(10*time.Minute))
-	c.Handle(k1.decline(serverIP, a1), t0.Add(15*time.Minute))             // quarantined until +25m
+	handle(c, k1.decline(serverIP, a1), t0.Add(15*time.Minute))            // quarantined until +25m
 	offerFor(t, c, newClient("02:00:00:00:00:03"), t0.Add(20*time.Minute)) // held until +21m
 
 	wantNext := []time.Duration{21 * time.Minute, 25 * time.Minute, 70 * time.Minute}
@@ -741,7 +741,7 @@ func TestExpire(t *testing.T) {
 	}
 	// A lease that Handle found expired is still returned by the next Expire.
 	a3 := bindClient(t, c, k1, t0.Add(2*time.Hour))
-	c.Handle(k2.discover(), t0.Add(4*time.Hour))
+	handle(c, k2.discover(), t0.Add(4*time.Hour))
 	if got := c.Expire(t0.Add(4 * time.Hour)); len(got) != 1 || got[0].Addr != a3 {
 		t.Errorf("Expire after Handle expired a lease = %+v", got)
 	}
@@ -753,7 +753,7 @@ func TestRestore(t *testing.T) {
 	c1 := newCore(t, testConfig())
 	addr := bindClient(t, c1, k, t0)
 	gone := bindClient(t, c1, newClient("02:00:00:00:00:02"), t0)
-	c1.Handle(newClient("02:00:00:00:00:02").release(serverIP, gone), t0)
+	handle(c1, newClient("02:00:00:00:00:02").release(serverIP, gone), t0)
 	// Persist and load the leases as the store would.
 	b, err := json.Marshal(c1.Leases())
 	if err != nil {
@@ -782,7 +782,7 @@ func TestRestore(t *testing.T) {
 	if diff := cmp.Diff(stored, c2.Leases(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("restored leases (-want +got)\n%s", diff)
 	}
-	if got := summarize(c2.Handle(k.renew(addr), t0.Add(time.Hour))); got.Type != "ACK" {
+	if got := summarize(handle(c2, k.renew(addr), t0.Add(time.Hour))); got.Type != "ACK" {
 		t.Errorf("renew after restore: %+v", got)
 	}
 	if got := offerFor(t, c2, newClient("02:00:00:00:00:03"), t0.Add(time.Hour)); got != expired.Addr {
@@ -816,7 +816,7 @@ func TestLeaseRecordsClientDetails(t *testing.T) {
 	}
 	// A RENEW without names keeps them.
 	k.opts = nil
-	c.Handle(k.renew(addr), t0.Add(10*time.Minute))
+	handle(c, k.renew(addr), t0.Add(10*time.Minute))
 	if l := c.Leases()[0]; l.Hostname != "laptop" || l.Expires != t0.Add(12*time.Hour+10*time.Minute) {
 		t.Errorf("after renew: %+v", l)
 	}

@@ -1,39 +1,37 @@
 package dhcp
 
 import (
-	"encoding/binary"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
+	"gateway/dhcp/dhcp4"
 )
 
 // Option codes (RFC 2132 unless noted).
 const (
-	optSubnetMask      uint8 = 1
-	optRouter          uint8 = 3
-	optDNS             uint8 = 6
-	optHostName        uint8 = 12
-	optDomainName      uint8 = 15
-	optInterfaceMTU    uint8 = 26
-	optBroadcastAddr   uint8 = 28
-	optRequestedIP     uint8 = 50
-	optLeaseTime       uint8 = 51
-	optOverload        uint8 = 52
-	optMessageType     uint8 = 53
-	optServerID        uint8 = 54
-	optParamRequest    uint8 = 55
-	optMessage         uint8 = 56
-	optMaxMessageSize  uint8 = 57
-	optRenewalTime     uint8 = 58 // T1
-	optRebindingTime   uint8 = 59 // T2
-	optVendorClass     uint8 = 60
-	optClientID        uint8 = 61
-	optClientFQDN      uint8 = 81  // RFC 4702
-	optRelayAgentInfo  uint8 = 82  // RFC 3046
-	optClasslessRoutes uint8 = 121 // RFC 3442
+	optSubnetMask      = dhcp4.OptSubnetMask
+	optRouter          = dhcp4.OptRouter
+	optDNS             = dhcp4.OptDNS
+	optHostName        = dhcp4.OptHostName
+	optDomainName      = dhcp4.OptDomainName
+	optInterfaceMTU    = dhcp4.OptMTU
+	optBroadcastAddr   = dhcp4.OptBroadcastAddr
+	optRequestedIP     = dhcp4.OptRequestedIP
+	optLeaseTime       = dhcp4.OptLeaseTime
+	optMessageType     = dhcp4.OptMessageType
+	optServerID        = dhcp4.OptServerID
+	optParamRequest    = dhcp4.OptParamRequest
+	optMessage         = dhcp4.OptMessage
+	optMaxMessageSize  = dhcp4.OptMaxMessageSize
+	optRenewalTime     = dhcp4.OptT1
+	optRebindingTime   = dhcp4.OptT2
+	optVendorClass     = dhcp4.OptVendorClass
+	optClientID        = dhcp4.OptClientID
+	optClientFQDN      = dhcp4.OptClientFQDN     // RFC 4702
+	optRelayAgentInfo  = dhcp4.OptRelayAgentInfo // RFC 3046
+	optClasslessRoutes = dhcp4.OptClasslessRoutes
 )
 
 // replyKind is the kind of reply whose options are being built.
@@ -70,27 +68,48 @@ func encodedLen(n int) int {
 
 // optionSet is the options of a reply under construction, within a size
 // budget. Options go in the order of their priority: what does not fit is
-// left out, starting with the least wanted. (The wire order is by code:
-// dhcpv4.Options is a map and marshals sorted. RFC 2132 9.8 lets the server
-// use the client's order only to choose, not to lay out.)
+// left out, starting with the least wanted. (RFC 2132 9.8 lets the server
+// use the client's order only to choose, not to lay out: sorted ends with
+// the wire order.)
 type optionSet struct {
-	opts   dhcpv4.Options
+	opts   []dhcp4.Option
 	budget int
 }
 
 // put adds an option when it fits the budget, or always when must is set:
 // the options RFC 2131 requires in every reply are few and small, while the
 // copies of options 61 and 82 are the client's and relay's own choice.
-func (s *optionSet) put(code uint8, v []byte, must bool) {
-	if _, dup := s.opts[code]; dup {
+func (s *optionSet) put(code dhcp4.OptionCode, v []byte, must bool) {
+	if slices.ContainsFunc(s.opts, func(o dhcp4.Option) bool { return o.Code == code }) {
 		return
 	}
 	n := encodedLen(len(v))
 	if !must && n > s.budget {
 		return
 	}
-	s.opts[code] = v
+	s.opts = append(s.opts, dhcp4.Option{Code: code, Data: v})
 	s.budget -= n
+}
+
+// sorted is the options in wire order: by code, as every reply has been
+// since the first interop tests, and the relay agent information last
+// ("the Relay Agent Information option SHALL be the last DHCP option",
+// RFC 3046 2.1, for the relay; we keep its place in the copy). An
+// insertion sort: a reply has a score of options, and slices.SortFunc
+// would cost 8 KB of code for this element type on mipsle.
+func (s *optionSet) sorted() []dhcp4.Option {
+	key := func(o dhcp4.Option) int {
+		if o.Code == optRelayAgentInfo {
+			return 256
+		}
+		return int(o.Code)
+	}
+	for i := 1; i < len(s.opts); i++ {
+		for j := i; j > 0 && key(s.opts[j]) < key(s.opts[j-1]); j-- {
+			s.opts[j], s.opts[j-1] = s.opts[j-1], s.opts[j]
+		}
+	}
+	return s.opts
 }
 
 // replyOptions builds the options of a reply to r (RFC 2131 4.3.1 and
@@ -115,37 +134,39 @@ func (s *optionSet) put(code uint8, v []byte, must bool) {
 // Option 121 carries the default route too: a client that gets option 121
 // ignores option 3 (RFC 3442). It goes only to clients that ask for it
 // (RFC 3442 asks clients that support it to request it), or send no list.
-func (c *Core) replyOptions(r *clientMsg, kind replyKind, leaseTime time.Duration, hostname, nakMessage string) dhcpv4.Options {
-	s := optionSet{opts: dhcpv4.Options{}, budget: optionsBudget(r.maxSize)}
-	var mt dhcpv4.MessageType
+func (c *Core) replyOptions(r *clientMsg, kind replyKind, leaseTime time.Duration, hostname, nakMessage string) []dhcp4.Option {
+	s := optionSet{budget: optionsBudget(r.maxSize)}
+	mt := dhcp4.Ack
 	switch kind {
 	case replyOffer:
-		mt = dhcpv4.MessageTypeOffer
+		mt = dhcp4.Offer
 	case replyNak:
-		mt = dhcpv4.MessageTypeNak
-	default:
-		mt = dhcpv4.MessageTypeAck
+		mt = dhcp4.Nak
 	}
 	s.put(optMessageType, []byte{byte(mt)}, true)
 	srv := c.server.As4()
 	s.put(optServerID, srv[:], true)
-	if v, ok := r.msg.Options[optClientID]; ok {
+	if v, ok := r.msg.Get(optClientID); ok {
 		s.put(optClientID, slices.Clone(v), true)
 	}
-	if v, ok := r.msg.Options[optRelayAgentInfo]; ok {
+	if v, ok := r.msg.Get(optRelayAgentInfo); ok {
 		s.put(optRelayAgentInfo, slices.Clone(v), true)
 	}
 	if kind == replyNak {
 		s.put(optMessage, []byte(nakMessage), false)
-		return s.opts
+		return s.sorted()
 	}
 	if kind != replyInform {
-		s.put(optLeaseTime, durationSeconds(leaseTime), true)
-		s.put(optRenewalTime, durationSeconds(leaseTime/2), true)
-		s.put(optRebindingTime, durationSeconds(leaseTime/8*7), true)
+		for _, o := range []dhcp4.Option{
+			dhcp4.DurationOption(optLeaseTime, leaseTime),
+			dhcp4.DurationOption(optRenewalTime, leaseTime/2),
+			dhcp4.DurationOption(optRebindingTime, leaseTime/8*7),
+		} {
+			s.put(o.Code, o.Data, true)
+		}
 	}
 
-	value := func(code uint8) []byte {
+	value := func(code dhcp4.OptionCode) []byte {
 		switch code {
 		case optSubnetMask:
 			m := subnetMask(c.subnet)
@@ -171,7 +192,7 @@ func (c *Core) replyOptions(r *clientMsg, kind replyKind, leaseTime time.Duratio
 			if c.cfg.MTU == 0 {
 				return nil
 			}
-			return binary.BigEndian.AppendUint16(nil, c.cfg.MTU)
+			return dhcp4.Uint16Option(code, c.cfg.MTU).Data
 		case optClasslessRoutes:
 			return encodeRoutes(c.cfg.routesToSend())
 		case optHostName:
@@ -187,13 +208,13 @@ func (c *Core) replyOptions(r *clientMsg, kind replyKind, leaseTime time.Duratio
 			s.put(code, v, false)
 		}
 	}
-	for _, code := range []uint8{optSubnetMask, optRouter, optDNS, optDomainName, optBroadcastAddr} {
+	for _, code := range []dhcp4.OptionCode{optSubnetMask, optRouter, optDNS, optDomainName, optBroadcastAddr} {
 		if v := value(code); v != nil {
 			s.put(code, v, false)
 		}
 	}
 	if r.prl == nil {
-		for _, code := range []uint8{optInterfaceMTU, optClasslessRoutes, optHostName} {
+		for _, code := range []dhcp4.OptionCode{optInterfaceMTU, optClasslessRoutes, optHostName} {
 			if v := value(code); v != nil {
 				s.put(code, v, false)
 			}
@@ -202,7 +223,7 @@ func (c *Core) replyOptions(r *clientMsg, kind replyKind, leaseTime time.Duratio
 	if r.fqdnFlags >= 0 && kind != replyInform {
 		s.put(optClientFQDN, fqdnReply(r), false)
 	}
-	return s.opts
+	return s.sorted()
 }
 
 // fqdnReply is option 81 for a client that sent one (RFC 4702 4): the
@@ -222,27 +243,8 @@ func fqdnReply(r *clientMsg) []byte {
 	return append(out, r.fqdn...)
 }
 
-func durationSeconds(d time.Duration) []byte {
-	return binary.BigEndian.AppendUint32(nil, uint32(d/time.Second))
-}
-
-// encodeRoutes encodes option 121 (RFC 3442 2): for each route the prefix
-// length, the significant octets of the destination, and the router.
-func encodeRoutes(routes []Route) []byte {
-	var b []byte
-	for _, r := range routes {
-		bits := r.Dest.Bits()
-		if bits < 0 {
-			continue
-		}
-		dst := r.Dest.Masked().Addr().As4()
-		gw := r.Gateway.As4()
-		b = append(b, byte(bits))
-		b = append(b, dst[:(bits+7)/8]...)
-		b = append(b, gw[:]...)
-	}
-	return b
-}
+// encodeRoutes encodes option 121 (RFC 3442 2).
+func encodeRoutes(routes []Route) []byte { return dhcp4.AppendRoutes(nil, routes) }
 
 // parseFQDN reads option 81 (RFC 4702 2): flags, two RCODEs, then the name,
 // in DNS wire format when E is set (possibly without the final root label:

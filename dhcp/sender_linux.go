@@ -53,7 +53,10 @@ type sender struct {
 }
 
 func (s *sender) send(act Action) error {
-	b := act.Reply.ToBytes()
+	b, err := act.Reply.Append(nil)
+	if err != nil {
+		return err
+	}
 	switch act.To.Kind {
 	case DestBroadcast:
 		_, err := s.conn.WriteToUDPAddrPort(b, netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), clientPort))

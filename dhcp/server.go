@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
+	"gateway/dhcp/dhcp4"
 
 	"gateway/internal/clock"
 	"gateway/internal/journal"
@@ -87,7 +87,7 @@ type Server struct {
 }
 
 type probeResult struct {
-	req   *dhcpv4.DHCPv4
+	req   *dhcp4.Message
 	addr  netip.Addr
 	inUse bool
 }
@@ -267,13 +267,13 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			break
 		}
-		req, err := dhcpv4.FromBytes(buf[:n])
+		req, err := dhcp4.ParseMessage(buf[:n])
 		if err != nil {
 			s.count("malformed")
 			s.log.Debug("malformed packet dropped", slog.String("from", from.String()), slog.Any("err", err))
 			continue
 		}
-		s.handle(req, prober, reply)
+		s.handle(&req, prober, reply)
 	}
 	cancel()
 	wg.Wait()
@@ -300,7 +300,7 @@ func (s *Server) Run(ctx context.Context) error {
 // handle runs one request through the core and carries out its answer:
 // probe first; persist what the answer changes; reply at once, or once
 // the lease it promises is on disk.
-func (s *Server) handle(req *dhcpv4.DHCPv4, prober *arpProber, reply func(Action)) {
+func (s *Server) handle(req *dhcp4.Message, prober *arpProber, reply func(Action)) {
 	for {
 		s.mu.Lock()
 		now := s.clock.Now()

@@ -102,12 +102,12 @@ func (h *storeHarness) reply(a Action) {
 
 // do handles req and waits for the bubble to settle. It returns the reply
 // sent for it, if any, and whether that reply left before handle returned.
-func (h *storeHarness) do(req *dhcpv4.DHCPv4) (reply *Action, immediate bool) {
+func (h *storeHarness) do(req *dhcpv4.DHCPv4) (reply *result, immediate bool) {
 	h.t.Helper()
 	h.mu.Lock()
 	n := len(h.sent)
 	h.mu.Unlock()
-	h.s.handle(req, nil, h.reply)
+	h.s.handle(toMsg(req), nil, h.reply)
 	h.mu.Lock()
 	immediate = len(h.sent) > n
 	h.mu.Unlock()
@@ -115,7 +115,7 @@ func (h *storeHarness) do(req *dhcpv4.DHCPv4) (reply *Action, immediate bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.sent) > n {
-		a := h.sent[len(h.sent)-1]
+		a := asResult(h.sent[len(h.sent)-1])
 		return &a, immediate
 	}
 	return nil, false
