@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gateway/internal/leakcheck"
+	nsrun "gateway/internal/netns"
 	"gateway/internal/testenv"
 )
 
@@ -64,24 +64,7 @@ func (n netns) exec(args ...string) (string, error) {
 // do runs fn on a thread in the namespace; the thread is not reused
 // afterwards (it dies with its goroutine, still locked), so a socket fn
 // opens stays in the namespace.
-func (n netns) do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + string(n))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", n, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+func (n netns) do(fn func() error) error { return nsrun.Do(string(n), fn) }
 
 // veth links a in n to b in m.
 func veth(t *testing.T, n netns, a string, m netns, b string) {

@@ -7,11 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	nsrun "gateway/internal/netns"
 )
 
 // The lab: two namespaces joined by one veth pair. The server's side has
@@ -101,24 +100,7 @@ func ip(args ...string) error {
 // namespace. Sockets fn opens stay in that namespace. The thread is left
 // locked, so it ends with its goroutine instead of going back to the
 // runtime's pool in the wrong namespace.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+func inNetns(ns string, fn func() error) error { return nsrun.Do(ns, fn) }
 
 // udpStats are the kernel's UDP counters of one namespace (the Udp: lines
 // of /proc/net/snmp): RcvbufErrors counts datagrams dropped because a

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,9 +18,9 @@ import (
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 
 	"gateway/bench/internal/benchmain"
+	nsrun "gateway/internal/netns"
 	"gateway/ra"
 )
 
@@ -142,24 +141,7 @@ func (l *lab) down() error {
 
 // inNetns runs fn on a thread in ns; the thread stays locked, so it ends
 // with its goroutine instead of going back to the runtime in ns.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+func inNetns(ns string, fn func() error) error { return nsrun.Do(ns, fn) }
 
 // side is a daemon under test.
 type side interface {

@@ -1,13 +1,6 @@
 package lab
 
-import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
-
-	"golang.org/x/sys/unix"
-)
+import "gateway/internal/netns"
 
 // Do runs fn on an OS thread that has joined host's network namespace, and
 // returns its error. Sockets that fn opens stay in that namespace for
@@ -15,56 +8,5 @@ import (
 // starts do not run in the namespace, and fn must not call
 // runtime.UnlockOSThread. A panic in fn is raised again in the caller.
 func (l *Lab) Do(host string, fn func() error) error {
-	return do(l.NS(host), fn)
-}
-
-func do(ns string, fn func() error) error {
-	target, err := os.Open(filepath.Join(netnsDir, ns))
-	if err != nil {
-		return fmt.Errorf("lab: %w", err)
-	}
-	defer target.Close()
-
-	type result struct {
-		err      error
-		panicked bool
-		panicVal any
-	}
-	done := make(chan result, 1)
-	go func() {
-		var res result
-		defer func() { done <- res }()
-		// Never unlocked unless the thread is back in its own
-		// namespace: a goroutine that exits locked takes its thread
-		// with it.
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			res.err = fmt.Errorf("lab: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			res.err = fmt.Errorf("lab: entering namespace %s: %w", ns, err)
-			return
-		}
-		defer func() {
-			if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-				runtime.UnlockOSThread()
-			}
-		}()
-		defer func() {
-			if p := recover(); p != nil {
-				res.panicked, res.panicVal = true, p
-			}
-		}()
-		res.err = fn()
-	}()
-	res := <-done
-	if res.panicked {
-		panic(res.panicVal)
-	}
-	return res.err
+	return netns.Do(l.NS(host), fn)
 }

@@ -9,14 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	nsrun "gateway/internal/netns"
 	"gateway/internal/testenv"
 	"gateway/sixto4/teredo/wire"
 )
@@ -57,24 +55,7 @@ func (n netns) exec(t *testing.T, args ...string) string {
 
 // do runs fn on a thread in the namespace; the thread dies with its
 // goroutine (still locked), so what fn opens stays in the namespace.
-func (n netns) do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + string(n))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", n, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+func (n netns) do(fn func() error) error { return nsrun.Do(string(n), fn) }
 
 // link joins a in n (address aAddr) to b in m (address bAddr) by a veth.
 func link(t *testing.T, n netns, a, aAddr string, m netns, b, bAddr string) {
