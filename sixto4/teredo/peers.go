@@ -21,7 +21,7 @@ const (
 // on what is queued).
 const (
 	QueuePeerPackets = 16
-	QueuePeerBytes   = 32 << 10
+	QueuePeerBytes   = 16 << 10
 	QueueTotalBytes  = 256 << 10
 	MaxPeers         = 1024
 )
@@ -30,19 +30,19 @@ const (
 type Reason uint8
 
 const (
-	_              Reason = iota
-	NoRelay               // to a non-Teredo destination: no relay yet
-	NotOurs               // from the TUN with a source that is not our address
-	NotQualified          // no Teredo address yet
-	Malformed             // not a Teredo packet or IPv6 packet
-	SrcMismatch           // a peer's IPv6 source does not name its UDP source
-	DstNotOurs            // to another address than ours
-	UnknownRelay          // a non-Teredo source from a relay we did not pick
-	QueueFull             // the peer's or the total queue is full
-	PeerUnreachable       // the peer never answered its bubbles
-	TooManyPeers          // the peer table is full
-	SendFailed            // the socket refused it
-	TunWriteFailed        // the TUN device refused it
+	_               Reason = iota
+	NoRelay                // to a non-Teredo destination: no relay yet
+	NotOurs                // from the TUN with a source that is not our address
+	NotQualified           // no Teredo address yet
+	Malformed              // not a Teredo packet or IPv6 packet
+	SrcMismatch            // a peer's IPv6 source does not name its UDP source
+	DstNotOurs             // to another address than ours
+	UnknownRelay           // a non-Teredo source from a relay we did not pick
+	QueueFull              // the peer's or the total queue is full
+	PeerUnreachable        // the peer never answered its bubbles
+	TooManyPeers           // the peer table is full
+	SendFailed             // the socket refused it
+	TunWriteFailed         // the TUN device refused it
 	numReasons
 )
 
@@ -219,10 +219,10 @@ func (p *peers) dropQueue(q *peer) {
 type verdict uint8
 
 const (
-	drop         verdict = iota
-	deliver              // write the IPv6 packet to the TUN device
-	consumed             // handled here (a bubble)
-	toQualifier          // a packet from the server for the qualifier (an RA)
+	drop        verdict = iota
+	deliver             // write the IPv6 packet to the TUN device
+	consumed            // handled here (a bubble)
+	toQualifier         // a packet from the server for the qualifier (an RA)
 )
 
 // inbound checks a Teredo packet from the UDP source from (RFC 4380
