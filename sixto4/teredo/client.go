@@ -35,6 +35,9 @@ type Config struct {
 	Clock   clock.Clock    // nil: the real clock
 	// Qualifier's timers and server port; zero: the RFC's.
 	Qualifier Qualifier
+	// RefreshInterval is how often the mapping is refreshed; zero:
+	// RefreshInterval (RFC 4380 section 5.2.7).
+	RefreshInterval time.Duration
 }
 
 // Validate reports every problem with c.
@@ -101,12 +104,26 @@ type Client struct {
 	drops                                                    [numReasons]atomic.Uint64
 }
 
+// newWithDeps is New over the given device, socket and route table
+// (fakes in unit tests).
+func newWithDeps(cfg Config, dev tun.Device, conn *net.UDPConn, rt routeTable) (*Client, error) {
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.dev, c.conn, c.rt, c.sc = dev, conn, rt, newServerConn(conn)
+	return c, nil
+}
+
 func newClient(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Name == "" {
 		cfg.Name = "teredo"
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = RefreshInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -226,7 +243,7 @@ func (c *Client) maintain(ctx context.Context) error {
 			}
 			c.log.Info("teredo qualified", slog.String("addr", q.Address.String()), slog.String("mapped", q.Mapped.String()), slog.Bool("cone", q.Cone))
 		}
-		refresh := c.clk.Now().Add(RefreshInterval)
+		refresh := c.clk.Now().Add(c.cfg.RefreshInterval)
 		for c.clk.Now().Before(refresh) {
 			if err := sleep(ctx, c.clk, BubbleInterval/4); err != nil {
 				return err

@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,35 +156,3 @@ func TestClientWithMiredo(t *testing.T) {
 		t.Errorf("stats %+v: want packets both ways and bubbles", s)
 	}
 }
-
-// testLogger sends the client's log to t.Log until the test ends.
-func testLogger(t *testing.T) *slog.Logger {
-	h := &tlogHandler{t: t, done: new(atomic.Bool)}
-	t.Cleanup(func() { h.done.Store(true) })
-	return slog.New(h)
-}
-
-type tlogHandler struct {
-	t     *testing.T
-	done  *atomic.Bool
-	attrs []slog.Attr
-}
-
-func (h *tlogHandler) Enabled(context.Context, slog.Level) bool { return !h.done.Load() }
-func (h *tlogHandler) Handle(_ context.Context, r slog.Record) error {
-	if h.done.Load() {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString(r.Level.String() + " " + r.Message)
-	for _, a := range h.attrs {
-		b.WriteString(" " + a.String())
-	}
-	r.Attrs(func(a slog.Attr) bool { b.WriteString(" " + a.String()); return true })
-	h.t.Log(b.String())
-	return nil
-}
-func (h *tlogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &tlogHandler{t: h.t, done: h.done, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], as...)}
-}
-func (h *tlogHandler) WithGroup(string) slog.Handler { return h }
