@@ -43,22 +43,29 @@ func (s *serverConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		s.mu.Lock()
 		d, changed := s.deadline, s.changed
 		s.mu.Unlock()
+		var timer *time.Timer
 		var timeout <-chan time.Time
 		if !d.IsZero() {
 			wait := time.Until(d)
 			if wait <= 0 {
 				return 0, nil, os.ErrDeadlineExceeded
 			}
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			timeout = t.C
+			timer = time.NewTimer(wait)
+			timeout = timer.C
+		}
+		stop := func() {
+			if timer != nil {
+				timer.Stop()
+			}
 		}
 		select {
 		case p := <-s.in:
+			stop()
 			return copy(b, p.b), net.UDPAddrFromAddrPort(p.from), nil
 		case <-timeout:
 			return 0, nil, os.ErrDeadlineExceeded
 		case <-changed:
+			stop()
 		}
 	}
 }
