@@ -1,7 +1,11 @@
 // Package teredo is the Teredo client (RFC 4380, RFC 5991, RFC 6081):
-// for now its qualification with a Teredo server and the refresh that
-// keeps its NAT mapping; the tunnel itself (TUN device, bubbles, relay)
-// comes later. Wire formats are in the wire package.
+// qualification with a Teredo server and the refresh that keeps its NAT
+// mapping (Qualifier), and Client, the tunnel: a TUN device with the
+// Teredo address, bubbles and direct connectivity with Teredo peers
+// (peers.go, a pure state machine), the RFC's checks on what arrives.
+// Not yet: relays for native IPv6 destinations (dropped as no-relay),
+// authentication, server failover health checks beyond trying the list
+// in order. Wire formats are in the wire package.
 //
 // Not wired into the daemon yet. When it is: the UDP socket must be the
 // one the tunnel then uses (the NAT mapping is per socket), the nat44

@@ -1,0 +1,431 @@
+package teredo
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.zx2c4.com/wireguard/tun"
+
+	"gateway/internal/clock"
+	"gateway/sixto4/teredo/wire"
+)
+
+// MTU is the Teredo interface's MTU (RFC 4380 section 5.2: 1280).
+const MTU = 1280
+
+// tunOffset is the headroom before each packet handed to the TUN device:
+// wireguard's tun writes its virtio-net header there.
+const tunOffset = 16
+
+// Config configures a Client.
+type Config struct {
+	Name    string         // the TUN device; empty: "teredo"
+	Servers []netip.Addr   // Teredo servers' primary IPv4 addresses, tried in order; required
+	Bind    netip.AddrPort // the UDP socket's address; zero: 0.0.0.0, any port
+	Logger  *slog.Logger   // nil: discard
+	Clock   clock.Clock    // nil: the real clock
+	// Qualifier's timers and server port; zero: the RFC's.
+	Qualifier Qualifier
+	// RefreshInterval is how often the mapping is refreshed; zero:
+	// RefreshInterval (RFC 4380 section 5.2.7).
+	RefreshInterval time.Duration
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Servers) == 0 {
+		errs = append(errs, errors.New("teredo: no server"))
+	}
+	for _, s := range c.Servers {
+		if !s.Is4() {
+			errs = append(errs, fmt.Errorf("teredo: server %v is not IPv4", s))
+		}
+	}
+	if c.Bind.IsValid() && !c.Bind.Addr().Is4() {
+		errs = append(errs, fmt.Errorf("teredo: bind address %v is not IPv4", c.Bind))
+	}
+	return errors.Join(errs...)
+}
+
+// State is what `gateway status` shows of the client.
+type State struct {
+	Qualified bool
+	Addr      netip.Addr // our Teredo address
+	Cone      bool
+	Server    netip.Addr
+	Mapped    netip.AddrPort
+	Peers     []Peer
+}
+
+// Stats are the client's counters.
+type Stats struct {
+	InPackets, InBytes   uint64 // decapsulated into the TUN device
+	OutPackets, OutBytes uint64 // encapsulated to peers (queued ones when flushed)
+	Bubbles              uint64 // sent
+	Qualifications       uint64
+	Drops                map[string]uint64 // by Reason
+}
+
+// routeTable sets the device's address (rtnetlink on Linux).
+type routeTable interface {
+	addAddress(p netip.Prefix) error
+	delAddress(p netip.Prefix) error
+	close() error
+}
+
+// Client is a Teredo client (RFC 4380 section 5.2): it qualifies with a
+// server, keeps its NAT mapping, and carries IPv6 packets between its
+// TUN device and Teredo peers, direct after bubbles.
+type Client struct {
+	cfg  Config
+	dev  tun.Device
+	conn *net.UDPConn
+	rt   routeTable
+	sc   *serverConn
+	log  *slog.Logger
+	clk  clock.Clock
+
+	mu     sync.Mutex // guards peers, q, closed
+	peers  *peers
+	q      Qualification
+	closed bool
+
+	inPackets, inBytes, outPackets, outBytes, bubbles, quals atomic.Uint64
+	drops                                                    [numReasons]atomic.Uint64
+}
+
+// newWithDeps is New over the given device, socket and route table
+// (fakes in unit tests).
+func newWithDeps(cfg Config, dev tun.Device, conn *net.UDPConn, rt routeTable) (*Client, error) {
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.dev, c.conn, c.rt, c.sc = dev, conn, rt, newServerConn(conn)
+	return c, nil
+}
+
+func newClient(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Name == "" {
+		cfg.Name = "teredo"
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = RefreshInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Client{cfg: cfg, log: cfg.Logger, clk: clock.Or(cfg.Clock), peers: newPeers(cfg.Qualifier.port())}, nil
+}
+
+// Addr is our Teredo address; invalid until qualified.
+func (c *Client) Addr() netip.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.q.Address
+}
+
+// State returns the qualification and the peers.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return State{Qualified: c.q.Address.IsValid(), Addr: c.q.Address, Cone: c.q.Cone, Server: c.q.Server, Mapped: c.q.Mapped, Peers: c.peers.snapshot()}
+}
+
+// Stats returns the counters.
+func (c *Client) Stats() Stats {
+	s := Stats{
+		InPackets: c.inPackets.Load(), InBytes: c.inBytes.Load(),
+		OutPackets: c.outPackets.Load(), OutBytes: c.outBytes.Load(),
+		Bubbles: c.bubbles.Load(), Qualifications: c.quals.Load(),
+		Drops: map[string]uint64{},
+	}
+	for r := Reason(1); r < numReasons; r++ {
+		if n := c.drops[r].Load(); n > 0 {
+			s.Drops[r.String()] = n
+		}
+	}
+	return s
+}
+
+func (c *Client) drop(r Reason, n int) { c.drops[r].Add(uint64(n)) }
+
+// Close removes the device and closes the socket.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var errs []error
+	if c.conn != nil {
+		if err := c.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if c.dev != nil {
+		if err := c.dev.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if c.rt != nil {
+		errs = append(errs, c.rt.close())
+	}
+	return errors.Join(errs...)
+}
+
+// Run qualifies, refreshes and moves packets until ctx is done or the
+// device or socket fails; it closes the client when it returns. Call it
+// once.
+func (c *Client) Run(ctx context.Context) error {
+	inner, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(inner, func() { c.Close() })
+	defer stop()
+	errc := make(chan error, 3)
+	go func() { errc <- c.netToTun() }()
+	go func() { errc <- c.tunToNet() }()
+	go func() { errc <- c.maintain(inner) }()
+	err := <-errc
+	cancel()
+	c.Close() // stops the other loops
+	<-errc
+	<-errc
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// maintain qualifies (trying the servers in turn), refreshes every
+// RefreshInterval, qualifies again when the mapping changes or the
+// server stops answering, and ticks the peers' bubbles.
+func (c *Client) maintain(ctx context.Context) error {
+	qz := c.cfg.Qualifier
+	next := 0
+	var q Qualification
+	for {
+		if !q.Address.IsValid() {
+			server := c.cfg.Servers[next%len(c.cfg.Servers)]
+			next++
+			c.mu.Lock()
+			c.peers.server = server // its RAs go to the qualifier
+			c.mu.Unlock()
+			var err error
+			q, err = qz.Qualify(ctx, c.sc, server)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				c.log.Warn("teredo qualification", slog.String("server", server.String()), slog.Any("err", err))
+				q = Qualification{}
+				if err := sleep(ctx, c.clk, qz.timeout()); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := c.setQualification(q); err != nil {
+				return err
+			}
+			c.log.Info("teredo qualified", slog.String("addr", q.Address.String()), slog.String("mapped", q.Mapped.String()), slog.Bool("cone", q.Cone))
+		}
+		refresh := c.clk.Now().Add(c.cfg.RefreshInterval)
+		for c.clk.Now().Before(refresh) {
+			if err := sleep(ctx, c.clk, BubbleInterval/4); err != nil {
+				return err
+			}
+			c.tick()
+		}
+		r, err := qz.Refresh(ctx, c.sc, q)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			c.log.Info("teredo refresh: qualifying again", slog.Any("err", err))
+			if !errors.Is(err, ErrMappingChanged) {
+				next-- // the same server first
+				if next < 0 {
+					next = 0
+				}
+			}
+			q = Qualification{}
+			continue
+		}
+		q = r
+	}
+}
+
+func sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {
+	t := clk.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// setQualification puts the new address on the device (2001::/32 with
+// it: RFC 4380 section 5.2.1, the Teredo prefix is on-link through the
+// interface) and forgets the peers of the old one.
+func (c *Client) setQualification(q Qualification) error {
+	c.mu.Lock()
+	old := c.q
+	c.mu.Unlock()
+	if old.Address != q.Address {
+		if err := c.rt.addAddress(netip.PrefixFrom(q.Address, wire.Prefix.Bits())); err != nil {
+			return err
+		}
+		if old.Address.IsValid() {
+			if err := c.rt.delAddress(netip.PrefixFrom(old.Address, wire.Prefix.Bits())); err != nil {
+				c.log.Warn("teredo: old address", slog.Any("err", err))
+			}
+		}
+	}
+	c.mu.Lock()
+	c.q = q
+	dropped := c.peers.reset(q.Address, q.Server)
+	c.mu.Unlock()
+	c.drop(PeerUnreachable, dropped)
+	c.quals.Add(1)
+	return nil
+}
+
+func (c *Client) tick() {
+	c.mu.Lock()
+	dropped, out := c.peers.tick(c.clk.Now(), nil)
+	c.mu.Unlock()
+	c.drop(PeerUnreachable, dropped)
+	c.send(out)
+}
+
+// send sends bubbles and flushed queues.
+func (c *Client) send(out []datagram) {
+	for _, d := range out {
+		if _, err := c.conn.WriteToUDPAddrPort(d.Payload, d.To); err != nil {
+			c.drop(SendFailed, 1)
+			continue
+		}
+		if validIPv6(d.Payload) && d.Payload[6] == wire.ProtoNone && len(d.Payload) == 40 {
+			c.bubbles.Add(1)
+		} else {
+			c.outPackets.Add(1)
+			c.outBytes.Add(uint64(len(d.Payload)))
+		}
+	}
+}
+
+// tunToNet reads IPv6 packets from the TUN device and sends them to
+// their peers.
+func (c *Client) tunToNet() error {
+	n := c.dev.BatchSize()
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		size := tunOffset + MTU + 256
+		if i == 0 {
+			size = tunOffset + 65536
+		}
+		bufs[i] = make([]byte, size)
+	}
+	sizes := make([]int, n)
+	out := make([]datagram, 0, 8)
+	errRun := 0
+	for {
+		got, err := c.dev.Read(bufs, sizes, tunOffset)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) || errRun >= 100 {
+				return fmt.Errorf("teredo: read %s: %w", c.cfg.Name, err)
+			}
+			if !errors.Is(err, tun.ErrTooManySegments) {
+				errRun++
+			}
+			c.drop(Malformed, 1)
+			continue
+		}
+		errRun = 0
+		for i := range got {
+			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
+			c.mu.Lock()
+			to, r, o := c.peers.outbound(c.clk.Now(), pkt, out[:0])
+			c.mu.Unlock()
+			out = o
+			c.send(out)
+			if r != 0 {
+				c.drop(r, 1)
+				continue
+			}
+			if !to.IsValid() {
+				continue // queued
+			}
+			if _, err := c.conn.WriteToUDPAddrPort(pkt, to); err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return fmt.Errorf("teredo: send: %w", err)
+				}
+				c.drop(SendFailed, 1)
+				continue
+			}
+			c.outPackets.Add(1)
+			c.outBytes.Add(uint64(len(pkt)))
+		}
+	}
+}
+
+// netToTun reads Teredo packets from the UDP socket, checks them and
+// writes the IPv6 packets they carry to the TUN device.
+func (c *Client) netToTun() error {
+	buf := make([]byte, tunOffset+65536)
+	bufs := [][]byte{nil}
+	out := make([]datagram, 0, 8)
+	for {
+		n, from, err := c.conn.ReadFromUDPAddrPort(buf[tunOffset:])
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("teredo: receive: %w", err)
+			}
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		pkt := buf[tunOffset : tunOffset+n]
+		c.mu.Lock()
+		off, v, r, o := c.peers.inbound(c.clk.Now(), from, pkt, out[:0])
+		c.mu.Unlock()
+		out = o
+		c.send(out)
+		switch v {
+		case drop:
+			c.drop(r, 1)
+		case toQualifier:
+			c.sc.hand(from, pkt)
+		case deliver:
+			ip := pkt[off:]
+			ip = ip[:40+int(binary.BigEndian.Uint16(ip[4:6]))] // trailers off
+			// Headroom for the virtio header before the packet: move
+			// it back over what the Teredo headers took.
+			bufs[0] = buf[off : off+tunOffset+len(ip)]
+			if _, err := c.dev.Write(bufs, tunOffset); err != nil {
+				if errors.Is(err, os.ErrClosed) {
+					return fmt.Errorf("teredo: write %s: %w", c.cfg.Name, err)
+				}
+				c.drop(TunWriteFailed, 1)
+				continue
+			}
+			c.inPackets.Add(1)
+			c.inBytes.Add(uint64(len(ip)))
+		}
+	}
+}
