@@ -142,6 +142,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParseRouterMessages$$' -fuzztime 30s ./sixto4/teredo/wire
 	$(GO) test -run XXX -fuzz '^FuzzParseAddress$$' -fuzztime 30s ./sixto4/teredo/wire
 	$(GO) test -run XXX -fuzz '^FuzzInbound$$' -fuzztime 30s ./sixto4/teredo
+	$(GO) test -run XXX -fuzz '^FuzzRelayInbound$$' -fuzztime 30s ./sixto4/teredo
 	$(GO) test -run XXX -fuzz FuzzParseReply -fuzztime 30s ./dhcp/pd
 	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp6
 	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp4

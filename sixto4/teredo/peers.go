@@ -43,11 +43,15 @@ const (
 	TooManyPeers           // the peer table is full
 	SendFailed             // the socket refused it
 	TunWriteFailed         // the TUN device refused it
+	SrcNotTeredo           // relay: from the socket with a non-Teredo source
+	DstTeredo              // relay: from the socket to a Teredo destination
+	DstNotTeredo           // relay: from the TUN to a non-Teredo destination
 	numReasons
 )
 
 var reasonNames = [numReasons]string{"", "no-relay", "not-ours", "not-qualified", "malformed", "src-mismatch",
-	"dst-not-ours", "unknown-relay", "queue-full", "peer-unreachable", "too-many-peers", "send-failed", "tun-write-failed"}
+	"dst-not-ours", "unknown-relay", "queue-full", "peer-unreachable", "too-many-peers", "send-failed", "tun-write-failed",
+	"src-not-teredo", "dst-teredo", "dst-not-teredo"}
 
 func (r Reason) String() string {
 	if r < numReasons {
@@ -68,6 +72,7 @@ type Peer struct {
 type peer struct {
 	Peer
 	server      netip.Addr // its Teredo server, for indirect bubbles
+	bubbleSrc   netip.Addr // the source of our bubbles to it
 	cone        bool
 	bubbles     int
 	lastBubble  time.Time
@@ -83,8 +88,12 @@ type datagram struct {
 
 // peers is the direct-connectivity state machine of RFC 4380 sections
 // 5.2.3, 5.2.4 and 5.2.6, pure: it takes now and returns what to send
-// or deliver; the Client does the I/O and holds the lock.
+// or deliver; the Client does the I/O and holds the lock. With relay set
+// it is a relay's (section 5.4): no address of its own, packets from the
+// TUN carry native sources (the bubbles' source too), and packets from
+// peers go to native destinations.
 type peers struct {
+	relay       bool
 	addr        netip.Addr // ours; invalid while unqualified
 	server      netip.Addr // our server's primary address
 	port        uint16     // servers' port (3544)
@@ -123,15 +132,21 @@ func (p *peers) outbound(now time.Time, pkt []byte, out []datagram) (to netip.Ad
 	if !validIPv6(pkt) {
 		return to, Malformed, out
 	}
-	if !p.addr.IsValid() {
-		return to, NotQualified, out
-	}
-	if ipv6Src(pkt) != p.addr {
-		return to, NotOurs, out
-	}
 	dst := ipv6Dst(pkt)
-	if !wire.Prefix.Contains(dst) {
-		return to, NoRelay, out
+	if p.relay {
+		if !wire.Prefix.Contains(dst) {
+			return to, DstNotTeredo, out
+		}
+	} else {
+		if !p.addr.IsValid() {
+			return to, NotQualified, out
+		}
+		if ipv6Src(pkt) != p.addr {
+			return to, NotOurs, out
+		}
+		if !wire.Prefix.Contains(dst) {
+			return to, NoRelay, out
+		}
 	}
 	q := p.m[dst]
 	if q == nil {
@@ -144,6 +159,11 @@ func (p *peers) outbound(now time.Time, pkt []byte, out []datagram) (to netip.Ad
 		}
 		q = &peer{Peer: Peer{Addr: dst, Mapped: a.Mapped}, server: a.Server, cone: a.Cone()}
 		p.m[dst] = q
+	}
+	if p.relay {
+		// The latest native source names the bubbles: the peer answers
+		// to it, through us.
+		q.bubbleSrc = ipv6Src(pkt)
 	}
 	if q.Trusted && now.Sub(q.LastRecv) < PeerTimeout {
 		return q.Mapped, 0, out
@@ -167,7 +187,11 @@ func (p *peers) outbound(now time.Time, pkt []byte, out []datagram) (to netip.Ad
 func (p *peers) bubble(now time.Time, q *peer, out []datagram) []datagram {
 	q.bubbles++
 	q.lastBubble = now
-	b, _ := wire.Bubble(p.addr, q.Addr).Append(nil)
+	src := p.addr
+	if p.relay {
+		src = q.bubbleSrc
+	}
+	b, _ := wire.Bubble(src, q.Addr).Append(nil)
 	out = append(out, datagram{To: q.Mapped, Payload: b})
 	if !q.cone {
 		out = append(out, datagram{To: netip.AddrPortFrom(q.server, p.port), Payload: b})
@@ -257,7 +281,7 @@ func (p *peers) inbound(now time.Time, from netip.AddrPort, pkt []byte, out []da
 	}
 	src, dst := ipv6Src(ip), ipv6Dst(ip)
 	bubble := ip[6] == wire.ProtoNone && binary.BigEndian.Uint16(ip[4:6]) == 0
-	fromServer := from.Port() == p.port && (from.Addr() == p.server || from.Addr() == p.server.Next())
+	fromServer := !p.relay && from.Port() == p.port && (from.Addr() == p.server || from.Addr() == p.server.Next())
 	if fromServer {
 		if !p.addr.IsValid() || ip[6] == wire.ProtoICMPv6 && dst.IsLinkLocalUnicast() {
 			return off, toQualifier, 0, out
@@ -276,17 +300,26 @@ func (p *peers) inbound(now time.Time, from netip.AddrPort, pkt []byte, out []da
 		}
 		return off, deliver, 0, out
 	}
-	if !p.addr.IsValid() {
+	if !p.relay && !p.addr.IsValid() {
 		return off, drop, NotQualified, out
 	}
 	if !wire.Prefix.Contains(src) {
+		if p.relay {
+			return off, drop, SrcNotTeredo, out
+		}
 		return off, drop, UnknownRelay, out
 	}
+	// RFC 4380 sections 5.2.3 and 5.4.2: the source names where it
+	// came from.
 	a, _ := wire.ParseAddress(src)
 	if a.Mapped != from {
 		return off, drop, SrcMismatch, out
 	}
-	if dst != p.addr {
+	if p.relay {
+		if wire.Prefix.Contains(dst) {
+			return off, drop, DstTeredo, out
+		}
+	} else if dst != p.addr {
 		return off, drop, DstNotOurs, out
 	}
 	q := p.m[src]

@@ -1,0 +1,163 @@
+package teredo
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"gateway/internal/leakcheck"
+	"gateway/internal/testenv"
+)
+
+// TestRelayWithMiredo: Miredo's client behind masquerade (home2 behind
+// nat2 in the world), our Relay in a namespace on the internet with a
+// native IPv6 host behind it:
+//
+//	inet (miredo-server) ─ relay (203.0.113.66, 2001:db8:1::2) ─ native (2001:db8:2::2)
+//
+// The native host routes 2001::/32 to the relay; miredo-server reaches
+// the native network through the relay too (it sends the client's echo
+// tests there). The native host pings and opens TCP to Miredo's client,
+// and Miredo's client pings the native host (finding our relay by its
+// echo test through the server).
+func TestRelayWithMiredo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	leakcheck.Check(t)
+	w := newWorld(t)
+	testenv.Tool(t, "miredo", "miredo")
+	testenv.Tool(t, "busybox", "busybox")
+	testenv.Device(t, "/dev/net/tun")
+	id := fmt.Sprintf("%d%03d", os.Getpid()%10000, mrand.IntN(1000))
+	relayNs, native := newNetns(t, id, "relay"), newNetns(t, id, "native")
+	link(t, w.inet, "relay", "203.0.113.65/26", relayNs, "wan", "203.0.113.66/26")
+	w.inet.ip(t, "-6 addr add 2001:db8:1::1/64 dev relay nodad")
+	relayNs.ip(t, "-6 addr add 2001:db8:1::2/64 dev wan nodad")
+	link(t, relayNs, "lan", "192.168.79.1/24", native, "lan", "192.168.79.2/24")
+	relayNs.ip(t, "-6 addr add 2001:db8:2::1/64 dev lan nodad")
+	native.ip(t, "-6 addr add 2001:db8:2::2/64 dev lan nodad")
+	native.ip(t, "-6 route add default via 2001:db8:2::1")
+	relayNs.ip(t, "route add default via 203.0.113.65")
+	w.inet.ip(t, "-6 route add 2001:db8:2::/64 via 2001:db8:1::2")
+	relayNs.exec(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	w.inet.exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+	qualifyFrom(t, w.open, "192.0.2.2:0", false) // the server is up
+	w.startDaemon(t, w.home2, "miredo", "RelayType client\nServerAddress "+miredoServer.String()+"\nInterfaceName teredo\n")
+
+	var r *Relay
+	if err := relayNs.do(func() (err error) {
+		r, err = NewRelay(RelayConfig{Name: "teredo0", Logger: testLogger(t)})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	if out := relayNs.exec(t, "ip", "-6", "route", "show", "dev", "teredo0"); !strings.Contains(out, "2001::/32") {
+		t.Errorf("no 2001::/32 route into teredo0:\n%s", out)
+	}
+	peer := miredoAddr(t, w.home2)
+	t.Logf("Miredo's client: %v", peer)
+
+	t.Run("native pings Miredo", func(t *testing.T) {
+		out, err := exec.Command("ip", "netns", "exec", string(native), "busybox", "ping", "-6", "-c", "5", "-i", "0.2", "-W", "5", peer.String()).CombinedOutput()
+		t.Logf("%s", out)
+		if err != nil || !strings.Contains(string(out), " 0% packet loss") {
+			t.Fatalf("ping %v: %v; relay stats %+v", peer, err, r.Stats())
+		}
+		var trusted bool
+		for _, p := range r.Peers() {
+			trusted = trusted || p.Addr == peer && p.Trusted
+		}
+		if !trusted {
+			t.Errorf("peer %v not trusted after the pings: %+v", peer, r.Peers())
+		}
+	})
+
+	t.Run("native TCP to Miredo", func(t *testing.T) {
+		var ln net.Listener
+		if err := w.home2.do(func() (err error) {
+			ln, err = net.Listen("tcp6", netip.AddrPortFrom(peer, 8080).String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			io.Copy(conn, conn)
+		}()
+		var conn net.Conn
+		if err := native.do(func() (err error) {
+			conn, err = net.DialTimeout("tcp6", netip.AddrPortFrom(peer, 8080).String(), 5*time.Second)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		msg := make([]byte, 1<<20)
+		rand.Read(msg)
+		go conn.Write(msg)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(conn, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatal("echo differs")
+		}
+	})
+
+	t.Run("Miredo pings native", func(t *testing.T) {
+		out, err := exec.Command("ip", "netns", "exec", string(w.home2), "busybox", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "5", "2001:db8:2::2").CombinedOutput()
+		t.Logf("%s", out)
+		if err != nil {
+			t.Fatalf("ping the native host from Miredo's side: %v", err)
+		}
+	})
+	t.Run("spoofed source dropped", func(t *testing.T) {
+		// From the open host, a packet whose Teredo source names
+		// Miredo's client's mapped address (RFC 4380 section 5.4.2).
+		var conn *net.UDPConn
+		if err := w.open.do(func() (err error) {
+			conn, err = net.ListenUDP("udp4", nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		before := r.Stats().Drops[SrcMismatch.String()]
+		if _, err := conn.WriteToUDPAddrPort(packet(t, peer, netip.MustParseAddr("2001:db8:2::2"), 58, 8), netip.MustParseAddrPort("203.0.113.66:3544")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "src-mismatch drop", func() bool { return r.Stats().Drops[SrcMismatch.String()] == before+1 })
+	})
+	s := r.Stats()
+	t.Logf("stats: %+v", s)
+	if s.InPackets == 0 || s.OutPackets == 0 || s.Bubbles == 0 {
+		t.Errorf("stats %+v: want packets both ways and bubbles", s)
+	}
+}
