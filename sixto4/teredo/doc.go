@@ -2,8 +2,11 @@
 // qualification with a Teredo server and the refresh that keeps its NAT
 // mapping (Qualifier), and Client, the tunnel: a TUN device with the
 // Teredo address, bubbles and direct connectivity with Teredo peers
-// (peers.go, a pure state machine), the RFC's checks on what arrives.
-// Not yet: relays for native IPv6 destinations (dropped as no-relay),
+// (peers.go, a pure state machine), the RFC's checks on what arrives;
+// and Relay (section 5.4), which carries native IPv6 hosts' packets to
+// Teredo peers and back over the same state machine in relay mode.
+// Not yet: the client's use of relays for native IPv6 destinations
+// (dropped as no-relay),
 // authentication, server failover health checks beyond trying the list
 // in order. Wire formats are in the wire package.
 //
