@@ -2,14 +2,12 @@ package teredo
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,21 +85,16 @@ type routeTable interface {
 // server, keeps its NAT mapping, and carries IPv6 packets between its
 // TUN device and Teredo peers, direct after bubbles.
 type Client struct {
-	cfg  Config
-	dev  tun.Device
-	conn *net.UDPConn
-	rt   routeTable
-	sc   *serverConn
-	log  *slog.Logger
-	clk  clock.Clock
+	datapath // its mu guards q and closed too
+	cfg      Config
+	rt       routeTable
+	sc       *serverConn
+	log      *slog.Logger
 
-	mu     sync.Mutex // guards peers, q, closed
-	peers  *peers
 	q      Qualification
 	closed bool
 
-	inPackets, inBytes, outPackets, outBytes, bubbles, quals atomic.Uint64
-	drops                                                    [numReasons]atomic.Uint64
+	quals atomic.Uint64
 }
 
 // newWithDeps is New over the given device, socket and route table
@@ -112,6 +105,7 @@ func newWithDeps(cfg Config, dev tun.Device, conn *net.UDPConn, rt routeTable) (
 		return nil, err
 	}
 	c.dev, c.conn, c.rt, c.sc = dev, conn, rt, newServerConn(conn)
+	c.hand = c.sc.hand
 	return c, nil
 }
 
@@ -128,7 +122,9 @@ func newClient(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: cfg, log: cfg.Logger, clk: clock.Or(cfg.Clock), peers: newPeers(cfg.Qualifier.port())}, nil
+	c := &Client{cfg: cfg, log: cfg.Logger}
+	c.name, c.clk, c.peers = cfg.Name, clock.Or(cfg.Clock), newPeers(cfg.Qualifier.port())
+	return c, nil
 }
 
 // Addr is our Teredo address; invalid until qualified.
@@ -147,21 +143,13 @@ func (c *Client) State() State {
 
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
-	s := Stats{
+	return Stats{
 		InPackets: c.inPackets.Load(), InBytes: c.inBytes.Load(),
 		OutPackets: c.outPackets.Load(), OutBytes: c.outBytes.Load(),
 		Bubbles: c.bubbles.Load(), Qualifications: c.quals.Load(),
-		Drops: map[string]uint64{},
+		Drops: c.dropCounts(),
 	}
-	for r := Reason(1); r < numReasons; r++ {
-		if n := c.drops[r].Load(); n > 0 {
-			s.Drops[r.String()] = n
-		}
-	}
-	return s
 }
-
-func (c *Client) drop(r Reason, n int) { c.drops[r].Add(uint64(n)) }
 
 // Close removes the device and closes the socket.
 func (c *Client) Close() error {
@@ -304,128 +292,4 @@ func (c *Client) setQualification(q Qualification) error {
 	c.drop(PeerUnreachable, dropped)
 	c.quals.Add(1)
 	return nil
-}
-
-func (c *Client) tick() {
-	c.mu.Lock()
-	dropped, out := c.peers.tick(c.clk.Now(), nil)
-	c.mu.Unlock()
-	c.drop(PeerUnreachable, dropped)
-	c.send(out)
-}
-
-// send sends bubbles and flushed queues.
-func (c *Client) send(out []datagram) {
-	for _, d := range out {
-		if _, err := c.conn.WriteToUDPAddrPort(d.Payload, d.To); err != nil {
-			c.drop(SendFailed, 1)
-			continue
-		}
-		if validIPv6(d.Payload) && d.Payload[6] == wire.ProtoNone && len(d.Payload) == 40 {
-			c.bubbles.Add(1)
-		} else {
-			c.outPackets.Add(1)
-			c.outBytes.Add(uint64(len(d.Payload)))
-		}
-	}
-}
-
-// tunToNet reads IPv6 packets from the TUN device and sends them to
-// their peers.
-func (c *Client) tunToNet() error {
-	n := c.dev.BatchSize()
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		size := tunOffset + MTU + 256
-		if i == 0 {
-			size = tunOffset + 65536
-		}
-		bufs[i] = make([]byte, size)
-	}
-	sizes := make([]int, n)
-	out := make([]datagram, 0, 8)
-	errRun := 0
-	for {
-		got, err := c.dev.Read(bufs, sizes, tunOffset)
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) || errRun >= 100 {
-				return fmt.Errorf("teredo: read %s: %w", c.cfg.Name, err)
-			}
-			if !errors.Is(err, tun.ErrTooManySegments) {
-				errRun++
-			}
-			c.drop(Malformed, 1)
-			continue
-		}
-		errRun = 0
-		for i := range got {
-			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
-			c.mu.Lock()
-			to, r, o := c.peers.outbound(c.clk.Now(), pkt, out[:0])
-			c.mu.Unlock()
-			out = o
-			c.send(out)
-			if r != 0 {
-				c.drop(r, 1)
-				continue
-			}
-			if !to.IsValid() {
-				continue // queued
-			}
-			if _, err := c.conn.WriteToUDPAddrPort(pkt, to); err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return fmt.Errorf("teredo: send: %w", err)
-				}
-				c.drop(SendFailed, 1)
-				continue
-			}
-			c.outPackets.Add(1)
-			c.outBytes.Add(uint64(len(pkt)))
-		}
-	}
-}
-
-// netToTun reads Teredo packets from the UDP socket, checks them and
-// writes the IPv6 packets they carry to the TUN device.
-func (c *Client) netToTun() error {
-	buf := make([]byte, tunOffset+65536)
-	bufs := [][]byte{nil}
-	out := make([]datagram, 0, 8)
-	for {
-		n, from, err := c.conn.ReadFromUDPAddrPort(buf[tunOffset:])
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("teredo: receive: %w", err)
-			}
-			continue
-		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		pkt := buf[tunOffset : tunOffset+n]
-		c.mu.Lock()
-		off, v, r, o := c.peers.inbound(c.clk.Now(), from, pkt, out[:0])
-		c.mu.Unlock()
-		out = o
-		c.send(out)
-		switch v {
-		case drop:
-			c.drop(r, 1)
-		case toQualifier:
-			c.sc.hand(from, pkt)
-		case deliver:
-			ip := pkt[off:]
-			ip = ip[:40+int(binary.BigEndian.Uint16(ip[4:6]))] // trailers off
-			// Headroom for the virtio header before the packet: move
-			// it back over what the Teredo headers took.
-			bufs[0] = buf[off : off+tunOffset+len(ip)]
-			if _, err := c.dev.Write(bufs, tunOffset); err != nil {
-				if errors.Is(err, os.ErrClosed) {
-					return fmt.Errorf("teredo: write %s: %w", c.cfg.Name, err)
-				}
-				c.drop(TunWriteFailed, 1)
-				continue
-			}
-			c.inPackets.Add(1)
-			c.inBytes.Add(uint64(len(ip)))
-		}
-	}
 }

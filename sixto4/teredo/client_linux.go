@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 
+	"golang.zx2c4.com/wireguard/tun"
+
 	"gateway/internal/tundev"
 )
 
@@ -23,23 +25,14 @@ func New(cfg Config) (*Client, error) {
 }
 
 func (c *Client) open() error {
-	var err error
-	if c.dev, err = tundev.Open(c.cfg.Name, MTU); err != nil {
-		return fmt.Errorf("teredo: %w", err)
+	dev, rt, err := openDevice(c.cfg.Name)
+	c.dev = dev
+	if rt != nil {
+		c.rt = rt
 	}
-	name, err := c.dev.Name()
-	if err != nil {
-		return fmt.Errorf("teredo: %w", err)
-	}
-	idx, err := tundev.Index(name)
-	if err != nil {
-		return fmt.Errorf("teredo: %w", err)
-	}
-	rt, err := dialRoutes(idx)
 	if err != nil {
 		return err
 	}
-	c.rt = rt
 	bind := c.cfg.Bind
 	if !bind.IsValid() {
 		bind = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
@@ -48,5 +41,29 @@ func (c *Client) open() error {
 		return fmt.Errorf("teredo: %w", err)
 	}
 	c.sc = newServerConn(c.conn)
+	c.hand = c.sc.hand
 	return nil
+}
+
+// openDevice creates the TUN device name and an rtnetlink socket for its
+// addresses and routes. What it made before an error is returned too, for
+// the caller's Close.
+func openDevice(name string) (tun.Device, *routes, error) {
+	dev, err := tundev.Open(name, MTU)
+	if err != nil {
+		return nil, nil, fmt.Errorf("teredo: %w", err)
+	}
+	ifname, err := dev.Name()
+	if err != nil {
+		return dev, nil, fmt.Errorf("teredo: %w", err)
+	}
+	idx, err := tundev.Index(ifname)
+	if err != nil {
+		return dev, nil, fmt.Errorf("teredo: %w", err)
+	}
+	rt, err := dialRoutes(idx)
+	if err != nil {
+		return dev, nil, err
+	}
+	return dev, rt, nil
 }

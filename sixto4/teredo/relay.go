@@ -2,17 +2,12 @@ package teredo
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"sync"
-	"sync/atomic"
-
-	"golang.zx2c4.com/wireguard/tun"
 
 	"gateway/internal/clock"
 	"gateway/sixto4/teredo/wire"
@@ -49,19 +44,12 @@ type RelayStats struct {
 // packets from peers to native destinations go into the TUN device for
 // the kernel to forward. It takes no Teredo address.
 type Relay struct {
-	cfg  RelayConfig
-	dev  tun.Device
-	conn *net.UDPConn
-	rt   closer
-	log  *slog.Logger
-	clk  clock.Clock
+	datapath // its mu guards closed too
+	cfg      RelayConfig
+	rt       closer
+	log      *slog.Logger
 
-	mu     sync.Mutex // guards peers, closed
-	peers  *peers
 	closed bool
-
-	inPackets, inBytes, outPackets, outBytes, bubbles atomic.Uint64
-	drops                                             [numReasons]atomic.Uint64
 }
 
 // closer is what the relay closes besides the device and socket (the
@@ -85,7 +73,9 @@ func newRelay(cfg RelayConfig) (*Relay, error) {
 	}
 	p := newPeers(wire.Port)
 	p.relay = true
-	return &Relay{cfg: cfg, log: cfg.Logger, clk: clock.Or(cfg.Clock), peers: p}, nil
+	r := &Relay{cfg: cfg, log: cfg.Logger}
+	r.name, r.clk, r.peers = cfg.Name, clock.Or(cfg.Clock), p
+	return r, nil
 }
 
 // Peers lists the Teredo peers the relay knows.
@@ -100,20 +90,12 @@ func (r *Relay) Stats() RelayStats {
 	r.mu.Lock()
 	n := len(r.peers.m)
 	r.mu.Unlock()
-	s := RelayStats{
+	return RelayStats{
 		InPackets: r.inPackets.Load(), InBytes: r.inBytes.Load(),
 		OutPackets: r.outPackets.Load(), OutBytes: r.outBytes.Load(),
-		Bubbles: r.bubbles.Load(), Peers: n, Drops: map[string]uint64{},
+		Bubbles: r.bubbles.Load(), Peers: n, Drops: r.dropCounts(),
 	}
-	for x := Reason(1); x < numReasons; x++ {
-		if v := r.drops[x].Load(); v > 0 {
-			s.Drops[x.String()] = v
-		}
-	}
-	return s
 }
-
-func (r *Relay) drop(x Reason, n int) { r.drops[x].Add(uint64(n)) }
 
 // Close removes the device (and its route) and closes the socket.
 func (r *Relay) Close() error {
@@ -168,121 +150,6 @@ func (r *Relay) ticker(ctx context.Context) error {
 		if err := sleep(ctx, r.clk, BubbleInterval/4); err != nil {
 			return err
 		}
-		r.mu.Lock()
-		dropped, out := r.peers.tick(r.clk.Now(), nil)
-		r.mu.Unlock()
-		r.drop(PeerUnreachable, dropped)
-		r.send(out)
-	}
-}
-
-func (r *Relay) send(out []datagram) {
-	for _, d := range out {
-		if _, err := r.conn.WriteToUDPAddrPort(d.Payload, d.To); err != nil {
-			r.drop(SendFailed, 1)
-			continue
-		}
-		if len(d.Payload) == 40 && d.Payload[6] == wire.ProtoNone {
-			r.bubbles.Add(1)
-		} else {
-			r.outPackets.Add(1)
-			r.outBytes.Add(uint64(len(d.Payload)))
-		}
-	}
-}
-
-// tunToNet reads IPv6 packets to Teredo destinations from the TUN
-// device and sends them to their peers, a batch per read.
-func (r *Relay) tunToNet() error {
-	n := r.dev.BatchSize()
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		size := tunOffset + MTU + 256
-		if i == 0 {
-			size = tunOffset + 65536
-		}
-		bufs[i] = make([]byte, size)
-	}
-	sizes := make([]int, n)
-	out := make([]datagram, 0, 8)
-	errRun := 0
-	for {
-		got, err := r.dev.Read(bufs, sizes, tunOffset)
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) || errRun >= 100 {
-				return fmt.Errorf("teredo: read %s: %w", r.cfg.Name, err)
-			}
-			if !errors.Is(err, tun.ErrTooManySegments) {
-				errRun++
-			}
-			r.drop(Malformed, 1)
-			continue
-		}
-		errRun = 0
-		for i := range got {
-			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
-			r.mu.Lock()
-			to, x, o := r.peers.outbound(r.clk.Now(), pkt, out[:0])
-			r.mu.Unlock()
-			out = o
-			r.send(out)
-			if x != 0 {
-				r.drop(x, 1)
-				continue
-			}
-			if !to.IsValid() {
-				continue // queued
-			}
-			if _, err := r.conn.WriteToUDPAddrPort(pkt, to); err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return fmt.Errorf("teredo: send: %w", err)
-				}
-				r.drop(SendFailed, 1)
-				continue
-			}
-			r.outPackets.Add(1)
-			r.outBytes.Add(uint64(len(pkt)))
-		}
-	}
-}
-
-// netToTun reads Teredo packets from the socket, checks them (RFC 4380
-// section 5.4.2) and writes the IPv6 packets to the TUN device.
-func (r *Relay) netToTun() error {
-	buf := make([]byte, tunOffset+65536)
-	bufs := [][]byte{nil}
-	out := make([]datagram, 0, 8)
-	for {
-		n, from, err := r.conn.ReadFromUDPAddrPort(buf[tunOffset:])
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("teredo: receive: %w", err)
-			}
-			continue
-		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		pkt := buf[tunOffset : tunOffset+n]
-		r.mu.Lock()
-		off, v, x, o := r.peers.inbound(r.clk.Now(), from, pkt, out[:0])
-		r.mu.Unlock()
-		out = o
-		r.send(out)
-		switch v {
-		case drop:
-			r.drop(x, 1)
-		case deliver:
-			ip := pkt[off:]
-			ip = ip[:40+int(binary.BigEndian.Uint16(ip[4:6]))]
-			bufs[0] = buf[off : off+tunOffset+len(ip)]
-			if _, err := r.dev.Write(bufs, tunOffset); err != nil {
-				if errors.Is(err, os.ErrClosed) {
-					return fmt.Errorf("teredo: write %s: %w", r.cfg.Name, err)
-				}
-				r.drop(TunWriteFailed, 1)
-				continue
-			}
-			r.inPackets.Add(1)
-			r.inBytes.Add(uint64(len(ip)))
-		}
+		r.tick()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 
-	"gateway/internal/tundev"
 	"gateway/sixto4/teredo/wire"
 )
 
@@ -25,23 +24,14 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 }
 
 func (r *Relay) open() error {
-	var err error
-	if r.dev, err = tundev.Open(r.cfg.Name, MTU); err != nil {
-		return fmt.Errorf("teredo: %w", err)
+	dev, rt, err := openDevice(r.cfg.Name)
+	r.dev = dev
+	if rt != nil {
+		r.rt = rt
 	}
-	name, err := r.dev.Name()
-	if err != nil {
-		return fmt.Errorf("teredo: %w", err)
-	}
-	idx, err := tundev.Index(name)
-	if err != nil {
-		return fmt.Errorf("teredo: %w", err)
-	}
-	rt, err := dialRoutes(idx)
 	if err != nil {
 		return err
 	}
-	r.rt = rt
 	if err := rt.addRoute(wire.Prefix); err != nil {
 		return err
 	}
