@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -159,21 +158,11 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
-	var errs []error
-	if c.conn != nil {
-		if err := c.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
-	if c.dev != nil {
-		if err := c.dev.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
+	err := c.closeIO()
 	if c.rt != nil {
-		errs = append(errs, c.rt.close())
+		err = errors.Join(err, c.rt.close())
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // Run qualifies, refreshes and moves packets until ctx is done or the

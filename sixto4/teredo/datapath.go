@@ -34,6 +34,23 @@ type datapath struct {
 	drops                                             [numReasons]atomic.Uint64
 }
 
+// closeIO closes the socket and the device; closing them again is no
+// error.
+func (d *datapath) closeIO() error {
+	var errs []error
+	if d.conn != nil {
+		if err := d.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if d.dev != nil {
+		if err := d.dev.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (d *datapath) drop(r Reason, n int) { d.drops[r].Add(uint64(n)) }
 
 // dropCounts are the drops by reason name, the reasons never seen left out.

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
 
 	"gateway/internal/clock"
 	"gateway/sixto4/teredo/wire"
@@ -105,21 +103,11 @@ func (r *Relay) Close() error {
 		return nil
 	}
 	r.closed = true
-	var errs []error
-	if r.conn != nil {
-		if err := r.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
-	if r.dev != nil {
-		if err := r.dev.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
+	err := r.closeIO()
 	if r.rt != nil {
-		errs = append(errs, r.rt.close())
+		err = errors.Join(err, r.rt.close())
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // Run moves packets until ctx is done or the device or socket fails; it
