@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -259,7 +258,3 @@ func runUplink(ctx context.Context, u *uplink, wans <-chan facts.WAN, delegation
 // pdGrace is how long the first uplink choice waits for a delegation: a
 // DHCPv6 exchange takes well under a second, a reboot's Rebind up to 10 s.
 const pdGrace = 5 * time.Second
-
-func (d delegation) String() string {
-	return fmt.Sprintf("%v valid until %v", d.Prefix, d.Valid.Format(time.RFC3339))
-}
