@@ -332,6 +332,9 @@ func TestTwoSitesAndRelay(t *testing.T) {
 		}
 		for _, s := range spoofs {
 			t.Run(s.name, func(t *testing.T) {
+				// Late answers to the pings before would count as
+				// deliveries: start once the tunnel is quiet.
+				quiet(t, s.to)
 				before := s.to.Stats()
 				pkt := appendIPv4(nil, s.outer, s.dst4, ipv6(s.src6, s.dst6, 16))
 				if err := w.inet.do(func() error { return sendRaw(pkt, s.dst4) }); err != nil {
@@ -351,6 +354,22 @@ func TestTwoSitesAndRelay(t *testing.T) {
 			})
 		}
 	})
+}
+
+// quiet waits (5 s at most) until t has delivered nothing for 300 ms.
+func quiet(t *testing.T, tun *Tunnel) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	last := tun.Stats().InPackets
+	for since := time.Now(); time.Since(since) < 300*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tunnel does not go quiet: %d packets in", tun.Stats().InPackets)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if n := tun.Stats().InPackets; n != last {
+			last, since = n, time.Now()
+		}
+	}
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
