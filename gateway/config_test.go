@@ -21,7 +21,7 @@ func TestParseConfigMinimal(t *testing.T) {
 		File: "gw.conf", WAN: "eth0", LANs: []string{"br-lan"},
 		StateDir: defaultStateDir, ControlSocket: DefaultControlSocket,
 		NAT:  NATConfig{Filtering: nat44.AddressAndPortDependent, UDPHold: 5 * time.Minute, UDPTimeout: 2 * time.Minute, TCPEstablished: 2*time.Hour + 4*time.Minute},
-		IPv6: &IPv6Config{PD: true, WANAddress: true, SixToFour: true, Subnet: 1, RA: true},
+		IPv6: &IPv6Config{PD: true, WANAddress: true, SixToFour: true, Subnet: 1, RA: true, Teredo: true, TeredoRelay: true, TeredoPort: 3544},
 		Web:  &WebConfig{Port: 80, HTTPSPort: 443},
 	}
 	if diff := cmp.Diff(want, c, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
@@ -414,17 +414,24 @@ config ipv6 'ipv6'
 	option ula fd12:3456:789a:1::/64
 	option subnet 7
 	list dns 2001:db8::53
+	list dns 2001:db8::54
 	list domain lan.example
+	list domain home.example
 	option mtu 1400
 	option ra_interval 30
+	list teredo_server 198.51.100.30
+	list teredo_server teredo.example.net
+	option teredo_relay 0
+	option teredo_port 3545
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &IPv6Config{Line: 5, PDHint: 56, WANAddress: true, SixToFour: true, Subnet: 7, RA: true,
 		Relay: netip.MustParseAddr("192.0.2.99"), Static: netip.MustParsePrefix("2001:db8:5::/48"),
-		ULA: netip.MustParsePrefix("fd12:3456:789a:1::/64"), DNS: []netip.Addr{netip.MustParseAddr("2001:db8::53")},
-		Domains: []string{"lan.example"}, MTU: 1400, RAInterval: 30 * time.Second}
+		ULA: netip.MustParsePrefix("fd12:3456:789a:1::/64"), DNS: []netip.Addr{netip.MustParseAddr("2001:db8::53"), netip.MustParseAddr("2001:db8::54")},
+		Domains: []string{"lan.example", "home.example"}, MTU: 1400, RAInterval: 30 * time.Second,
+		TeredoServers: []string{"198.51.100.30", "teredo.example.net"}, Teredo: true, TeredoPort: 3545}
 	if diff := cmp.Diff(want, c.IPv6, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
@@ -442,6 +449,10 @@ config ipv6 'ipv6'
 		{"list dns 192.0.2.1", `dns "192.0.2.1" is not an IPv6 address`},
 		{"option mtu 1000", "mtu \"1000\": want a number from 1280 to 65535"},
 		{"option ra_interval 3600", "ra_interval 1h0m0s is over RFC 4861's 1800 s"},
+		{"list teredo_server 10.1.2.3", `gw.conf:6: teredo_server "10.1.2.3": not a public unicast address`},
+		{"list teredo_server 2001:db8::1", `teredo_server "2001:db8::1": not an IPv4 address`},
+		{"list teredo_server 'a b'", `teredo_server "a b": not an IPv4 address or host name`},
+		{"option teredo_port 0", `teredo_port "0": want a number from 1 to 65535`},
 	} {
 		_, err := ParseConfig("gw.conf", []byte(base+"\nconfig ipv6\n\t"+tt.text+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -468,6 +479,8 @@ func TestChooseUplink(t *testing.T) {
 		{"delegated first", uplinkInputs{Delegated: pf("2001:db8:1::/56"), Sixto4: pf("2002:cb00:7102::/48"), Static: pf("2001:db8:9::/48"), ULA: ula}, 1, pf("2001:db8:1:1::/64"), UplinkPD, ""},
 		{"6to4 before static", uplinkInputs{Sixto4: pf("2002:cb00:7102::/48"), Static: pf("2001:db8:9::/48"), ULA: ula}, 1, pf("2002:cb00:7102:1::/64"), UplinkSixto4, ""},
 		{"static last", uplinkInputs{Static: pf("2001:db8:9::/48"), ULA: ula}, 0x2a, pf("2001:db8:9:2a::/64"), UplinkStatic, ""},
+		{"static before Teredo", uplinkInputs{Static: pf("2001:db8:9::/48"), ULA: ula, Teredo: true}, 1, pf("2001:db8:9:1::/64"), UplinkStatic, ""},
+		{"Teredo: the ULA with a default route", uplinkInputs{ULA: ula, Teredo: true}, 1, ula, UplinkTeredo, ""},
 		{"a /64 is its own subnet", uplinkInputs{Delegated: pf("2001:db8:1:5::/64")}, 1, pf("2001:db8:1:5::/64"), UplinkPD, ""},
 		{"subnet past a /60", uplinkInputs{Delegated: pf("2001:db8:1:10::/60")}, 16, netip.Prefix{}, "", "subnet 16 does not fit in 2001:db8:1:10::/60"},
 		{"last subnet of a /60", uplinkInputs{Delegated: pf("2001:db8:1:10::/60")}, 15, pf("2001:db8:1:1f::/64"), UplinkPD, ""},

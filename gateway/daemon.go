@@ -251,8 +251,18 @@ func natConfig(cfg *Config, log *slog.Logger) nat44.Config {
 		StateDir:  cfg.StateDir,
 		Policy:    cfg.NAT.Policy,
 		Reserved:  cfg.NAT.Reserved,
+		WANInput:  wanInput(cfg),
 		Logger:    log.With(slog.String("service", svcNAT)),
 	}
+}
+
+// wanInput are the router's own ports that the WAN reaches: the Teredo
+// client's or relay's, where peers and relays send unsolicited.
+func wanInput(cfg *Config) []nat44.Key {
+	if v6 := cfg.IPv6; v6 != nil && (v6.TeredoClient() || v6.TeredoRelay) {
+		return []nat44.Key{{Proto: nat44.UDP, ExternalPort: v6.TeredoPort}}
+	}
+	return nil
 }
 
 // runNAT runs the NAT service and feeds it the WAN address and the LAN
@@ -286,11 +296,11 @@ func (d *Daemon) runNAT(ctx context.Context) error {
 					d.log.Error("apply the new WAN address", slog.String("service", svcNAT), slog.Any("err", err))
 				}
 			case t := <-tunnels:
-				var outside []string
-				if t.Iface != "" {
-					outside = []string{t.Iface}
+				var nat66 []string
+				if t.Teredo != "" {
+					nat66 = []string{t.Teredo}
 				}
-				if err := errors.Join(nat.SetOutside(outside), nat.SetSixToFour(t.SixToFour)); err != nil {
+				if err := errors.Join(nat.SetOutside(t.Outside()), nat.SetSixToFour(t.SixToFour), nat.SetNAT66(nat66)); err != nil {
 					d.log.Error("apply the IPv6 tunnel to the filter", slog.String("service", svcNAT), slog.Any("err", err))
 				}
 			case l := <-lans:
@@ -534,6 +544,11 @@ func (d *Daemon) applyConfig(cfg *Config) error {
 }
 
 func (d *Daemon) setPolicy(nat *nat44.NAT, old, cfg *Config) {
+	if in := wanInput(cfg); !slices.Equal(wanInput(old), in) {
+		if err := nat.SetWANInput(in); err != nil {
+			d.log.Error("reload: WAN input ports", slog.Any("err", err))
+		}
+	}
 	if reflect.DeepEqual(old.NAT.Policy, cfg.NAT.Policy) && slices.Equal(old.NAT.Reserved, cfg.NAT.Reserved) {
 		return
 	}

@@ -38,11 +38,18 @@ type delegation struct {
 // functions so that unit tests watch them.
 type uplinkDeps struct {
 	startTunnel func(local netip.Addr) (tunnel6to4, error)
+	// startTeredo starts the Teredo client, which calls notify when its
+	// qualification changes.
+	startTeredo func(notify func()) teredoTunnel
+	startRelay  func() (teredoRelay, error)
 	addAddr     func(iface string, p netip.Prefix) error
 	delAddr     func(iface string, p netip.Prefix) error
-	// outside tells nat44 the tunnel's interface (or none) and whether
-	// protocol 41 may come in.
-	outside func(tunnel string, sixto4 bool) error
+	// addRoute and delRoute set the default route from the LAN's prefix
+	// into the Teredo client's device.
+	addRoute, delRoute func(iface string, dst, src netip.Prefix) error
+	// tunnels tells nat44 the tunnels' interfaces, whether protocol 41
+	// may come in, and where NAT66 applies.
+	tunnels func(facts.Tunnel)
 	publish func(facts.IPv6)
 	log     *slog.Logger
 }
@@ -54,8 +61,10 @@ type uplinkState struct {
 }
 
 // uplink chooses the LAN's IPv6 prefix and keeps the system in step: the
-// 6to4 tunnel runs while 6to4 is the uplink, the router holds ::1 of the
-// LAN's /64, and the choice is published for the RA service.
+// 6to4 tunnel runs while 6to4 is the uplink, the Teredo client while
+// nothing better is there, the Teredo relay while the LAN has a global
+// prefix, the router holds ::1 of the LAN's /64, and the choice is
+// published for the RA service.
 type uplink struct {
 	cfg   *IPv6Config
 	lan   string // the LAN interface that gets the router's address
@@ -72,6 +81,24 @@ type uplink struct {
 	// tried again until the address changes.
 	tunnelFailed netip.Addr
 	lastErr      string
+
+	teredo       teredoTunnel
+	teredoWAN    netip.Addr   // the WAN address it started on
+	teredoFailed netip.Addr   // as tunnelFailed
+	teredoRoute  netip.Prefix // the source of the default route into it
+	relay        teredoRelay
+	relayFailed  netip.Addr // as tunnelFailed
+	tunnels      facts.Tunnel
+	// kick wakes runUplink to apply again (the Teredo client qualified).
+	kick chan struct{}
+}
+
+// notify asks runUplink to apply the state again.
+func (u *uplink) notify() {
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
 }
 
 // apply brings the system in line with st. It is called on every change
@@ -88,6 +115,71 @@ func (u *uplink) apply(st uplinkState) {
 		default:
 		}
 	}
+	if u.teredo != nil {
+		select {
+		case <-u.teredo.Done():
+			u.deps.log.Warn("the Teredo client stopped", slog.String("service", svcIPv6))
+			u.teredoFailed = u.teredoWAN
+			u.stopTeredoLocked()
+		default:
+		}
+	}
+	if u.relay != nil {
+		select {
+		case <-u.relay.Done():
+			u.deps.log.Warn("the Teredo relay stopped", slog.String("service", svcIPv6))
+			u.relayFailed = st.WAN.Addr
+			u.relay.Stop()
+			u.relay = nil
+		default:
+		}
+	}
+	u.applySixto4Locked(st)
+	u.applyTeredoLocked(st)
+	in := uplinkInputs{Delegated: st.Delegated.Prefix, Static: u.cfg.Static, ULA: u.ula,
+		Teredo: u.teredo != nil && u.teredo.Qualified()}
+	if u.tunnel != nil {
+		in.Sixto4 = u.tunnel.Prefix()
+	}
+	lan, name, err := chooseUplink(in, u.cfg.Subnet)
+	if err != nil {
+		u.deps.log.Error("cannot use the uplink's prefix", slog.String("service", svcIPv6), slog.Any("err", err))
+		u.lastErr = err.Error()
+		lan, name = u.ula, UplinkNone
+	}
+	next := facts.IPv6{Prefix: lan, Uplink: name}
+	switch name {
+	case UplinkPD:
+		next.Valid, next.Preferred = st.Delegated.Valid, st.Delegated.Preferred
+	case UplinkSixto4:
+		next.MTU = sixto4MTU
+	case UplinkTeredo:
+		next.MTU = teredoMTU
+	}
+	if u.tunnel != nil {
+		if err := u.tunnel.SetDefault(name == UplinkSixto4); err != nil {
+			u.deps.log.Error("cannot route IPv6 into the 6to4 tunnel", slog.String("service", svcIPv6), slog.Any("err", err))
+		}
+	}
+	var route netip.Prefix
+	if name == UplinkTeredo {
+		route = lan
+	}
+	u.setTeredoRouteLocked(route)
+	u.applyRelayLocked(st, name)
+	u.publishTunnelsLocked()
+	u.setAddrLocked(lan)
+	if next != u.cur {
+		if next.Prefix != u.cur.Prefix || next.Uplink != u.cur.Uplink {
+			u.deps.log.Info("LAN IPv6 prefix", slog.String("service", svcIPv6), slog.String("uplink", name), slog.Any("prefix", lan))
+		}
+		u.cur = next
+		u.deps.publish(next)
+	}
+}
+
+// applySixto4Locked starts or stops the 6to4 tunnel for st.
+func (u *uplink) applySixto4Locked(st uplinkState) {
 	// 6to4 runs only as the uplink: with a delegated prefix the LAN's
 	// sources are native, and a 6to4 peer refuses native sources that do
 	// not come from its relay (RFC 3964 section 5.2).
@@ -104,40 +196,96 @@ func (u *uplink) apply(st uplinkState) {
 			u.tunnelFailed = st.WAN.Addr
 		} else {
 			u.tunnel, u.local, u.tunnelFailed = t, st.WAN.Addr, netip.Addr{}
-			if err := u.deps.outside(u.tname, true); err != nil {
-				u.deps.log.Error("cannot filter the 6to4 tunnel", slog.String("service", svcIPv6), slog.Any("err", err))
-			}
 		}
 	}
-	in := uplinkInputs{Delegated: st.Delegated.Prefix, Static: u.cfg.Static, ULA: u.ula}
+}
+
+// applyTeredoLocked runs the Teredo client when nothing better gives the
+// LAN a global prefix (no delegation, no 6to4, no static prefix) and the
+// WAN has an IPv4 address of any kind: Teredo works behind NATs, which is
+// what it is for. A new WAN address starts it again: the old mapping and
+// every peer's trust went with the address.
+func (u *uplink) applyTeredoLocked(st uplinkState) {
+	want := u.cfg.TeredoClient() && !st.Delegated.Prefix.IsValid() && u.tunnel == nil &&
+		!u.cfg.Static.IsValid() && st.WAN.Addr.Is4()
+	if u.teredo != nil && (!want || u.teredoWAN != st.WAN.Addr) {
+		u.stopTeredoLocked()
+	}
+	if want && u.teredo == nil && u.teredoFailed != st.WAN.Addr {
+		if u.relay != nil { // the same UDP port, and its route to 2001::/32
+			u.relay.Stop()
+			u.relay = nil
+		}
+		u.teredo, u.teredoWAN, u.teredoFailed = u.deps.startTeredo(u.notify), st.WAN.Addr, netip.Addr{}
+	}
+}
+
+func (u *uplink) stopTeredoLocked() {
+	u.setTeredoRouteLocked(netip.Prefix{})
+	u.teredo.Stop()
+	u.teredo, u.teredoWAN = nil, netip.Addr{}
+}
+
+// setTeredoRouteLocked routes IPv6 from src (invalid: none) into the
+// Teredo client's device, where NAT66 gives it the Teredo address.
+func (u *uplink) setTeredoRouteLocked(src netip.Prefix) {
+	if src == u.teredoRoute {
+		return
+	}
+	def := netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	if u.teredoRoute.IsValid() {
+		if err := u.deps.delRoute(teredoIface, def, u.teredoRoute); err != nil {
+			u.deps.log.Warn("cannot remove the route into Teredo", slog.String("service", svcIPv6), slog.Any("err", err))
+		}
+		u.teredoRoute = netip.Prefix{}
+	}
+	if src.IsValid() {
+		if err := u.deps.addRoute(teredoIface, def, src); err != nil {
+			u.deps.log.Error("cannot route IPv6 into Teredo", slog.String("service", svcIPv6), slog.Any("err", err))
+			u.lastErr = err.Error()
+			return
+		}
+		u.teredoRoute = src
+	}
+}
+
+// applyRelayLocked runs the Teredo relay while the LAN has a global
+// prefix (name is the uplink): LAN hosts then reach Teredo hosts through
+// it. With Teredo as the uplink the client itself carries 2001::/32.
+func (u *uplink) applyRelayLocked(st uplinkState, name string) {
+	want := u.cfg.TeredoRelay && u.teredo == nil && st.WAN.Addr.Is4() &&
+		(name == UplinkPD || name == UplinkSixto4 || name == UplinkStatic)
+	if u.relay != nil && !want {
+		u.relay.Stop()
+		u.relay = nil
+	}
+	if want && u.relay == nil && u.relayFailed != st.WAN.Addr {
+		r, err := u.deps.startRelay()
+		if err != nil {
+			u.deps.log.Error("cannot start the Teredo relay", slog.String("service", svcIPv6), slog.Any("err", err))
+			u.lastErr = err.Error()
+			u.relayFailed = st.WAN.Addr
+			return
+		}
+		u.relay, u.relayFailed = r, netip.Addr{}
+	}
+}
+
+// publishTunnelsLocked tells the filter which tunnels run.
+func (u *uplink) publishTunnelsLocked() {
+	var t facts.Tunnel
 	if u.tunnel != nil {
-		in.Sixto4 = u.tunnel.Prefix()
+		t.Iface, t.SixToFour = u.tname, true
 	}
-	lan, name, err := chooseUplink(in, u.cfg.Subnet)
-	if err != nil {
-		u.deps.log.Error("cannot use the uplink's prefix", slog.String("service", svcIPv6), slog.Any("err", err))
-		u.lastErr = err.Error()
-		lan, name = u.ula, UplinkNone
+	if u.teredo != nil {
+		t.Teredo = teredoIface
 	}
-	next := facts.IPv6{Prefix: lan, Uplink: name}
-	switch name {
-	case UplinkPD:
-		next.Valid, next.Preferred = st.Delegated.Valid, st.Delegated.Preferred
-	case UplinkSixto4:
-		next.MTU = sixto4MTU
+	if u.relay != nil {
+		t.TeredoRelay = teredoRelayIface
 	}
-	if u.tunnel != nil {
-		if err := u.tunnel.SetDefault(name == UplinkSixto4); err != nil {
-			u.deps.log.Error("cannot route IPv6 into the 6to4 tunnel", slog.String("service", svcIPv6), slog.Any("err", err))
-		}
-	}
-	u.setAddrLocked(lan)
-	if next != u.cur {
-		if next.Prefix != u.cur.Prefix || next.Uplink != u.cur.Uplink {
-			u.deps.log.Info("LAN IPv6 prefix", slog.String("service", svcIPv6), slog.String("uplink", name), slog.Any("prefix", lan))
-		}
-		u.cur = next
-		u.deps.publish(next)
+	if t != u.tunnels {
+		u.tunnels = t
+		u.deps.tunnels(t)
 	}
 }
 
@@ -170,18 +318,23 @@ func (u *uplink) setAddrLocked(lan netip.Prefix) {
 func (u *uplink) stopTunnelLocked() {
 	u.tunnel.Stop()
 	u.tunnel, u.local = nil, netip.Addr{}
-	if err := u.deps.outside("", false); err != nil {
-		u.deps.log.Error("cannot update the outside interfaces", slog.String("service", svcIPv6), slog.Any("err", err))
-	}
 }
 
-// close stops the tunnel and removes the router's LAN address.
+// close stops the tunnels and removes the router's LAN address.
 func (u *uplink) close() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.tunnel != nil {
 		u.stopTunnelLocked()
 	}
+	if u.teredo != nil {
+		u.stopTeredoLocked()
+	}
+	if u.relay != nil {
+		u.relay.Stop()
+		u.relay = nil
+	}
+	u.publishTunnelsLocked()
 	u.setAddrLocked(netip.Prefix{})
 }
 
@@ -192,6 +345,8 @@ type IPv6Status struct {
 	Delegated netip.Prefix      `json:"delegated"` // from the ISP, if any
 	Valid     *time.Time        `json:"valid,omitempty"`
 	Sixto4    any               `json:"sixto4,omitempty"` // the tunnel's counters while it runs
+	Teredo    any               `json:"teredo,omitempty"` // the client's state while it runs
+	Relay     any               `json:"teredo_relay,omitempty"`
 	RA        any               `json:"ra,omitempty"`
 	PDDrops   map[string]uint64 `json:"pd_drops,omitempty"` // DHCPv6 replies dropped, by reason
 	Error     string            `json:"error,omitempty"`
@@ -207,6 +362,12 @@ func (u *uplink) status() IPv6Status {
 	}
 	if u.tunnel != nil {
 		s.Sixto4 = u.tunnel.Stats()
+	}
+	if u.teredo != nil {
+		s.Teredo = u.teredo.Status()
+	}
+	if u.relay != nil {
+		s.Relay = u.relay.Status()
 	}
 	return s
 }
@@ -225,6 +386,9 @@ func runUplink(ctx context.Context, u *uplink, wans <-chan facts.WAN, delegation
 		return errNoLAN
 	}
 	defer u.close()
+	if u.kick == nil {
+		u.kick = make(chan struct{}, 1)
+	}
 	var st uplinkState
 	tick := time.NewTicker(5 * time.Second) // notices a tunnel that ended
 	defer tick.Stop()
@@ -248,6 +412,7 @@ func runUplink(ctx context.Context, u *uplink, wans <-chan facts.WAN, delegation
 		case <-grace:
 			grace = nil
 		case <-tick.C:
+		case <-u.kick:
 		}
 		if grace == nil {
 			u.apply(st)

@@ -36,14 +36,19 @@ func (d *Daemon) runIPv6(ctx context.Context) error {
 			startTunnel: func(local netip.Addr) (tunnel6to4, error) {
 				return startSixto4(ctx, sixto4Iface, local, v6.Relay, cfg.AllowDocumentationWAN, log)
 			},
-			addAddr: netconf.AddAddr,
-			delAddr: netconf.DelAddr,
-			outside: func(iface string, sixto4 bool) error {
-				d.facts.Tunnel.Publish(facts.Tunnel{Iface: iface, SixToFour: sixto4})
-				return nil
+			startTeredo: func(notify func()) teredoTunnel {
+				return startTeredo(ctx, v6.TeredoServers, v6.TeredoPort, log.With(slog.String("tunnel", "teredo")), notify)
 			},
-			publish: func(f facts.IPv6) { d.facts.IPv6.Publish(f) },
-			log:     log,
+			startRelay: func() (teredoRelay, error) {
+				return startTeredoRelay(ctx, v6.TeredoPort, log.With(slog.String("tunnel", "teredo-relay")))
+			},
+			addAddr:  netconf.AddAddr,
+			delAddr:  netconf.DelAddr,
+			addRoute: netconf.AddRoute,
+			delRoute: netconf.DelRoute,
+			tunnels:  func(t facts.Tunnel) { d.facts.Tunnel.Publish(t) },
+			publish:  func(f facts.IPv6) { d.facts.IPv6.Publish(f) },
+			log:      log,
 		}}
 	d.mu.Lock()
 	d.uplink = u

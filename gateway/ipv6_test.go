@@ -30,14 +30,54 @@ func sixto4Of(a netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x02, b[0], b[1], b[2], b[3]}), 48)
 }
 
+type fakeTeredo struct {
+	qualified bool
+	stopped   bool
+	done      chan struct{}
+	notify    func()
+}
+
+func (f *fakeTeredo) Qualified() bool       { return f.qualified }
+func (f *fakeTeredo) Status() any           { return nil }
+func (f *fakeTeredo) Stop()                 { f.stopped = true }
+func (f *fakeTeredo) Done() <-chan struct{} { return f.done }
+
+type fakeRelay struct {
+	stopped bool
+	done    chan struct{}
+}
+
+func (f *fakeRelay) Status() any           { return nil }
+func (f *fakeRelay) Stop()                 { f.stopped = true }
+func (f *fakeRelay) Done() <-chan struct{} { return f.done }
+
 // uplinkWorld records what the uplink manager did to the system.
 type uplinkWorld struct {
 	tunnels   []*fakeTunnel
+	teredos   []*fakeTeredo
+	relays    []*fakeRelay
 	failStart bool
 	addrs     []netip.Prefix // the router's addresses on the LAN
+	routes    []netip.Prefix // sources of default routes into Teredo
 	outside   string
 	proto41   bool
+	tunnel    facts.Tunnel
 	published []facts.IPv6
+}
+
+// running is the fake's last Teredo client if it runs.
+func (w *uplinkWorld) teredo() *fakeTeredo {
+	if n := len(w.teredos); n > 0 && !w.teredos[n-1].stopped {
+		return w.teredos[n-1]
+	}
+	return nil
+}
+
+func (w *uplinkWorld) relay() *fakeRelay {
+	if n := len(w.relays); n > 0 && !w.relays[n-1].stopped {
+		return w.relays[n-1]
+	}
+	return nil
 }
 
 func newTestUplink(cfg *IPv6Config) (*uplink, *uplinkWorld) {
@@ -57,7 +97,28 @@ func newTestUplink(cfg *IPv6Config) (*uplink, *uplinkWorld) {
 				w.addrs = slices.DeleteFunc(w.addrs, func(q netip.Prefix) bool { return q == p })
 				return nil
 			},
-			outside: func(t string, on bool) error { w.outside, w.proto41 = t, on; return nil },
+			startTeredo: func(notify func()) teredoTunnel {
+				f := &fakeTeredo{done: make(chan struct{}), notify: notify}
+				w.teredos = append(w.teredos, f)
+				return f
+			},
+			startRelay: func() (teredoRelay, error) {
+				f := &fakeRelay{done: make(chan struct{})}
+				w.relays = append(w.relays, f)
+				return f, nil
+			},
+			addRoute: func(iface string, dst, src netip.Prefix) error {
+				if iface != teredoIface || dst.Bits() != 0 {
+					return errors.New("not the default route into Teredo")
+				}
+				w.routes = append(w.routes, src)
+				return nil
+			},
+			delRoute: func(_ string, _, src netip.Prefix) error {
+				w.routes = slices.DeleteFunc(w.routes, func(q netip.Prefix) bool { return q == src })
+				return nil
+			},
+			tunnels: func(t facts.Tunnel) { w.outside, w.proto41, w.tunnel = t.Iface, t.SixToFour, t },
 			publish: func(f facts.IPv6) { w.published = append(w.published, f) },
 			log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}}
@@ -203,6 +264,100 @@ func TestRunUplinkWaitsForDelegation(t *testing.T) {
 	t.Run("none: 6to4 after the grace", func(t *testing.T) {
 		if w := run(t, nil); w.last().Uplink != UplinkSixto4 {
 			t.Fatalf("first choice %+v; want 6to4", w.last())
+		}
+	})
+}
+
+func TestUplinkTeredoFallback(t *testing.T) {
+	cfg := defaultIPv6()
+	cfg.TeredoServers = []string{"198.51.100.30"}
+	u, w := newTestUplink(cfg)
+	pub := facts.WAN{Addr: netip.MustParseAddr("203.0.113.2"), Kind: facts.KindPublic}
+	cgnat := facts.WAN{Addr: netip.MustParseAddr("100.64.0.2"), Kind: facts.KindShared}
+
+	// A public WAN: 6to4, and the relay for 2001::/32 beside it.
+	u.apply(uplinkState{WAN: pub})
+	if w.last().Uplink != UplinkSixto4 || w.teredo() != nil || w.relay() == nil || w.tunnel.TeredoRelay != teredoRelayIface {
+		t.Fatalf("public WAN: %+v, teredo %v, relay %v, tunnels %+v", w.last(), w.teredo(), w.relay(), w.tunnel)
+	}
+	// The WAN turns private: 6to4 stops, the relay gives its port to the
+	// client, the LAN gets the ULA with no default route until the client
+	// qualifies.
+	u.apply(uplinkState{WAN: cgnat})
+	f := w.teredo()
+	if f == nil || w.relay() != nil || !w.tunnels[0].stopped {
+		t.Fatalf("private WAN: teredo %v relay %v", f, w.relay())
+	}
+	if got := w.last(); got.Uplink != UplinkNone || got.Prefix != u.ula {
+		t.Fatalf("before qualification: %+v", got)
+	}
+	if w.tunnel != (facts.Tunnel{Teredo: teredoIface}) || len(w.routes) != 0 {
+		t.Fatalf("before qualification: tunnels %+v routes %v", w.tunnel, w.routes)
+	}
+	// Qualified: Teredo is the uplink, the ULA routed into it, MTU 1280.
+	f.qualified = true
+	u.apply(uplinkState{WAN: cgnat})
+	if got := w.last(); got.Uplink != UplinkTeredo || got.Prefix != u.ula || got.MTU != 1280 {
+		t.Fatalf("qualified: %+v", got)
+	}
+	if !slices.Equal(w.routes, []netip.Prefix{u.ula}) {
+		t.Fatalf("routes %v, want the default from %v", w.routes, u.ula)
+	}
+	if a := advertOf(w.last()); !a.Default {
+		t.Fatal("the RA does not offer a default route over Teredo")
+	}
+	// Another private address: a new client (the mapping is gone).
+	other := facts.WAN{Addr: netip.MustParseAddr("100.64.0.3"), Kind: facts.KindShared}
+	u.apply(uplinkState{WAN: other})
+	if !f.stopped || w.teredo() == nil || w.teredo() == f || len(w.routes) != 0 {
+		t.Fatalf("new WAN address: old stopped %v, clients %d, routes %v", f.stopped, len(w.teredos), w.routes)
+	}
+	// A delegation beats Teredo: the client stops, the relay comes back.
+	dl := delegation{Prefix: netip.MustParsePrefix("2001:db8:1::/56"), Valid: time.Now().Add(time.Hour)}
+	u.apply(uplinkState{WAN: other, Delegated: dl})
+	if w.last().Uplink != UplinkPD || w.teredo() != nil || w.relay() == nil {
+		t.Fatalf("with a delegation: %+v teredo %v relay %v", w.last(), w.teredo(), w.relay())
+	}
+	// Back to public: 6to4 again, no client.
+	u.apply(uplinkState{WAN: pub})
+	if w.last().Uplink != UplinkSixto4 || w.teredo() != nil || w.relay() == nil {
+		t.Fatalf("public again: %+v", w.last())
+	}
+	u.close()
+	if w.relay() != nil || w.tunnel != (facts.Tunnel{}) {
+		t.Fatalf("after close: relay %v tunnels %+v", w.relay(), w.tunnel)
+	}
+}
+
+func TestUplinkTeredoFailureAndOff(t *testing.T) {
+	cgnat := facts.WAN{Addr: netip.MustParseAddr("100.64.0.2"), Kind: facts.KindShared}
+	t.Run("no server: no client", func(t *testing.T) {
+		u, w := newTestUplink(defaultIPv6())
+		u.apply(uplinkState{WAN: cgnat})
+		if len(w.teredos) != 0 || w.last().Uplink != UplinkNone {
+			t.Fatalf("%d clients, %+v", len(w.teredos), w.last())
+		}
+	})
+	t.Run("a client that ends is not restarted on the same address", func(t *testing.T) {
+		cfg := defaultIPv6()
+		cfg.TeredoServers = []string{"teredo.example"}
+		u, w := newTestUplink(cfg)
+		u.apply(uplinkState{WAN: cgnat})
+		close(w.teredos[0].done)
+		u.apply(uplinkState{WAN: cgnat})
+		if len(w.teredos) != 1 || w.teredo() != nil || w.tunnel.Teredo != "" {
+			t.Fatalf("%d clients, tunnels %+v", len(w.teredos), w.tunnel)
+		}
+	})
+	t.Run("a static prefix beats Teredo; relay off", func(t *testing.T) {
+		cfg := defaultIPv6()
+		cfg.TeredoServers = []string{"198.51.100.30"}
+		cfg.Static = netip.MustParsePrefix("2001:db8:5::/48")
+		cfg.TeredoRelay = false
+		u, w := newTestUplink(cfg)
+		u.apply(uplinkState{WAN: cgnat})
+		if len(w.teredos) != 0 || len(w.relays) != 0 || w.last().Uplink != UplinkStatic {
+			t.Fatalf("%d clients %d relays, %+v", len(w.teredos), len(w.relays), w.last())
 		}
 	})
 }

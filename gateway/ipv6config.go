@@ -46,11 +46,31 @@ type IPv6Config struct {
 	// RAInterval is the most time between unsolicited advertisements; 0
 	// is the RFC's 600 s.
 	RAInterval time.Duration
+	// TeredoServers are the Teredo servers (IPv4 addresses or host
+	// names, tried in order) of the last-resort uplink: with no
+	// delegation, no 6to4 and no static prefix the router qualifies as a
+	// Teredo client (RFC 4380) and the LAN's ULA reaches the IPv6
+	// internet through NAT66 to the Teredo address. None: no Teredo
+	// client.
+	TeredoServers []string
+	// Teredo turns the client off while keeping the servers.
+	Teredo bool
+	// TeredoRelay runs a Teredo relay (RFC 4380 section 5.4) whenever the
+	// LAN has a global prefix, so LAN hosts reach Teredo hosts (2001::/32)
+	// directly rather than through some far public relay.
+	TeredoRelay bool
+	// TeredoPort is the UDP port of the Teredo client and relay on the
+	// WAN (only one of them runs at a time).
+	TeredoPort uint16
 }
+
+// TeredoClient says whether the Teredo client is on: on, with a server.
+func (c *IPv6Config) TeredoClient() bool { return c.Teredo && len(c.TeredoServers) > 0 }
 
 // defaultIPv6 is what a file with no "ipv6" section gets.
 func defaultIPv6() *IPv6Config {
-	return &IPv6Config{PD: true, WANAddress: true, SixToFour: true, Subnet: 1, RA: true}
+	return &IPv6Config{PD: true, WANAddress: true, SixToFour: true, Subnet: 1, RA: true,
+		Teredo: true, TeredoRelay: true, TeredoPort: defaultTeredoPort}
 }
 
 func (p *parser) ipv6Section(s *uci.Section, c *Config) {
@@ -115,23 +135,40 @@ func (p *parser) ipv6Section(s *uci.Section, c *Config) {
 		},
 		"subnet": func(o *uci.Option, v string) { v6.Subnet = uint16(p.intRange(o, v, 0, 65535)) },
 		"ra":     func(o *uci.Option, v string) { v6.RA = p.bool(o, v) },
-		"dns": func(o *uci.Option, v string) {
-			a, err := netip.ParseAddr(v)
-			if err != nil || !a.Is6() || a.Zone() != "" {
-				p.errf(o.Line, "dns %q is not an IPv6 address", v)
-				return
+		// Lists: every value, not only the last.
+		"dns": func(o *uci.Option, _ string) {
+			for _, v := range o.Values {
+				a, err := netip.ParseAddr(v)
+				if err != nil || !a.Is6() || a.Zone() != "" {
+					p.errf(o.Line, "dns %q is not an IPv6 address", v)
+					continue
+				}
+				v6.DNS = append(v6.DNS, a)
 			}
-			v6.DNS = append(v6.DNS, a)
 		},
-		"domain": func(o *uci.Option, v string) {
-			if v == "" || len(v) > 253 || strings.ContainsAny(v, " \t/") {
-				p.errf(o.Line, "domain %q is not a domain name", v)
-				return
+		"domain": func(o *uci.Option, _ string) {
+			for _, v := range o.Values {
+				if v == "" || len(v) > 253 || strings.ContainsAny(v, " \t/") {
+					p.errf(o.Line, "domain %q is not a domain name", v)
+					continue
+				}
+				v6.Domains = append(v6.Domains, v)
 			}
-			v6.Domains = append(v6.Domains, v)
 		},
-		"mtu":         func(o *uci.Option, v string) { v6.MTU = p.intRange(o, v, 1280, 65535) },
-		"ra_interval": func(o *uci.Option, v string) { v6.RAInterval = p.seconds(o, v, 4*time.Second) },
+		"mtu":          func(o *uci.Option, v string) { v6.MTU = p.intRange(o, v, 1280, 65535) },
+		"ra_interval":  func(o *uci.Option, v string) { v6.RAInterval = p.seconds(o, v, 4*time.Second) },
+		"teredo":       func(o *uci.Option, v string) { v6.Teredo = p.bool(o, v) },
+		"teredo_relay": func(o *uci.Option, v string) { v6.TeredoRelay = p.bool(o, v) },
+		"teredo_port":  func(o *uci.Option, v string) { v6.TeredoPort = uint16(p.intRange(o, v, 1, 65535)) },
+		"teredo_server": func(o *uci.Option, _ string) {
+			for _, v := range o.Values {
+				if why := teredoServerProblem(v); why != "" {
+					p.errf(o.Line, "teredo_server %q: %s", v, why)
+					continue
+				}
+				v6.TeredoServers = append(v6.TeredoServers, v)
+			}
+		},
 	})
 	if v6.RAInterval > 1800*time.Second {
 		p.errf(s.Line, "ra_interval %v is over RFC 4861's 1800 s", v6.RAInterval)
@@ -142,11 +179,34 @@ func (p *parser) ipv6Section(s *uci.Section, c *Config) {
 	}
 }
 
+// defaultTeredoPort is the Teredo client's and relay's UDP port: the
+// Teredo server port (RFC 4380 section 4), which a relay must use.
+const defaultTeredoPort = 3544
+
+// teredoServerProblem says what is wrong with a teredo_server value: an
+// IPv4 address that is public unicast, or a host name.
+func teredoServerProblem(v string) string {
+	if a, err := netip.ParseAddr(v); err == nil {
+		switch {
+		case !a.Is4():
+			return "not an IPv4 address (a Teredo server has one)"
+		case !a.IsGlobalUnicast() || a.IsPrivate():
+			return "not a public unicast address"
+		}
+		return ""
+	}
+	if v == "" || len(v) > 253 || strings.ContainsAny(v, " \t/:@") || strings.HasPrefix(v, ".") || strings.HasPrefix(v, "-") {
+		return "not an IPv4 address or host name"
+	}
+	return ""
+}
+
 // Uplink names where the LAN's IPv6 prefix comes from.
 const (
 	UplinkPD     = "pd"     // delegated by the ISP
 	UplinkSixto4 = "6to4"   // 2002:WWXX:YYZZ::/48 from the public WAN address
 	UplinkStatic = "static" // from the config
+	UplinkTeredo = "teredo" // the ULA, NAT66 to the router's Teredo address
 	UplinkNone   = "none"   // a ULA for local traffic only
 )
 
@@ -156,11 +216,13 @@ type uplinkInputs struct {
 	Sixto4    netip.Prefix // the 6to4 /48 while the tunnel runs
 	Static    netip.Prefix
 	ULA       netip.Prefix
+	Teredo    bool // the Teredo client is qualified
 }
 
 // chooseUplink picks the LAN's /64 (RFC 7084's order as the design has it:
-// a delegated prefix, then 6to4, then a static prefix, else a ULA for local
-// traffic) and says where it comes from.
+// a delegated prefix, then 6to4, then a static prefix, then the ULA behind
+// a qualified Teredo client, else the ULA for local traffic) and says
+// where it comes from.
 func chooseUplink(in uplinkInputs, subnet uint16) (netip.Prefix, string, error) {
 	for _, c := range []struct {
 		p    netip.Prefix
@@ -174,6 +236,9 @@ func chooseUplink(in uplinkInputs, subnet uint16) (netip.Prefix, string, error) 
 			return netip.Prefix{}, "", fmt.Errorf("%s prefix: %w", c.name, err)
 		}
 		return lan, c.name, nil
+	}
+	if in.Teredo {
+		return in.ULA, UplinkTeredo, nil
 	}
 	return in.ULA, UplinkNone, nil
 }

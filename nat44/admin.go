@@ -219,6 +219,24 @@ func (n *NAT) SetOutside(ifaces []string) error {
 	return n.applyIfRunningLocked()
 }
 
+// SetNAT66 sets the interfaces that IPv6 from the LAN leaves masqueraded
+// to the interface's address (NAT66 to the Teredo address); each must
+// also be an outside interface (SetOutside) for the filter to guard it.
+func (n *NAT) SetNAT66(ifaces []string) error {
+	for _, i := range ifaces {
+		if i == "" || len(i) > 15 || slices.Contains(n.cfg.LANs, i) || i == n.cfg.WAN {
+			return fmt.Errorf("%w: NAT66 interface %q", ErrInvalid, i)
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if slices.Equal(ifaces, n.nat66) {
+		return nil
+	}
+	n.nat66 = slices.Clone(ifaces)
+	return n.applyIfRunningLocked()
+}
+
 // SetLANPrefixes tells the policy which IPv4 and IPv6 subnets are the
 // LAN's: a protocol's mapping or pinhole may point only there. Until it is
 // called, any internal address the rules allow is accepted.

@@ -149,6 +149,11 @@ func buildRuleset(s *State) ruleset {
 	// Plain masquerade keeps the source port when it can: endpoint-
 	// independent mapping with port preservation (RFC 4787 REQ-1, REQ-3).
 	post = append(post, rule(fmt.Sprintf("oifname %s masquerade", wan), ipv4(), oifname(wan), &expr.Masq{}))
+	// NAT66: a LAN numbered from a ULA reaches the internet through a
+	// tunnel that has one global address (Teredo).
+	for _, i := range s.NAT66 {
+		post = append(post, rule(fmt.Sprintf("oifname %s meta nfproto ipv6 masquerade: NAT66", i), ipv6(), oifname(i), &expr.Masq{}))
+	}
 
 	// Unsolicited input from the internet is dropped in a filter hook,
 	// before conntrack confirms an entry for it: an accepted stray packet

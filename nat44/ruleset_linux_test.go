@@ -91,6 +91,7 @@ func goldenStates(t *testing.T) []struct {
 				{addr("198.51.100.8"), 5000}: ap("10.0.0.5:5000"),
 			},
 			Outside: []string{"teredo"},
+			NAT66:   []string{"teredo"},
 		}},
 	}
 }

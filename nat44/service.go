@@ -113,6 +113,7 @@ type NAT struct {
 	wan      netip.Addr
 	lans     []netip.Prefix // the LAN subnets, IPv4 and IPv6
 	outside  []string       // outside interfaces besides the WAN
+	nat66    []string       // interfaces IPv6 leaves masqueraded
 	sixto4   bool           // protocol 41 from the WAN reaches the router
 	epoch    epoch
 	applied  bool // the datapath holds the current state
@@ -232,6 +233,24 @@ func (n *NAT) SetPolicy(p Policy, reserved []Key) error {
 	n.cfg.Policy, n.cfg.Reserved = p, reserved
 	n.setPolicyLocked(p, reserved, n.cfg.WANInput)
 	return nil
+}
+
+// SetWANInput replaces the ports of the router's own services that the
+// WAN may reach (a config reload); they are reserved from mappings too.
+func (n *NAT) SetWANInput(keys []Key) error {
+	for _, k := range keys {
+		if (k.Proto != TCP && k.Proto != UDP) || k.ExternalPort == 0 {
+			return fmt.Errorf("%w: WAN input port %v", ErrInvalid, k)
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if slices.Equal(keys, n.cfg.WANInput) {
+		return nil
+	}
+	n.cfg.WANInput = slices.Clone(keys)
+	n.setPolicyLocked(n.cfg.Policy, n.cfg.Reserved, n.cfg.WANInput)
+	return n.applyIfRunningLocked()
 }
 
 // Run installs the table and keeps it right until ctx is done; then it
@@ -443,6 +462,7 @@ func (n *NAT) stateLocked() *State {
 		ChangedPinholes: n.changedPins,
 		WANInput:        n.cfg.WANInput,
 		SixToFour:       n.sixto4,
+		NAT66:           n.nat66,
 	}
 	for _, p := range n.lans {
 		if p.Addr().Is6() {

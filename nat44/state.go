@@ -102,6 +102,10 @@ type State struct {
 	// that claims one as its source is spoofed and dropped, in input and
 	// forward alike (RFC 3964 section 5.2, RFC 6092 REC-3).
 	LAN6 []netip.Prefix
+	// NAT66 are the interfaces that IPv6 from the LAN leaves masqueraded
+	// to the interface's own address: the Teredo tunnel, whose one
+	// address serves a LAN numbered from a ULA.
+	NAT66 []string
 }
 
 // base is the part of State that shapes chains and rules; a change to it
@@ -112,6 +116,7 @@ type base struct {
 	filtering Filtering
 	sixto4    bool
 	lan6      string
+	nat66     string
 }
 
 func (s *State) base() base {
@@ -119,7 +124,7 @@ func (s *State) base() base {
 	for i, p := range s.LAN6 {
 		lan6[i] = p.String()
 	}
-	return base{s.WAN, strings.Join(s.LANs, ","), s.WANAddr, s.Filtering, s.SixToFour, strings.Join(lan6, ",")}
+	return base{s.WAN, strings.Join(s.LANs, ","), s.WANAddr, s.Filtering, s.SixToFour, strings.Join(lan6, ","), strings.Join(s.NAT66, ",")}
 }
 
 // UnmarshalText reads the names that String writes.

@@ -153,12 +153,26 @@ type IPv6 struct {
 	MTU int
 }
 
-// Tunnel is the IPv6 tunnel that runs now, for the packet filter: its
-// interface faces the internet like the WAN, and 6to4 needs protocol 41
-// let in from the WAN.
+// Tunnel is the IPv6 tunnels that run now, for the packet filter: their
+// interfaces face the internet like the WAN, 6to4 needs protocol 41 let
+// in from the WAN, and the LAN's IPv6 leaves the Teredo client's
+// interface masqueraded to its one address (NAT66).
 type Tunnel struct {
-	Iface     string // "" while none runs
-	SixToFour bool
+	Iface       string // the 6to4 tunnel's; "" while none runs
+	SixToFour   bool
+	Teredo      string // the Teredo client's; "" while none runs
+	TeredoRelay string // the Teredo relay's; "" while none runs
+}
+
+// Outside lists the interfaces of t that face the internet.
+func (t Tunnel) Outside() []string {
+	var out []string
+	for _, i := range []string{t.Iface, t.Teredo, t.TeredoRelay} {
+		if i != "" {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // Board is the set of facts the daemon shares between its services.

@@ -70,3 +70,41 @@ func TestAddDelAddr(t *testing.T) {
 	}()
 	<-done
 }
+
+func TestSourceSpecificRoute(t *testing.T) {
+	testenv.Root(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if !inNewNetns(t) {
+			return
+		}
+		src := netip.MustParsePrefix("fd00:1:2:3::/64")
+		def := netip.MustParsePrefix("::/0")
+		show := func() string {
+			out, _ := exec.Command("ip", "-6", "route", "show", "from", "fd00:1:2:3::/64").CombinedOutput()
+			return string(out)
+		}
+		for range 2 { // a second add replaces
+			if err := AddRoute("d0", def, src); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		if got := show(); got != "default from fd00:1:2:3::/64 dev d0 proto static metric 1024 pref medium\n" {
+			t.Errorf("route after add: %q", got)
+		}
+		for range 2 { // removing one not there is success
+			if err := DelRoute("d0", def, src); err != nil {
+				t.Error(err)
+			}
+		}
+		if got := show(); got != "" {
+			t.Errorf("route after delete: %q", got)
+		}
+		if err := AddRoute("d0", netip.MustParsePrefix("10.0.0.0/8"), netip.Prefix{}); err == nil {
+			t.Error("an IPv4 route was taken")
+		}
+	}()
+	<-done
+}

@@ -12,3 +12,9 @@ func DelAddr(iface string, p netip.Prefix) error { return ErrUnsupported }
 
 // Addrs is only on Linux.
 func Addrs(iface string) ([]netip.Prefix, error) { return nil, ErrUnsupported }
+
+// AddRoute is only on Linux.
+func AddRoute(iface string, dst, src netip.Prefix) error { return ErrUnsupported }
+
+// DelRoute is only on Linux.
+func DelRoute(iface string, dst, src netip.Prefix) error { return ErrUnsupported }
