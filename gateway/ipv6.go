@@ -137,7 +137,7 @@ func (u *uplink) apply(st uplinkState) {
 	u.applySixto4Locked(st)
 	u.applyTeredoLocked(st)
 	in := uplinkInputs{Delegated: st.Delegated.Prefix, Static: u.cfg.Static, ULA: u.ula,
-		Teredo: u.teredo != nil && u.teredo.Qualified()}
+		Teredo: u.teredo != nil && u.teredo.Addr().IsValid()}
 	if u.tunnel != nil {
 		in.Sixto4 = u.tunnel.Prefix()
 	}
@@ -278,7 +278,7 @@ func (u *uplink) publishTunnelsLocked() {
 		t.Iface, t.SixToFour = u.tname, true
 	}
 	if u.teredo != nil {
-		t.Teredo = teredoIface
+		t.Teredo, t.TeredoAddr = teredoIface, u.teredo.Addr()
 	}
 	if u.relay != nil {
 		t.TeredoRelay = teredoRelayIface

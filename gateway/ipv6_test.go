@@ -31,13 +31,13 @@ func sixto4Of(a netip.Addr) netip.Prefix {
 }
 
 type fakeTeredo struct {
-	qualified bool
-	stopped   bool
-	done      chan struct{}
-	notify    func()
+	addr    netip.Addr
+	stopped bool
+	done    chan struct{}
+	notify  func()
 }
 
-func (f *fakeTeredo) Qualified() bool       { return f.qualified }
+func (f *fakeTeredo) Addr() netip.Addr      { return f.addr }
 func (f *fakeTeredo) Status() any           { return nil }
 func (f *fakeTeredo) Stop()                 { f.stopped = true }
 func (f *fakeTeredo) Done() <-chan struct{} { return f.done }
@@ -295,8 +295,11 @@ func TestUplinkTeredoFallback(t *testing.T) {
 		t.Fatalf("before qualification: tunnels %+v routes %v", w.tunnel, w.routes)
 	}
 	// Qualified: Teredo is the uplink, the ULA routed into it, MTU 1280.
-	f.qualified = true
+	f.addr = netip.MustParseAddr("2001:0:c633:641e::1")
 	u.apply(uplinkState{WAN: cgnat})
+	if w.tunnel != (facts.Tunnel{Teredo: teredoIface, TeredoAddr: f.addr}) {
+		t.Fatalf("qualified: tunnels %+v", w.tunnel)
+	}
 	if got := w.last(); got.Uplink != UplinkTeredo || got.Prefix != u.ula || got.MTU != 1280 {
 		t.Fatalf("qualified: %+v", got)
 	}

@@ -24,7 +24,7 @@ const teredoMTU = teredo.MTU
 
 // teredoTunnel is a running Teredo client as the uplink manager sees it.
 type teredoTunnel interface {
-	Qualified() bool // it has a Teredo address
+	Addr() netip.Addr // its Teredo address; invalid until qualified
 	Status() any
 	// Stop ends the client and waits for it; after it the TUN device is
 	// gone.
@@ -71,9 +71,11 @@ func (t *runningTeredo) client() *teredo.Client {
 	return t.c
 }
 
-func (t *runningTeredo) Qualified() bool {
-	c := t.client()
-	return c != nil && c.Addr().IsValid()
+func (t *runningTeredo) Addr() netip.Addr {
+	if c := t.client(); c != nil {
+		return c.Addr()
+	}
+	return netip.Addr{}
 }
 
 func (t *runningTeredo) Status() any {

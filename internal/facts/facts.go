@@ -160,8 +160,9 @@ type IPv6 struct {
 type Tunnel struct {
 	Iface       string // the 6to4 tunnel's; "" while none runs
 	SixToFour   bool
-	Teredo      string // the Teredo client's; "" while none runs
-	TeredoRelay string // the Teredo relay's; "" while none runs
+	Teredo      string     // the Teredo client's; "" while none runs
+	TeredoAddr  netip.Addr // its address once qualified: NAT66's
+	TeredoRelay string     // the Teredo relay's; "" while none runs
 }
 
 // Outside lists the interfaces of t that face the internet.

@@ -4,7 +4,7 @@ package ui
 
 import _ "embed"
 
-const version = "2c6652c3a3ec"
+const version = "77862858ed9a"
 
 //go:embed dist/app.js.gz
 var asset0 string
@@ -19,8 +19,8 @@ var asset2 string
 var asset3 string
 
 var assets = [...]asset{
-	{"app.js", asset0, "text/javascript; charset=utf-8", "\"6f148a3a4bc2baae\""},
+	{"app.js", asset0, "text/javascript; charset=utf-8", "\"11aa2537c99d646d\""},
 	{"icon.svg", asset1, "image/svg+xml", "\"8aaaf7d50dfa994c\""},
-	{"index.html", asset2, "text/html; charset=utf-8", "\"37340cc0a6c7cef1\""},
+	{"index.html", asset2, "text/html; charset=utf-8", "\"e7b1a0270df1fb9d\""},
 	{"style.css", asset3, "text/css; charset=utf-8", "\"0b05947df31f21bf\""},
 }

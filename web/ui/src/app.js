@@ -311,7 +311,7 @@ async function overview(body) {
       card('Internet (IPv4)', h('p', { class: 'big' }, s.wan_addr || 'none'), note(kinds[s.wan_kind] || s.wan_kind || ''),
         s.double_nat ? note('Another NAT stands between this gateway and the internet: apps behind it may not be reachable from outside.', 'warn') : null),
       card('IPv6', v6 && v6.prefix && !v6.prefix.startsWith('invalid')
-        ? [h('p', { class: 'big' }, v6.prefix), note('Uplink: ' + (v6.uplink || 'none') + (v6.delegated && !v6.delegated.startsWith('invalid') ? ', delegated ' + v6.delegated : ''))]
+        ? [h('p', { class: 'big' }, v6.prefix), note('Uplink: ' + (v6.uplink || 'none') + (v6.delegated && !v6.delegated.startsWith('invalid') ? ', delegated ' + v6.delegated : '')), teredoNote(v6)]
         : note(v6 ? 'No IPv6 uplink yet' + (v6.error ? ': ' + v6.error : '') : 'IPv6 is off.')),
       card('Uptime', h('p', { class: 'big' }, up), s.version ? note('Version ' + s.version, 'muted') : null),
       card('Open ports', h('p', { class: 'big' }, h('a', { href: '#/mappings' }, plural((s.nat && s.nat.mappings) || 0, 'port mapping'))),
@@ -322,6 +322,16 @@ async function overview(body) {
     ];
   });
   await refresher(chart, 2000, throughputChart);
+}
+// teredoNote says what the Teredo client or relay is doing, if one runs.
+function teredoNote(v6) {
+  const t = v6.teredo, r = v6.teredo_relay;
+  if (t) {
+    if (!t.qualified) return note('Teredo: qualifying' + (t.error ? ' (' + t.error + ')' : '') + '…', 'muted');
+    return note('Teredo ' + t.address + ' (' + (t.cone ? 'cone' : 'restricted') + ' NAT, mapped ' + t.mapped + ', server ' + t.server + ', ' + plural((t.peers || []).length, 'peer') + ')');
+  }
+  if (r) return note('Teredo relay for 2001::/32: ' + plural(r.stats.Peers || 0, 'peer'), 'muted');
+  return null;
 }
 const card = (title, ...kids) => h('section', { class: 'card', 'aria-label': title }, h('h2', {}, title), kids);
 
