@@ -33,21 +33,28 @@ type fakeServer struct {
 	// endpoint-independent filtering would.
 	restricted bool
 	count      map[netip.Addr]int
+	from       map[netip.AddrPort]int // RSs by sender
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
+	return newFakeServerAt(t, netip.MustParseAddr("127.0.0.1"), 0)
+}
+
+// newFakeServerAt starts a fake server on primary and primary+1, port
+// (zero: any free one).
+func newFakeServerAt(t *testing.T, primary netip.Addr, port uint16) *fakeServer {
 	t.Helper()
-	c1, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	c1, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(primary, port)))
 	if err != nil {
-		t.Fatal(err)
+		testenv.Skip(t, "cannot bind %v:%d: %v", primary, port, err)
 	}
-	port := uint16(c1.LocalAddr().(*net.UDPAddr).Port)
-	c2, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port)))
+	port = uint16(c1.LocalAddr().(*net.UDPAddr).Port)
+	c2, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(primary.Next(), port)))
 	if err != nil {
 		c1.Close()
-		testenv.Skip(t, "cannot bind 127.0.0.2:%d: %v", port, err)
+		testenv.Skip(t, "cannot bind %v:%d: %v", primary.Next(), port, err)
 	}
-	s := &fakeServer{primary: netip.MustParseAddr("127.0.0.1"), port: port, count: map[netip.Addr]int{}}
+	s := &fakeServer{primary: primary, port: port, count: map[netip.Addr]int{}, from: map[netip.AddrPort]int{}}
 	var wg sync.WaitGroup
 	for _, c := range [][2]*net.UDPConn{{c1, c2}, {c2, c1}} {
 		wg.Add(1)
@@ -73,6 +80,7 @@ func (s *fakeServer) serve(c, other *net.UDPConn) {
 		}
 		s.mu.Lock()
 		s.count[at]++
+		s.from[from]++
 		drop := s.drop != nil && s.drop(at, s.count[at])
 		origin := from
 		if s.origin != nil {
@@ -91,7 +99,7 @@ func (s *fakeServer) serve(c, other *net.UDPConn) {
 			out = other
 		}
 		pio, _ := wire.PrefixInformation{
-			Prefix:        netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 0, 127, 0, 0, 1}), 64),
+			Prefix:        netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 0, s.primary.As4()[0], s.primary.As4()[1], s.primary.As4()[2], s.primary.As4()[3]}), 64),
 			ValidLifetime: time.Hour,
 		}.Option()
 		ra := wire.QualificationRA{
