@@ -56,6 +56,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("teredo: server %v is not IPv4", s))
 		}
 	}
+	if len(c.Qualifier.ClientID) > 255 {
+		errs = append(errs, fmt.Errorf("teredo: client identifier of %d bytes (at most 255)", len(c.Qualifier.ClientID)))
+	}
+	if c.Qualifier.ClientID != nil && c.Qualifier.Secret == nil {
+		errs = append(errs, errors.New("teredo: client identifier without a secret"))
+	}
 	if c.Bind.IsValid() && !c.Bind.Addr().Is4() {
 		errs = append(errs, fmt.Errorf("teredo: bind address %v is not IPv4", c.Bind))
 	}

@@ -34,6 +34,11 @@ type fakeServer struct {
 	restricted bool
 	count      map[netip.Addr]int
 	from       map[netip.AddrPort]int // RSs by sender
+	// secret, if set, is the client's: RSs that it does not
+	// authenticate are ignored, RAs are authenticated with raSecret
+	// (nil: secret).
+	secret, raSecret []byte
+	ids              [][]byte // the client identifiers of authentic RSs
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -90,6 +95,17 @@ func (s *fakeServer) serve(c, other *net.UDPConn) {
 		if rs.Cone() {
 			drop = drop || s.restricted
 		}
+		secret, raSecret := s.secret, s.raSecret
+		if raSecret == nil {
+			raSecret = secret
+		}
+		if secret != nil {
+			if p, err := wire.ParsePacket(buf[:n]); err != nil || !wire.Authentic(secret, p) {
+				drop = true
+			} else {
+				s.ids = append(s.ids, p.Auth.ClientID)
+			}
+		}
 		s.mu.Unlock()
 		if drop {
 			continue
@@ -119,6 +135,12 @@ func (s *fakeServer) serve(c, other *net.UDPConn) {
 		b, err := ra.Append(nil)
 		if err != nil {
 			panic(err)
+		}
+		if raSecret != nil {
+			p, _ := wire.ParsePacket(b)
+			p.Auth = &wire.Auth{ClientID: rs.Auth.ClientID, Nonce: rs.Auth.Nonce}
+			p.Auth.AuthValue, _ = wire.AuthValue(raSecret, p)
+			b, _ = p.Append(nil)
 		}
 		out.WriteToUDPAddrPort(b, from)
 	}
