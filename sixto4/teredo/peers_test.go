@@ -273,6 +273,11 @@ func FuzzInbound(f *testing.F) {
 	f.Add(bubble(f, peer, ours), false)
 	f.Add(withOrigin(f, peerMapped, bubble(f, peer, ours)), true)
 	f.Add(packet(f, peer, ours, 6, 20), false)
+	// A native host's packet (through a relay) and an echo reply.
+	f.Add(packet(f, netip.MustParseAddr("2001:db8:2::2"), ours, 6, 20), false)
+	reply := packet(f, netip.MustParseAddr("2001:db8:2::2"), ours, 58, 4+echoLen)
+	reply[40] = typeEchoReply
+	f.Add(reply, false)
 	f.Fuzz(func(t *testing.T, b []byte, fromServer bool) {
 		p := newPeers(wire.Port)
 		p.reset(ours, ourServer)
