@@ -25,8 +25,12 @@ const tunOffset = 16
 
 // Config configures a Client.
 type Config struct {
-	Name    string         // the TUN device; empty: "teredo"
-	Servers []netip.Addr   // Teredo servers' primary IPv4 addresses, tried in order; required
+	Name string // the TUN device; empty: "teredo"
+	// Servers are the Teredo servers' primary IPv4 addresses, in order
+	// of preference; required. The client qualifies with the first that
+	// answers and fails over to the next healthy one when its server
+	// stops answering refreshes.
+	Servers []netip.Addr
 	Bind    netip.AddrPort // the UDP socket's address; zero: 0.0.0.0, any port
 	Logger  *slog.Logger   // nil: discard
 	Clock   clock.Clock    // nil: the real clock
@@ -35,6 +39,10 @@ type Config struct {
 	// RefreshInterval is how often the mapping is refreshed; zero:
 	// RefreshInterval (RFC 4380 section 5.2.7).
 	RefreshInterval time.Duration
+	// HealthInterval is how often the standby servers are checked; zero:
+	// HealthInterval; negative: never (failover then tries them in
+	// order).
+	HealthInterval time.Duration
 }
 
 // Validate reports every problem with c.
@@ -47,6 +55,12 @@ func (c Config) Validate() error {
 		if !s.Is4() {
 			errs = append(errs, fmt.Errorf("teredo: server %v is not IPv4", s))
 		}
+	}
+	if len(c.Qualifier.ClientID) > 255 {
+		errs = append(errs, fmt.Errorf("teredo: client identifier of %d bytes (at most 255)", len(c.Qualifier.ClientID)))
+	}
+	if c.Qualifier.ClientID != nil && c.Qualifier.Secret == nil {
+		errs = append(errs, errors.New("teredo: client identifier without a secret"))
 	}
 	if c.Bind.IsValid() && !c.Bind.Addr().Is4() {
 		errs = append(errs, fmt.Errorf("teredo: bind address %v is not IPv4", c.Bind))
@@ -62,6 +76,7 @@ type State struct {
 	Server    netip.Addr
 	Mapped    netip.AddrPort
 	Peers     []Peer
+	Servers   []ServerState // every configured server, in order
 }
 
 // Stats are the client's counters.
@@ -88,10 +103,12 @@ type Client struct {
 	cfg      Config
 	rt       routeTable
 	sc       *serverConn
+	probe    *net.UDPConn // the standby servers' checks; nil: none
 	log      *slog.Logger
 
-	q      Qualification
-	closed bool
+	q       Qualification
+	servers []ServerState
+	closed  bool
 
 	quals atomic.Uint64
 }
@@ -122,6 +139,9 @@ func newClient(cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger}
+	for _, s := range cfg.Servers {
+		c.servers = append(c.servers, ServerState{Addr: s})
+	}
 	c.name, c.clk, c.peers = cfg.Name, clock.Or(cfg.Clock), newPeers(cfg.Qualifier.port())
 	return c, nil
 }
@@ -137,7 +157,8 @@ func (c *Client) Addr() netip.Addr {
 func (c *Client) State() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return State{Qualified: c.q.Address.IsValid(), Addr: c.q.Address, Cone: c.q.Cone, Server: c.q.Server, Mapped: c.q.Mapped, Peers: c.peers.snapshot()}
+	return State{Qualified: c.q.Address.IsValid(), Addr: c.q.Address, Cone: c.q.Cone, Server: c.q.Server, Mapped: c.q.Mapped,
+		Peers: c.peers.snapshot(), Servers: append([]ServerState(nil), c.servers...)}
 }
 
 // Stats returns the counters.
@@ -159,6 +180,9 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	err := c.closeIO()
+	if c.probe != nil {
+		err = errors.Join(err, c.probe.Close())
+	}
 	if c.rt != nil {
 		err = errors.Join(err, c.rt.close())
 	}
@@ -173,13 +197,19 @@ func (c *Client) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(inner, func() { c.Close() })
 	defer stop()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- c.netToTun() }()
 	go func() { errc <- c.tunToNet() }()
 	go func() { errc <- c.maintain(inner) }()
+	var probe net.PacketConn
+	if c.probe != nil {
+		probe = c.probe
+	}
+	go func() { errc <- c.checkStandbys(inner, probe) }()
 	err := <-errc
 	cancel()
 	c.Close() // stops the other loops
+	<-errc
 	<-errc
 	<-errc
 	if ctx.Err() != nil {
@@ -188,17 +218,18 @@ func (c *Client) Run(ctx context.Context) error {
 	return err
 }
 
-// maintain qualifies (trying the servers in turn), refreshes every
-// RefreshInterval, qualifies again when the mapping changes or the
-// server stops answering, and ticks the peers' bubbles.
+// maintain qualifies (with the first healthy server, see pickServer),
+// refreshes every RefreshInterval, qualifies again when the mapping
+// changes, fails over to another server when its server stops
+// answering (a refresh whose Attempts RSs, Timeout apart, all go
+// unanswered), and ticks the peers' bubbles.
 func (c *Client) maintain(ctx context.Context) error {
 	qz := c.cfg.Qualifier
-	next := 0
 	var q Qualification
+	var failed netip.Addr // the server that failed last; invalid: none
 	for {
 		if !q.Address.IsValid() {
-			server := c.cfg.Servers[next%len(c.cfg.Servers)]
-			next++
+			server, _ := c.pickServer(failed)
 			c.mu.Lock()
 			c.peers.server = server // its RAs go to the qualifier
 			c.mu.Unlock()
@@ -209,16 +240,21 @@ func (c *Client) maintain(ctx context.Context) error {
 			}
 			if err != nil {
 				c.log.Warn("teredo qualification", slog.String("server", server.String()), slog.Any("err", err))
-				q = Qualification{}
-				if err := sleep(ctx, c.clk, qz.timeout()); err != nil {
-					return err
+				c.noteServer(server, false, 0)
+				q, failed = Qualification{}, server
+				if _, healthy := c.pickServer(failed); !healthy {
+					if err := sleep(ctx, c.clk, qz.timeout()); err != nil {
+						return err
+					}
 				}
 				continue
 			}
+			c.noteServer(server, true, 0)
+			failed = netip.Addr{}
 			if err := c.setQualification(q); err != nil {
 				return err
 			}
-			c.log.Info("teredo qualified", slog.String("addr", q.Address.String()), slog.String("mapped", q.Mapped.String()), slog.Bool("cone", q.Cone))
+			c.log.Info("teredo qualified", slog.String("server", server.String()), slog.String("addr", q.Address.String()), slog.String("mapped", q.Mapped.String()), slog.Bool("cone", q.Cone))
 		}
 		refresh := c.clk.Now().Add(c.cfg.RefreshInterval)
 		for c.clk.Now().Before(refresh) {
@@ -227,22 +263,24 @@ func (c *Client) maintain(ctx context.Context) error {
 			}
 			c.tick()
 		}
+		start := c.clk.Now()
 		r, err := qz.Refresh(ctx, c.sc, q)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err != nil {
-			c.log.Info("teredo refresh: qualifying again", slog.Any("err", err))
-			if !errors.Is(err, ErrMappingChanged) {
-				next-- // the same server first
-				if next < 0 {
-					next = 0
-				}
-			}
+		switch {
+		case errors.Is(err, ErrMappingChanged):
+			c.noteServer(q.Server, true, c.clk.Now().Sub(start))
+			c.log.Info("teredo refresh: mapping changed, qualifying again", slog.Any("err", err))
 			q = Qualification{}
-			continue
+		case err != nil:
+			c.noteServer(q.Server, false, 0)
+			c.log.Warn("teredo refresh: server silent, failing over", slog.String("server", q.Server.String()), slog.Any("err", err))
+			q, failed = Qualification{}, q.Server
+		default:
+			c.noteServer(q.Server, true, c.clk.Now().Sub(start))
+			q = r
 		}
-		q = r
 	}
 }
 

@@ -40,6 +40,13 @@ func (c *Client) open() error {
 	if c.conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(bind)); err != nil {
 		return fmt.Errorf("teredo: %w", err)
 	}
+	if len(c.cfg.Servers) > 1 && c.cfg.HealthInterval >= 0 {
+		// The standby servers' checks: a socket of their own, so they
+		// neither disturb the tunnel's nor open its NAT mapping to them.
+		if c.probe, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(bind.Addr(), 0))); err != nil {
+			return fmt.Errorf("teredo: %w", err)
+		}
+	}
 	c.sc = newServerConn(c.conn)
 	c.hand = c.sc.hand
 	return nil

@@ -111,7 +111,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // TestClientRequalifies: the client qualifies, puts its address on the
 // device, and when a refresh shows another mapping, qualifies again and
-// swaps the address; a packet to a native destination is dropped as
+// swaps the address; a packet to a multicast destination is dropped as
 // no-relay.
 func TestClientRequalifies(t *testing.T) {
 	leakcheck.Check(t)
@@ -149,7 +149,7 @@ func TestClientRequalifies(t *testing.T) {
 		t.Errorf("device addresses %v, want %v/32", got, first.Addr)
 	}
 
-	native := packet(t, first.Addr, netip.MustParseAddr("2001:db8::1"), 58, 8)
+	native := packet(t, first.Addr, netip.MustParseAddr("ff0e::1"), 58, 8)
 	dev.fromKernel <- native
 	waitFor(t, "no-relay drop", func() bool { return c.Stats().Drops[NoRelay.String()] == 1 })
 

@@ -73,9 +73,13 @@ func (d *datapath) tick() {
 	d.send(out)
 }
 
-// send sends bubbles and flushed queues.
+// send sends bubbles and flushed queues (and writes the inbound ones).
 func (d *datapath) send(out []datagram) {
 	for _, g := range out {
+		if !g.To.IsValid() {
+			d.toTun(g.Payload)
+			continue
+		}
 		if _, err := d.conn.WriteToUDPAddrPort(g.Payload, g.To); err != nil {
 			d.drop(SendFailed, 1)
 			continue
@@ -87,6 +91,17 @@ func (d *datapath) send(out []datagram) {
 			d.outBytes.Add(uint64(len(g.Payload)))
 		}
 	}
+}
+
+// toTun writes a packet that waited for its relay (after tunOffset
+// bytes of headroom) to the TUN device.
+func (d *datapath) toTun(b []byte) {
+	if _, err := d.dev.Write([][]byte{b}, tunOffset); err != nil {
+		d.drop(TunWriteFailed, 1)
+		return
+	}
+	d.inPackets.Add(1)
+	d.inBytes.Add(uint64(len(b) - tunOffset))
 }
 
 // tunToNet reads IPv6 packets from the TUN device, a batch per read, and

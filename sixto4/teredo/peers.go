@@ -2,6 +2,7 @@ package teredo
 
 import (
 	"encoding/binary"
+	"io"
 	"net/netip"
 	"time"
 
@@ -31,7 +32,7 @@ type Reason uint8
 
 const (
 	_               Reason = iota
-	NoRelay                // to a non-Teredo destination: no relay yet
+	NoRelay                // to an address no peer or relay can have (not global unicast)
 	NotOurs                // from the TUN with a source that is not our address
 	NotQualified           // no Teredo address yet
 	Malformed              // not a Teredo packet or IPv6 packet
@@ -66,7 +67,11 @@ type Peer struct {
 	Mapped   netip.AddrPort // decoded from Addr
 	Trusted  bool           // we heard from Mapped: packets go there directly
 	LastRecv time.Time      // zero: never
-	Queued   int            // packets waiting for its bubble
+	Queued   int            // packets waiting for its bubble (or echo test)
+	// Native: Addr is a native IPv6 host, reached through the Teredo
+	// relay at Mapped, found by the echo test (RFC 4380 section 5.2.9);
+	// Mapped is invalid until the test is answered.
+	Native bool
 }
 
 type peer struct {
@@ -77,10 +82,21 @@ type peer struct {
 	bubbles     int
 	lastBubble  time.Time
 	queue       [][]byte
-	queuedBytes int
+	queuedBytes int // of queue and inQueue
+	// A native peer's echo test: its identifier, sequence number and
+	// data (bubbles and lastBubble count its attempts), and the packets
+	// from an unknown relay that wait for it, each after tunOffset bytes
+	// of headroom for the TUN device.
+	nonce   [echoLen]byte
+	inQueue [][]byte
 }
 
-// datagram is one UDP payload to send to To.
+// waiting is how many packets wait for the peer's answer.
+func (q *peer) waiting() int { return len(q.queue) + len(q.inQueue) }
+
+// datagram is one UDP payload to send to To, or, with To invalid, an
+// IPv6 packet after tunOffset bytes of headroom to write to the TUN
+// device.
 type datagram struct {
 	To      netip.AddrPort
 	Payload []byte
@@ -99,6 +115,7 @@ type peers struct {
 	port        uint16     // servers' port (3544)
 	m           map[netip.Addr]*peer
 	queuedBytes int
+	rand        io.Reader // echo test nonces; nil: crypto/rand
 }
 
 func newPeers(port uint16) *peers {
@@ -108,7 +125,7 @@ func newPeers(port uint16) *peers {
 // reset forgets every peer: the address changed.
 func (p *peers) reset(addr, server netip.Addr) (dropped int) {
 	for _, q := range p.m {
-		dropped += len(q.queue)
+		dropped += q.waiting()
 	}
 	p.addr, p.server = addr, server
 	clear(p.m)
@@ -145,7 +162,7 @@ func (p *peers) outbound(now time.Time, pkt []byte, out []datagram) (to netip.Ad
 			return to, NotOurs, out
 		}
 		if !wire.Prefix.Contains(dst) {
-			return to, NoRelay, out
+			return p.outboundNative(now, pkt, dst, out)
 		}
 	}
 	q := p.m[dst]
@@ -168,23 +185,33 @@ func (p *peers) outbound(now time.Time, pkt []byte, out []datagram) (to netip.Ad
 	if q.Trusted && now.Sub(q.LastRecv) < PeerTimeout {
 		return q.Mapped, 0, out
 	}
+	r, out = p.enqueue(now, q, pkt, out)
+	return to, r, out
+}
+
+// enqueue queues a copy of pkt for the untrusted peer q, within the
+// bounds, and sends its first bubble (or echo test) or a due one.
+func (p *peers) enqueue(now time.Time, q *peer, pkt []byte, out []datagram) (Reason, []datagram) {
 	q.Trusted = false
-	if len(q.queue) >= QueuePeerPackets || q.queuedBytes+len(pkt) > QueuePeerBytes || p.queuedBytes+len(pkt) > QueueTotalBytes {
-		return to, QueueFull, out
+	if q.waiting() >= QueuePeerPackets || q.queuedBytes+len(pkt) > QueuePeerBytes || p.queuedBytes+len(pkt) > QueueTotalBytes {
+		return QueueFull, out
 	}
 	q.queue = append(q.queue, append([]byte(nil), pkt...))
 	q.queuedBytes += len(pkt)
 	p.queuedBytes += len(pkt)
-	q.Queued = len(q.queue)
+	q.Queued = q.waiting()
 	if q.bubbles == 0 || (q.bubbles < BubbleAttempts && now.Sub(q.lastBubble) >= BubbleInterval) {
 		out = p.bubble(now, q, out)
 	}
-	return to, 0, out
+	return 0, out
 }
 
 // bubble appends a direct bubble to q's mapped address and, unless q is
 // cone, an indirect one through its server (RFC 4380 section 5.2.6).
 func (p *peers) bubble(now time.Time, q *peer, out []datagram) []datagram {
+	if q.Native {
+		return p.echoTest(now, q, out)
+	}
 	q.bubbles++
 	q.lastBubble = now
 	src := p.addr
@@ -203,7 +230,7 @@ func (p *peers) bubble(now time.Time, q *peer, out []datagram) []datagram {
 // from for PeerTimeout, to make room.
 func (p *peers) evict(now time.Time) bool {
 	for a, q := range p.m {
-		if len(q.queue) == 0 && (!q.Trusted || now.Sub(q.LastRecv) >= PeerTimeout) {
+		if q.waiting() == 0 && (!q.Trusted || now.Sub(q.LastRecv) >= PeerTimeout) {
 			delete(p.m, a)
 			return true
 		}
@@ -215,7 +242,7 @@ func (p *peers) evict(now time.Time) bool {
 // answer BubbleAttempts of them; it returns how many packets it dropped.
 func (p *peers) tick(now time.Time, out []datagram) (dropped int, _ []datagram) {
 	for a, q := range p.m {
-		if len(q.queue) == 0 {
+		if q.waiting() == 0 {
 			if !q.Trusted && now.Sub(q.lastBubble) >= PeerTimeout || q.Trusted && now.Sub(q.LastRecv) >= 2*PeerTimeout {
 				delete(p.m, a)
 			}
@@ -228,7 +255,7 @@ func (p *peers) tick(now time.Time, out []datagram) (dropped int, _ []datagram) 
 			out = p.bubble(now, q, out)
 			continue
 		}
-		dropped += len(q.queue)
+		dropped += q.waiting()
 		p.dropQueue(q)
 	}
 	return dropped, out
@@ -236,7 +263,21 @@ func (p *peers) tick(now time.Time, out []datagram) (dropped int, _ []datagram) 
 
 func (p *peers) dropQueue(q *peer) {
 	p.queuedBytes -= q.queuedBytes
-	q.queue, q.queuedBytes, q.Queued, q.bubbles = nil, 0, 0, 0
+	q.queue, q.inQueue, q.queuedBytes, q.Queued, q.bubbles = nil, nil, 0, 0, 0
+}
+
+// trust marks q heard from now and appends its queues: what waited for
+// it to its mapped address, what came from it to the TUN device.
+func (p *peers) trust(now time.Time, q *peer, out []datagram) []datagram {
+	q.Trusted, q.LastRecv = true, now
+	for _, b := range q.queue {
+		out = append(out, datagram{To: q.Mapped, Payload: b})
+	}
+	for _, b := range q.inQueue {
+		out = append(out, datagram{Payload: b})
+	}
+	p.dropQueue(q)
+	return out
 }
 
 // verdict is what to do with a packet from the UDP socket.
@@ -307,7 +348,8 @@ func (p *peers) inbound(now time.Time, from netip.AddrPort, pkt []byte, out []da
 		if p.relay {
 			return off, drop, SrcNotTeredo, out
 		}
-		return off, drop, UnknownRelay, out
+		v, r, out := p.inboundNative(now, from, ip, bubble, out)
+		return off, v, r, out
 	}
 	// RFC 4380 sections 5.2.3 and 5.4.2: the source names where it
 	// came from.
@@ -330,11 +372,7 @@ func (p *peers) inbound(now time.Time, from netip.AddrPort, pkt []byte, out []da
 		q = &peer{Peer: Peer{Addr: src, Mapped: a.Mapped}, server: a.Server, cone: a.Cone()}
 		p.m[src] = q
 	}
-	q.Trusted, q.LastRecv = true, now
-	for _, b := range q.queue {
-		out = append(out, datagram{To: q.Mapped, Payload: b})
-	}
-	p.dropQueue(q)
+	out = p.trust(now, q, out)
 	if bubble {
 		return off, consumed, 0, out
 	}

@@ -229,7 +229,7 @@ func TestDrops(t *testing.T) {
 		pkt  []byte
 		want Reason
 	}{
-		{"native destination", packet(t, f.ours, native, 58, 8), NoRelay},
+		{"multicast destination", packet(t, f.ours, netip.MustParseAddr("ff0e::1"), 58, 8), NoRelay},
 		{"not our source", packet(t, other, f.peer, 58, 8), NotOurs},
 		{"short", []byte{0x60, 0, 0}, Malformed},
 		{"payload length past the end", packet(t, f.ours, f.peer, 58, 8)[:44], Malformed},
@@ -247,7 +247,7 @@ func TestDrops(t *testing.T) {
 		pkt  []byte
 		want Reason
 	}{
-		{"native source from a stranger", peerMapped, packet(t, native, f.ours, 58, 8), UnknownRelay},
+		{"native bubble from a stranger", peerMapped, bubble(t, native, f.ours), UnknownRelay},
 		{"source names another mapping", netip.MustParseAddrPort("192.0.2.131:50000"), packet(t, f.peer, f.ours, 58, 8), SrcMismatch},
 		{"not to us", peerMapped, packet(t, f.peer, other, 58, 8), DstNotOurs},
 		{"from the server, not to us", netip.AddrPortFrom(ourServer, wire.Port), packet(t, f.peer, other, 58, 8), DstNotOurs},
@@ -273,6 +273,11 @@ func FuzzInbound(f *testing.F) {
 	f.Add(bubble(f, peer, ours), false)
 	f.Add(withOrigin(f, peerMapped, bubble(f, peer, ours)), true)
 	f.Add(packet(f, peer, ours, 6, 20), false)
+	// A native host's packet (through a relay) and an echo reply.
+	f.Add(packet(f, netip.MustParseAddr("2001:db8:2::2"), ours, 6, 20), false)
+	reply := packet(f, netip.MustParseAddr("2001:db8:2::2"), ours, 58, 4+echoLen)
+	reply[40] = typeEchoReply
+	f.Add(reply, false)
 	f.Fuzz(func(t *testing.T, b []byte, fromServer bool) {
 		p := newPeers(wire.Port)
 		p.reset(ours, ourServer)

@@ -68,6 +68,13 @@ type Qualifier struct {
 	// unanswered RA create a conntrack entry (Linux masquerade without
 	// an input drop), it makes the NAT look symmetric afterwards.
 	ConeTest bool
+	// Secret, when set, authenticates the RSs and RAs (RFC 4380 section
+	// 5.1.1): each RS carries ClientID and the HMAC-SHA1 value that
+	// wire.AuthValue computes with Secret, and an RA is taken only if
+	// its value checks out with Secret too. Both are agreed with the
+	// server's operator; nil: no authentication (the nonce is checked
+	// either way).
+	ClientID, Secret []byte
 }
 
 // Qualify qualifies with the default Qualifier.
@@ -175,6 +182,11 @@ func (c Qualifier) solicit(ctx context.Context, conn net.PacketConn, to, from ne
 	if err != nil {
 		return wire.QualificationRA{}, err
 	}
+	if c.Secret != nil {
+		if pkt, err = c.authenticate(pkt); err != nil {
+			return wire.QualificationRA{}, err
+		}
+	}
 	dst := netip.AddrPortFrom(to, c.port())
 
 	// Cancellation unblocks the read by moving the deadline to the past.
@@ -215,10 +227,29 @@ func (c Qualifier) solicit(ctx context.Context, conn net.PacketConn, to, from ne
 			if err != nil || ra.Auth == nil || ra.Auth.Nonce != rs.Auth.Nonce || ra.Dst != rs.Src {
 				continue // not the answer to this RS
 			}
+			if c.Secret != nil {
+				if p, err := wire.ParsePacket(buf[:n]); err != nil || !wire.Authentic(c.Secret, p) {
+					continue // not from a server that knows our secret
+				}
+			}
 			return ra, nil
 		}
 	}
 	return wire.QualificationRA{}, fmt.Errorf("%w: %v, %d attempts", ErrNoAnswer, dst, c.attempts())
+}
+
+// authenticate re-encodes the RS pkt with ClientID and its
+// authentication value.
+func (c Qualifier) authenticate(pkt []byte) ([]byte, error) {
+	p, err := wire.ParsePacket(pkt)
+	if err != nil {
+		return nil, err
+	}
+	p.Auth.ClientID = c.ClientID
+	if p.Auth.AuthValue, err = wire.AuthValue(c.Secret, p); err != nil {
+		return nil, err
+	}
+	return p.Append(nil)
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

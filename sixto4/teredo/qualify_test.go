@@ -33,21 +33,33 @@ type fakeServer struct {
 	// endpoint-independent filtering would.
 	restricted bool
 	count      map[netip.Addr]int
+	from       map[netip.AddrPort]int // RSs by sender
+	// secret, if set, is the client's: RSs that it does not
+	// authenticate are ignored, RAs are authenticated with raSecret
+	// (nil: secret).
+	secret, raSecret []byte
+	ids              [][]byte // the client identifiers of authentic RSs
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
+	return newFakeServerAt(t, netip.MustParseAddr("127.0.0.1"), 0)
+}
+
+// newFakeServerAt starts a fake server on primary and primary+1, port
+// (zero: any free one).
+func newFakeServerAt(t *testing.T, primary netip.Addr, port uint16) *fakeServer {
 	t.Helper()
-	c1, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	c1, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(primary, port)))
 	if err != nil {
-		t.Fatal(err)
+		testenv.Skip(t, "cannot bind %v:%d: %v", primary, port, err)
 	}
-	port := uint16(c1.LocalAddr().(*net.UDPAddr).Port)
-	c2, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port)))
+	port = uint16(c1.LocalAddr().(*net.UDPAddr).Port)
+	c2, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(primary.Next(), port)))
 	if err != nil {
 		c1.Close()
-		testenv.Skip(t, "cannot bind 127.0.0.2:%d: %v", port, err)
+		testenv.Skip(t, "cannot bind %v:%d: %v", primary.Next(), port, err)
 	}
-	s := &fakeServer{primary: netip.MustParseAddr("127.0.0.1"), port: port, count: map[netip.Addr]int{}}
+	s := &fakeServer{primary: primary, port: port, count: map[netip.Addr]int{}, from: map[netip.AddrPort]int{}}
 	var wg sync.WaitGroup
 	for _, c := range [][2]*net.UDPConn{{c1, c2}, {c2, c1}} {
 		wg.Add(1)
@@ -73,6 +85,7 @@ func (s *fakeServer) serve(c, other *net.UDPConn) {
 		}
 		s.mu.Lock()
 		s.count[at]++
+		s.from[from]++
 		drop := s.drop != nil && s.drop(at, s.count[at])
 		origin := from
 		if s.origin != nil {
@@ -81,6 +94,17 @@ func (s *fakeServer) serve(c, other *net.UDPConn) {
 		bad := s.badNonceFirst
 		if rs.Cone() {
 			drop = drop || s.restricted
+		}
+		secret, raSecret := s.secret, s.raSecret
+		if raSecret == nil {
+			raSecret = secret
+		}
+		if secret != nil {
+			if p, err := wire.ParsePacket(buf[:n]); err != nil || !wire.Authentic(secret, p) {
+				drop = true
+			} else {
+				s.ids = append(s.ids, p.Auth.ClientID)
+			}
 		}
 		s.mu.Unlock()
 		if drop {
@@ -91,7 +115,7 @@ func (s *fakeServer) serve(c, other *net.UDPConn) {
 			out = other
 		}
 		pio, _ := wire.PrefixInformation{
-			Prefix:        netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 0, 127, 0, 0, 1}), 64),
+			Prefix:        netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 0, s.primary.As4()[0], s.primary.As4()[1], s.primary.As4()[2], s.primary.As4()[3]}), 64),
 			ValidLifetime: time.Hour,
 		}.Option()
 		ra := wire.QualificationRA{
@@ -111,6 +135,12 @@ func (s *fakeServer) serve(c, other *net.UDPConn) {
 		b, err := ra.Append(nil)
 		if err != nil {
 			panic(err)
+		}
+		if raSecret != nil {
+			p, _ := wire.ParsePacket(b)
+			p.Auth = &wire.Auth{ClientID: rs.Auth.ClientID, Nonce: rs.Auth.Nonce}
+			p.Auth.AuthValue, _ = wire.AuthValue(raSecret, p)
+			b, _ = p.Append(nil)
 		}
 		out.WriteToUDPAddrPort(b, from)
 	}

@@ -13,7 +13,7 @@ func TestImports(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
-	allowed := map[string]bool{"encoding/binary": true, "errors": true, "fmt": true, "net/netip": true, "time": true}
+	allowed := map[string]bool{"crypto/hmac": true, "crypto/sha1": true, "encoding/binary": true, "errors": true, "fmt": true, "net/netip": true, "time": true}
 	for _, imp := range strings.Fields(string(out)) {
 		if !allowed[imp] {
 			t.Errorf("wire imports %s; it may import only %v", imp, allowed)
