@@ -2,12 +2,14 @@ package lab
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -205,18 +207,23 @@ func udpBound() ([]netip.AddrPort, error) {
 }
 
 // parseProcAddr parses an IPv4 "0100007F:0035" of /proc/net/udp: the
-// address in host byte order (little-endian here), the port big-endian.
+// address as the kernel holds it (host byte order), the port in hex.
 func parseProcAddr(s string) (netip.AddrPort, bool) {
 	a, p, ok := strings.Cut(s, ":")
 	if !ok || len(a) != 8 {
 		return netip.AddrPort{}, false
 	}
-	var v, port uint64
-	if _, err := fmt.Sscanf(a+" "+p, "%x %x", &v, &port); err != nil {
+	v, err := strconv.ParseUint(a, 16, 32)
+	if err != nil {
 		return netip.AddrPort{}, false
 	}
-	ip := netip.AddrFrom4([4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
-	return netip.AddrPortFrom(ip, uint16(port)), true
+	port, err := strconv.ParseUint(p, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], uint32(v))
+	return netip.AddrPortFrom(netip.AddrFrom4(b), uint16(port)), true
 }
 
 // TeredoAddr waits (15 s at most) until the Miredo client in host has
