@@ -82,6 +82,12 @@ func MiredoClientProc(host string) string {
 // server listens, Miredo's client in tpeer. It waits for the server (5 s
 // at most), not for the client to qualify (TeredoAddr does).
 func (l *Lab) StartTeredo(ctx context.Context) error {
+	// Said at once, not as a server that never listens.
+	for _, prog := range []string{"miredo-server", "miredo"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			return fmt.Errorf("lab: the Teredo world needs %s (Debian packages miredo and miredo-server, in the Makefile's DEB_PKGS): %w", prog, err)
+		}
+	}
 	running := func(name string) bool { p, ok := l.Process(name); return ok && p.Alive }
 	if !running(TeredoServerProc) {
 		if _, err := l.StartTeredoServer(); err != nil {
