@@ -235,12 +235,30 @@ Try:
   %[1]s status
   %[1]s down
 `, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon), lab.LAN1Addr6.Addr(), lab.SiteBWANAddr.Addr(), lab.LANBAddr6.Addr())
+	labPrintTeredo(ctx, os.Stdout, l, lab1)
 	labPrintPanel(os.Stdout, l, httpPort, paths[0] == labgw.SiteA.ConfigPath(l))
 	fmt.Printf("Site A: config %s, log %s.\n", st.Config, labgw.Log(l))
 	if b := st.SiteB; b != nil {
 		fmt.Printf("Site B: config %s, log %s, socket %s.\n", b.Config, labgw.SiteB.Log(l), b.Socket)
 	}
 	return nil
+}
+
+// labPrintTeredo describes the lab's Teredo world, with site C's Miredo
+// client's Teredo address once it has qualified.
+func labPrintTeredo(ctx context.Context, w io.Writer, l *lab.Lab, lab1 string) {
+	peer := "(not qualified: see " + filepath.Join(l.Dir, "logs", lab.TeredoPeerProc+".log") + ")"
+	if a, err := l.TeredoAddr(ctx, lab.TeredoPeer); err == nil {
+		peer = a.String()
+	}
+	fmt.Fprintf(w, `
+Teredo (RFC 4380): the Teredo server tsrv (miredo-server on %[2]v
+and %[3]v); tpeer, a Miredo client behind site C's plain Linux NAT natc
+(%[4]v), at %[5]s; and a Miredo relay, trly,
+to which the ISP routes 2001::/32.
+  %[1]s exec pub -- busybox ping -6 -c1 %[5]s     # native IPv6 to Teredo, through trly
+  %[1]s exec tpeer -- ip -6 addr show dev teredo
+`, lab1, lab.TeredoServerAddr.Addr(), lab.TeredoServerAddr2.Addr(), lab.NATCWANAddr.Addr(), peer)
 }
 
 // labPrintPanel says where site A's web panel is and its first password

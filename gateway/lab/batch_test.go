@@ -77,6 +77,16 @@ func TestPlanSitesAndRelay(t *testing.T) {
 			[]string{"link add gwb-wan netns gwl-p-isp type veth peer name wan netns gwl-p-gwb",
 				"link add rly0 netns gwl-p-isp type veth peer name eth0 netns gwl-p-rly",
 				"link add lanb netns gwl-p-gwb type veth peer name eth0 netns gwl-p-lanb"}, nil},
+		{"the ISP routes Teredo space to the Miredo relay and masquerades site B's CGNAT", ISP,
+			[]string{"route add 2001::/32 via 2001:db8:100::50", "addr add 100.64.0.1/24 dev gwb-wan", "link set tsrv0 master br-inet",
+				"link set natc0 master br-inet", "link set trly0 master br-inet"}, nil},
+		{"the Teredo server: two consecutive addresses and native IPv6", TeredoServer,
+			[]string{"addr add 198.51.100.30/24 dev eth0", "addr add 198.51.100.31/24 dev eth0", "addr add 2001:db8:100::30/64 dev eth0 nodad"}, nil},
+		{"site C's NAT: IPv4 only, forwarding", NATC,
+			[]string{"addr add 198.51.100.40/24 dev wan", "addr add 192.168.3.1/24 dev lan", "route add default via 198.51.100.1", "sysctl net/ipv4/ip_forward=1"},
+			[]string{"2001:"}},
+		{"site C's host: a private address behind natc", TeredoPeer,
+			[]string{"addr add 192.168.3.10/24 dev eth0", "route add default via 192.168.3.1"}, []string{"2001:"}},
 		{"site A's LAN hosts take IPv6 by SLAAC", LAN1,
 			[]string{"sysctl net/ipv6/conf/eth0/accept_ra=1", "sysctl net/ipv6/conf/eth0/autoconf=1"},
 			[]string{"2001:db8:1:1", "route add default"}},
@@ -98,7 +108,7 @@ func TestPlanSitesAndRelay(t *testing.T) {
 			}
 		})
 	}
-	want := []string{ISP, Public, Relay, Gateway, LAN1, LAN2, GatewayB, LANB}
+	want := []string{ISP, Public, Relay, Gateway, LAN1, LAN2, GatewayB, LANB, TeredoServer, TeredoRelay, NATC, TeredoPeer}
 	var got []string
 	for _, h := range Hosts() {
 		got = append(got, h.Name)

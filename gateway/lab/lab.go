@@ -22,6 +22,18 @@
 //	  (192.168.1.10)              (192.168.1.11)            IPv6 by SLAAC (accept_ra=1,
 //	  2001:db8:1:1::10            2001:db8:1:1::11          autoconf=1), none static
 //
+// The Teredo world (teredo.go; the daemons run once StartTeredo starts
+// them) hangs off br-inet too:
+//
+//	tsrv (198.51.100.30, .31; 2001:db8:100::30)   miredo-server
+//	trly (198.51.100.50; 2001:db8:100::50)        Miredo relay; the ISP routes 2001::/32 here
+//	natc (wan 198.51.100.40, lan 192.168.3.1)     site C: nft masquerade, no daemon
+//	 | lan ── eth0
+//	tpeer (192.168.3.10)                          Miredo client
+//
+// The ISP also holds 100.64.0.1/24 on gwb-wan and masquerades
+// 100.64.0.0/10 out: SetSiteBWAN moves gwb's WAN behind that CGNAT.
+//
 // The addresses are documentation ranges (RFC 5737, RFC 3849) and private
 // LAN ranges; the ISP has no route to 192.168.0.0/16, as on the real
 // internet, so LAN hosts reach the public side (and the other site) over

@@ -197,6 +197,13 @@ func TestReachability(t *testing.T) {
 		{"relay to public over IPv4", lab.Relay, lab.Public, a(lab.PublicAddrs[0]), true},
 		{"relay to public over IPv6", lab.Relay, lab.Public, a(lab.PublicAddrs6[0]), true},
 		{"pub to the relay over IPv6", lab.Public, lab.Relay, a(lab.RelayAddr6), true},
+		// The Teredo world: site C's host behind natc's masquerade.
+		{"tpeer to public through natc", lab.TeredoPeer, lab.Public, a(lab.PublicAddrs[0]), true},
+		{"public to tpeer", lab.Public, lab.TeredoPeer, a(lab.TeredoPeerAddr), false},
+		{"public to natc's WAN: unsolicited input dropped", lab.Public, lab.NATC, a(lab.NATCWANAddr), false},
+		{"gateway to the Teredo server's second address", lab.Gateway, lab.TeredoServer, a(lab.TeredoServerAddr2), true},
+		{"Teredo relay to public over IPv6", lab.TeredoRelay, lab.Public, a(lab.PublicAddrs6[0]), true},
+		{"pub to the Teredo server over IPv6", lab.Public, lab.TeredoServer, a(lab.TeredoServerAddr6), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,7 +294,8 @@ func TestStatus(t *testing.T) {
 		lab.ISP: {Role: lab.RoleISP, Namespace: l.NS(lab.ISP), Present: true, Ifs: map[string]string{
 			"lo": "127.0.0.1/8", lab.ISPWAN: p(lab.ISPWANAddr, lab.ISPWANAddr6), lab.ISPInet: p(lab.InetAddr, lab.InetAddr6),
 			lab.PublicPort: "master " + lab.ISPInet, lab.RelayPort: "master " + lab.ISPInet,
-			lab.ISPWANB: p(lab.SiteBISPAddr),
+			lab.ISPWANB: p(lab.SiteBISPAddr, lab.SiteBCGNATISPAddr), lab.TeredoServerPort: "master " + lab.ISPInet,
+			lab.TeredoRelayPort: "master " + lab.ISPInet, lab.NATCPort: "master " + lab.ISPInet,
 		}},
 		lab.Relay: {Role: lab.RoleRelay, Namespace: l.NS(lab.Relay), Present: true,
 			Gateway: lab.InetAddr.Addr(), Gateway6: lab.InetAddr6.Addr(), Ifs: map[string]string{
@@ -311,6 +319,23 @@ func TestStatus(t *testing.T) {
 			Gateway: lab.ISPWANAddr.Addr(), Gateway6: lab.ISPWANAddr6.Addr(), Ifs: map[string]string{
 				"lo": "127.0.0.1/8", lab.GatewayWAN: p(lab.WANAddr, lab.WANAddr6), lab.GatewayLAN: p(lab.LANAddr),
 				lab.LAN1Port: "master " + lab.GatewayLAN, lab.LAN2Port: "master " + lab.GatewayLAN,
+			}},
+		// The Teredo world.
+		lab.TeredoServer: {Role: lab.RoleTeredoServer, Namespace: l.NS(lab.TeredoServer), Present: true,
+			Gateway: lab.InetAddr.Addr(), Gateway6: lab.InetAddr6.Addr(), Ifs: map[string]string{
+				"lo": "127.0.0.1/8", lab.HostIf: p(lab.TeredoServerAddr, lab.TeredoServerAddr2, lab.TeredoServerAddr6),
+			}},
+		lab.TeredoRelay: {Role: lab.RoleTeredoRelay, Namespace: l.NS(lab.TeredoRelay), Present: true,
+			Gateway: lab.InetAddr.Addr(), Gateway6: lab.InetAddr6.Addr(), Ifs: map[string]string{
+				"lo": "127.0.0.1/8", lab.HostIf: p(lab.TeredoRelayAddr, lab.TeredoRelayAddr6),
+			}},
+		lab.NATC: {Role: lab.RoleNAT, Namespace: l.NS(lab.NATC), Present: true,
+			Gateway: lab.InetAddr.Addr(), Ifs: map[string]string{
+				"lo": "127.0.0.1/8", lab.GatewayWAN: p(lab.NATCWANAddr), lab.NATCLAN: p(lab.NATCLANAddr),
+			}},
+		lab.TeredoPeer: {Role: lab.RoleLAN, Namespace: l.NS(lab.TeredoPeer), Present: true,
+			Gateway: lab.NATCLANAddr.Addr(), Ifs: map[string]string{
+				"lo": "127.0.0.1/8", lab.HostIf: p(lab.TeredoPeerAddr),
 			}},
 		// No addresses on the LAN hosts: IPv4 comes from DHCP, IPv6
 		// from the gateway's router advertisements.

@@ -101,6 +101,9 @@ func (l *Lab) status(ctx context.Context, t *topology) Status {
 	if err != nil {
 		problem("%v", err)
 	}
+	if l.SiteBCGNAT() {
+		t = t.withSiteBCGNAT()
+	}
 	for _, h := range t.hosts {
 		hs := HostStatus{Name: h.name, Role: h.role, Namespace: l.NS(h.name), Interfaces: []Interface{}, Processes: []Process{}}
 		for _, p := range procs {

@@ -50,6 +50,9 @@ type hostSpec struct {
 	// not check the IPv6 default route.
 	slaac   bool
 	bridges []iface
+	// nft is a ruleset that the build loads with `nft -f -` in the host;
+	// "" for none.
+	nft string
 }
 
 // veth is a veth pair between two hosts.
@@ -66,8 +69,10 @@ func newTopology() *topology {
 		routes: []route{
 			{dst: DelegatedPrefix6, via: WANAddr6.Addr()},
 			{dst: SixToFourPrefix, via: RelayAddr6.Addr()},
+			{dst: TeredoPrefix, via: TeredoRelayAddr6.Addr()},
 		},
-		bridges: []iface{{host: ISP, name: ISPInet, addrs: []netip.Prefix{InetAddr, InetAddr6}}}})
+		bridges: []iface{{host: ISP, name: ISPInet, addrs: []netip.Prefix{InetAddr, InetAddr6}}},
+		nft:     ispRuleset})
 	t.addInetHost(hostSpec{name: Public, role: RolePublic}, PublicPort, PublicAddrs[0], PublicAddrs[1], PublicAddrs6[0], PublicAddrs6[1])
 	// The relay forwards between its IPv4 side (6to4 packets in
 	// protocol 41) and native IPv6, once its process runs.
@@ -88,7 +93,7 @@ func newTopology() *topology {
 		gateway: SiteBISPAddr.Addr(),
 		bridges: []iface{{host: GatewayB, name: GatewayLAN, addrs: []netip.Prefix{SiteBLANAddr}}}})
 	t.links = append(t.links, veth{
-		iface{host: ISP, name: ISPWANB, addrs: []netip.Prefix{SiteBISPAddr}},
+		iface{host: ISP, name: ISPWANB, addrs: []netip.Prefix{SiteBISPAddr, SiteBCGNATISPAddr}},
 		iface{host: GatewayB, name: GatewayWAN, addrs: []netip.Prefix{SiteBWANAddr}},
 	})
 	t.addHost(hostSpec{name: LANB, role: RoleLAN, dhcp: true, slaac: true})
@@ -96,8 +101,55 @@ func newTopology() *topology {
 		iface{host: GatewayB, name: LANBPort, master: GatewayLAN},
 		iface{host: LANB, name: HostIf, mac: LANBMAC},
 	})
+
+	// The Teredo world (RFC 4380): a server with two consecutive
+	// addresses, a Miredo client behind a plain Linux NAT (site C), and a
+	// Miredo relay to which the ISP routes 2001::/32. The server has
+	// native IPv6 too: it passes a client's echo test on to the IPv6
+	// internet.
+	t.addInetHost(hostSpec{name: TeredoServer, role: RoleTeredoServer}, TeredoServerPort,
+		TeredoServerAddr, TeredoServerAddr2, TeredoServerAddr6)
+	t.addInetHost(hostSpec{name: TeredoRelay, role: RoleTeredoRelay, forward: true}, TeredoRelayPort,
+		TeredoRelayAddr, TeredoRelayAddr6)
+	t.addHost(hostSpec{name: NATC, role: RoleNAT, forward: true, gateway: InetAddr.Addr(), nft: natcRuleset})
+	t.links = append(t.links, veth{
+		iface{host: ISP, name: NATCPort, master: ISPInet},
+		iface{host: NATC, name: GatewayWAN, addrs: []netip.Prefix{NATCWANAddr}},
+	})
+	t.addHost(hostSpec{name: TeredoPeer, role: RoleLAN, gateway: NATCLANAddr.Addr()})
+	t.links = append(t.links, veth{
+		iface{host: NATC, name: NATCLAN, addrs: []netip.Prefix{NATCLANAddr}},
+		iface{host: TeredoPeer, name: HostIf, addrs: []netip.Prefix{TeredoPeerAddr}},
+	})
 	return t
 }
+
+// ispRuleset makes the ISP a carrier-grade NAT for site B while site B's
+// WAN is private (SetSiteBWAN): plain masquerade of CGNATPrefix towards
+// everywhere but site B.
+var ispRuleset = fmt.Sprintf(`table ip lab {
+	chain post {
+		type nat hook postrouting priority srcnat;
+		ip saddr %s oifname != "%s" masquerade
+	}
+}
+`, CGNATPrefix, ISPWANB)
+
+// natcRuleset is site C's home router: plain masquerade (endpoint-
+// independent mapping, address-and-port-dependent filtering), and
+// unsolicited input from the WAN dropped before conntrack confirms it, as
+// a home router does (ANCHORS.md: otherwise Teredo hole punching fails).
+var natcRuleset = fmt.Sprintf(`table ip lab {
+	chain post {
+		type nat hook postrouting priority srcnat;
+		oifname "%[1]s" masquerade
+	}
+	chain in {
+		type filter hook input priority filter;
+		iifname "%[1]s" ct state new drop
+	}
+}
+`, GatewayWAN)
 
 func (t *topology) addHost(h hostSpec) { t.hosts = append(t.hosts, h) }
 
@@ -166,11 +218,18 @@ type sysctl struct {
 	optional bool
 }
 
+// nftRuleset is a ruleset loaded with `nft -f -` inside a host.
+type nftRuleset struct {
+	host string
+	text string
+}
+
 // phase is a step of the build; Options.fail is called after each.
 type phase struct {
 	name    string
 	batches []batch
 	sysctls []sysctl
+	nfts    []nftRuleset
 }
 
 // plan returns the steps that build the lab from nothing.
@@ -178,7 +237,11 @@ func (l *Lab) plan(t *topology) []phase {
 	var netns, links batch
 	var hosts []batch
 	var sysctls, early []sysctl
+	var nfts []nftRuleset
 	for _, h := range t.hosts {
+		if h.nft != "" {
+			nfts = append(nfts, nftRuleset{host: h.name, text: h.nft})
+		}
 		ns := l.NS(h.name)
 		netns.cmds = append(netns.cmds, []string{"netns", "add", ns})
 		// No duplicate address detection on the interfaces to come,
@@ -257,6 +320,7 @@ func (l *Lab) plan(t *topology) []phase {
 		{name: "links", batches: []batch{links}},
 		{name: "hosts", batches: hosts},
 		{name: "sysctl", sysctls: sysctls},
+		{name: "nft", nfts: nfts},
 	}
 }
 
@@ -276,6 +340,9 @@ func digest(phases []phase, name string) string {
 		}
 		for _, s := range p.sysctls {
 			line(fmt.Sprintf("sysctl %s %s=%s %v", s.host, s.path, s.value, s.optional))
+		}
+		for _, n := range p.nfts {
+			line("nft " + n.host + "\n" + n.text)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
@@ -314,6 +381,11 @@ func (l *Lab) build(ctx context.Context, t *topology, fail func(string) error) e
 				return fmt.Errorf("lab: %w", err)
 			}
 			if err := l.setSysctl(s); err != nil {
+				return err
+			}
+		}
+		for _, n := range p.nfts {
+			if err := l.loadNft(ctx, n); err != nil {
 				return err
 			}
 		}
@@ -374,6 +446,15 @@ func (l *Lab) setSysctl(s sysctl) error {
 		}
 		return nil
 	})
+}
+
+func (l *Lab) loadNft(ctx context.Context, n nftRuleset) error {
+	c := exec.CommandContext(ctx, "ip", "netns", "exec", l.NS(n.host), "nft", "-f", "-")
+	c.Stdin = strings.NewReader(n.text)
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("lab: nft in %s: %w: %s", n.host, err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // makeDirs creates Dir with the state file that marks it as a lab's

@@ -1,6 +1,7 @@
 package labgw
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 
@@ -28,15 +29,21 @@ func RelayCommand(l *lab.Lab, exe string) []string {
 }
 
 // StartInternet runs what the lab's internet offers besides routing: the
-// ISP's DHCPv6 server delegating lab.DelegatedPrefix6 to site A, and the
-// 6to4 relay in lab.Relay. What already runs is kept.
+// ISP's DHCPv6 server delegating lab.DelegatedPrefix6 to site A, the
+// 6to4 relay in lab.Relay, and the Teredo world (lab.StartTeredo: the
+// Teredo server, the Miredo relay, site C's Miredo client). What already
+// runs is kept. It waits for the Teredo server to listen (5 s at most),
+// not for site C's client to qualify (lab.TeredoAddr).
 func StartInternet(l *lab.Lab, exe string) error {
 	if p, ok := l.Process(lab.PDServer); !ok || !p.Alive {
 		if _, err := l.StartPDServer(lab.PDServerOptions{}); err != nil {
 			return err
 		}
 	}
-	return StartRelay(l, exe, RelayCommand(l, exe))
+	if err := StartRelay(l, exe, RelayCommand(l, exe)); err != nil {
+		return err
+	}
+	return l.StartTeredo(context.Background())
 }
 
 // StartRelay runs args (program first) as process RelayDaemon in host
