@@ -148,16 +148,18 @@ func (s *Site) PanelPassword(l *lab.Lab) string {
 func PanelPassword(l *lab.Lab) string { return SiteA.PanelPassword(l) }
 
 // IPv6Config is the IPv6 section of the lab's default config: the
-// defaults (prefix delegation first, else 6to4), a /56 asked of the ISP,
-// the lab's relay for 6to4, and a DNS server and search domain for the
-// router advertisements.
+// defaults (prefix delegation first, else 6to4, else Teredo; the Teredo
+// relay beside a global prefix), a /56 asked of the ISP, the lab's relay
+// for 6to4, the lab's Teredo server, and a DNS server and search domain
+// for the router advertisements.
 var IPv6Config = fmt.Sprintf(`
 config ipv6 'ipv6'
 	option pd_hint '56'
 	option relay '%s'
+	list teredo_server '%s'
 	list dns '%s'
 	list domain 'lab.example'
-`, lab.RelayAddr.Addr(), LabDNS6)
+`, lab.RelayAddr.Addr(), lab.TeredoServerAddr.Addr(), LabDNS6)
 
 // LabDNS6 is the DNS server the lab's router advertisements name
 // (RDNSS): the public host, as an ISP's resolver would be.
