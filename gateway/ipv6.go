@@ -38,9 +38,9 @@ type delegation struct {
 // functions so that unit tests watch them.
 type uplinkDeps struct {
 	startTunnel func(local netip.Addr) (tunnel6to4, error)
-	// startTeredo starts the Teredo client, which calls notify when its
-	// qualification changes.
-	startTeredo func(notify func()) teredoTunnel
+	// startTeredo starts the Teredo client on the WAN address local,
+	// which calls notify when its qualification changes.
+	startTeredo func(local netip.Addr, notify func()) teredoTunnel
 	startRelay  func() (teredoRelay, error)
 	addAddr     func(iface string, p netip.Prefix) error
 	delAddr     func(iface string, p netip.Prefix) error
@@ -216,7 +216,7 @@ func (u *uplink) applyTeredoLocked(st uplinkState) {
 			u.relay.Stop()
 			u.relay = nil
 		}
-		u.teredo, u.teredoWAN, u.teredoFailed = u.deps.startTeredo(u.notify), st.WAN.Addr, netip.Addr{}
+		u.teredo, u.teredoWAN, u.teredoFailed = u.deps.startTeredo(st.WAN.Addr, u.notify), st.WAN.Addr, netip.Addr{}
 	}
 }
 

@@ -36,8 +36,8 @@ func (d *Daemon) runIPv6(ctx context.Context) error {
 			startTunnel: func(local netip.Addr) (tunnel6to4, error) {
 				return startSixto4(ctx, sixto4Iface, local, v6.Relay, cfg.AllowDocumentationWAN, log)
 			},
-			startTeredo: func(notify func()) teredoTunnel {
-				return startTeredo(ctx, v6.TeredoServers, v6.TeredoPort, log.With(slog.String("tunnel", "teredo")), notify)
+			startTeredo: func(local netip.Addr, notify func()) teredoTunnel {
+				return startTeredo(ctx, v6.TeredoServers, netip.AddrPortFrom(local, v6.TeredoPort), log.With(slog.String("tunnel", "teredo")), notify)
 			},
 			startRelay: func() (teredoRelay, error) {
 				return startTeredoRelay(ctx, v6.TeredoPort, log.With(slog.String("tunnel", "teredo-relay")))

@@ -97,7 +97,7 @@ func newTestUplink(cfg *IPv6Config) (*uplink, *uplinkWorld) {
 				w.addrs = slices.DeleteFunc(w.addrs, func(q netip.Prefix) bool { return q == p })
 				return nil
 			},
-			startTeredo: func(notify func()) teredoTunnel {
+			startTeredo: func(_ netip.Addr, notify func()) teredoTunnel {
 				f := &fakeTeredo{done: make(chan struct{}), notify: notify}
 				w.teredos = append(w.teredos, f)
 				return f

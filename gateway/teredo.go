@@ -98,11 +98,11 @@ func (t *runningTeredo) fail(err error, log *slog.Logger) {
 	log.Error("Teredo client", slog.Any("err", err))
 }
 
-// startTeredo starts a Teredo client on UDP port port of every local
-// IPv4 address with the servers (addresses or names, in order); notify is
-// called whenever its qualification changes. It runs until Stop or
-// ctx's end.
-func startTeredo(ctx context.Context, servers []string, port uint16, log *slog.Logger, notify func()) teredoTunnel {
+// startTeredo starts a Teredo client on bind (the WAN address: the LAN
+// has no business with its socket) with the servers (addresses or names,
+// in order); notify is called whenever its qualification changes. It runs
+// until Stop or ctx's end.
+func startTeredo(ctx context.Context, servers []string, bind netip.AddrPort, log *slog.Logger, notify func()) teredoTunnel {
 	ctx, cancel := context.WithCancel(ctx)
 	t := &runningTeredo{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -115,7 +115,7 @@ func startTeredo(ctx context.Context, servers []string, port uint16, log *slog.L
 			return
 		}
 		c, err := teredo.New(teredo.Config{Name: teredoIface, Servers: addrs,
-			Bind: netip.AddrPortFrom(netip.IPv4Unspecified(), port), Logger: log})
+			Bind: bind, Logger: log})
 		if err != nil {
 			t.fail(err, log)
 			return
