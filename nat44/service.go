@@ -114,6 +114,7 @@ type NAT struct {
 	lans     []netip.Prefix // the LAN subnets, IPv4 and IPv6
 	outside  []string       // outside interfaces besides the WAN
 	nat66    []string       // interfaces IPv6 leaves masqueraded
+	nat66IP  netip.Addr     // the NAT66 address; invalid: none
 	sixto4   bool           // protocol 41 from the WAN reaches the router
 	epoch    epoch
 	applied  bool // the datapath holds the current state
@@ -463,6 +464,7 @@ func (n *NAT) stateLocked() *State {
 		WANInput:        n.cfg.WANInput,
 		SixToFour:       n.sixto4,
 		NAT66:           n.nat66,
+		NAT66Addr:       n.nat66IP,
 	}
 	for _, p := range n.lans {
 		if p.Addr().Is6() {
