@@ -594,6 +594,7 @@ func TestNAT66Pinholes(t *testing.T) {
 				return r
 			}(), nil},
 			{"a global host on the same port", pr(global, nat44.TCP, 8080), nil},
+			{"the router's DHCPv6 client port", pr(b, nat44.UDP, 546), nat44.ErrNotAllowed},
 		}
 		for _, tt := range tests {
 			if _, err := s.OpenPinhole(tt.r); !errors.Is(err, tt.wantErr) {

@@ -107,6 +107,10 @@ func TestNAT66Traffic(t *testing.T) {
 	apply(func() { s.Pinholes.Put(Pinhole{PinholeKey: open, Owner: OwnerUPnP}, now0) }, open)
 	reach("pinhole", labTun6, true)
 	reach("pinhole, another remote", labTun6b, true)
+	// NAT66 loopback: the LAN reaches the pinhole on the public address.
+	if !dialTCP(t, lab.lan, labLANULA, public) {
+		t.Error("a LAN host did not reach the pinhole on the NAT66 address (loopback)")
+	}
 	if counts, err := d.PinholePackets(); err != nil || counts[open] < 2 {
 		t.Errorf("PinholePackets = %v, %v; want at least 2 for %v", counts, err, open)
 	}

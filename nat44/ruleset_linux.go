@@ -164,6 +164,16 @@ func buildRuleset(s *State) ruleset {
 				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1}))
 		}
 	}
+	if a := s.NAT66Addr; a.IsValid() && a.Is6() {
+		// NAT66 loopback: a LAN host reaching a ULA host's pinhole on the
+		// NAT66 address must get the answer back through the router.
+		for _, lan := range s.LANs {
+			post = append(post, rule(fmt.Sprintf("iifname %s oifname %s meta nfproto ipv6 ct status dnat snat ip6 to %v", lan, lan, a),
+				ipv6(), iifname(lan), oifname(lan), ctBits(expr.CtKeySTATUS, ipsDstNAT),
+				&expr.Immediate{Register: 1, Data: a.AsSlice()},
+				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1}))
+		}
+	}
 	// Plain masquerade keeps the source port when it can: endpoint-
 	// independent mapping with port preservation (RFC 4787 REQ-1, REQ-3).
 	post = append(post, rule(fmt.Sprintf("oifname %s masquerade", wan), ipv4(), oifname(wan), &expr.Masq{}))
