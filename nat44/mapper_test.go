@@ -565,6 +565,9 @@ func TestNAT66Pinholes(t *testing.T) {
 		if err := s.SetNAT66Address(teredo); err != nil {
 			t.Fatal(err)
 		}
+		if got := s.Status().NAT66Addr; got != teredo {
+			t.Errorf("Status().NAT66Addr = %v, want %v", got, teredo)
+		}
 		if got := s.dp.NAT66Address(); got != teredo {
 			t.Errorf("kernel NAT66 address %v, want %v", got, teredo)
 		}

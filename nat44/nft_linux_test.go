@@ -985,6 +985,15 @@ func TestNFTablesNAT66Elements(t *testing.T) {
 		if diff := gocmp.Diff(handles, got.Handles); diff != "" {
 			t.Errorf("%s: the rules were rebuilt (-before +after):\n%s", st.name, diff)
 		}
+		// What the kernel holds reads back as what was recorded.
+		if drifted, err := d.Drifted(); drifted || err != nil {
+			t.Errorf("%s: Drifted = %v, %v", st.name, drifted, err)
+		}
+	}
+	// Someone else edits the map: that is drift.
+	ns.nft(t, "add", "element", "inet", TableName, setNAT66, "{ tcp . 9999 : fd12:3456:789a:1::99 . 9999 }")
+	if drifted, err := d.Drifted(); !drifted || err != nil {
+		t.Errorf("after an element added behind our back: Drifted = %v, %v", drifted, err)
 	}
 	s.ChangedPinholes = nil
 	s.NAT66Addr = netip.MustParseAddr("2001:0:c633:6401:0:fbff:9bfe:1")

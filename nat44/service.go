@@ -146,7 +146,10 @@ type Counters struct {
 
 // Status is a snapshot for the web panel and `gateway status`.
 type Status struct {
-	WANAddr   netip.Addr    `json:"wan_addr"`
+	WANAddr netip.Addr `json:"wan_addr"`
+	// NAT66Addr is the address a LAN numbered from a ULA shares (the
+	// Teredo address); invalid: none.
+	NAT66Addr netip.Addr    `json:"nat66_addr,omitzero"`
 	Filtering Filtering     `json:"filtering"`
 	Mappings  int           `json:"mappings"`
 	Pinholes  int           `json:"pinholes"`
@@ -538,6 +541,7 @@ func (n *NAT) Status() Status {
 	}
 	return Status{
 		WANAddr:   n.wan,
+		NAT66Addr: n.nat66IP,
 		Filtering: n.cfg.Filtering,
 		Mappings:  n.table.Len(),
 		Pinholes:  n.pins.Len(),
