@@ -177,6 +177,7 @@ func (r natRef) ClosePinhole(rel nat44.Release, k nat44.PinholeKey) error {
 	return r.d.currentNAT().ClosePinhole(rel, k)
 }
 func (r natRef) Pinholes() []nat44.Pinhole               { return r.d.currentNAT().Pinholes() }
+func (r natRef) ExternalIPv6(h netip.Addr) netip.Addr    { return r.d.currentNAT().ExternalIPv6(h) }
 func (r natRef) Epoch() time.Duration                    { return r.d.currentNAT().Epoch() }
 func (r natRef) WAN() netip.Addr                         { return r.d.currentNAT().WAN() }
 func (r natRef) Subscribe() (<-chan nat44.Event, func()) { return r.d.currentNAT().Subscribe() }

@@ -237,6 +237,34 @@ func (n *NAT) SetNAT66(ifaces []string) error {
 	return n.applyIfRunningLocked()
 }
 
+// SetNAT66Address sets the one global address of NAT66 (the Teredo
+// address; invalid: none), which the daemon follows as it changes: inbound
+// to it on a port that a ULA host's pinhole holds goes to that host, and
+// PCP answers with it as the ULA host's external address (ExternalIPv6).
+func (n *NAT) SetNAT66Address(a netip.Addr) error {
+	if a.IsValid() && (!a.Is6() || a.Is4In6() || !a.IsGlobalUnicast() || IsULA(a)) {
+		return fmt.Errorf("%w: NAT66 address %v is not a global IPv6 address", ErrInvalid, a)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if a == n.nat66IP {
+		return nil
+	}
+	n.nat66IP = a
+	return n.applyIfRunningLocked()
+}
+
+// ExternalIPv6 is the address the internet sees for LAN host h: the NAT66
+// address for a ULA host while one is set, else h itself.
+func (n *NAT) ExternalIPv6(h netip.Addr) netip.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.nat66IP.IsValid() && IsULA(h) {
+		return n.nat66IP
+	}
+	return h
+}
+
 // SetLANPrefixes tells the policy which IPv4 and IPv6 subnets are the
 // LAN's: a protocol's mapping or pinhole may point only there. Until it is
 // called, any internal address the rules allow is accepted.

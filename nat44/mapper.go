@@ -349,12 +349,16 @@ func (n *NAT) HostMappings(h netip.Addr) []Mapping {
 }
 
 // OpenPinhole opens or renews an IPv6 pinhole for r, under the same
-// owner, policy and limit rules as Map.
+// owner, policy and limit rules as Map. While NAT66 is on, a ULA host's
+// pinhole holds its port on the NAT66 address: another ULA host asking for
+// that protocol and port is refused with ErrConflict.
 func (n *NAT) OpenPinhole(r PinholeRequest) (Pinhole, error) {
 	n.mu.Lock()
 	p, recs, err := n.openPinholeLocked(r)
 	if err != nil {
-		if !errors.Is(err, ErrInvalid) {
+		if errors.Is(err, ErrConflict) {
+			n.counters.Conflicts++
+		} else if !errors.Is(err, ErrInvalid) {
 			n.counters.Refused++
 		}
 		n.mu.Unlock()
@@ -398,6 +402,9 @@ func (n *NAT) openPinholeLocked(r PinholeRequest) (Pinhole, []any, error) {
 			return Pinhole{}, nil, err
 		}
 	} else {
+		if err := n.nat66ConflictLocked(p.PinholeKey); err != nil {
+			return Pinhole{}, nil, err
+		}
 		if r.Owner.Protocol() && n.pins.HostLen(r.Internal.Addr()) >= n.policy.HostLimit {
 			return Pinhole{}, nil, fmt.Errorf("%w: %v holds %d pinholes", ErrHostLimit, r.Internal.Addr(), n.policy.HostLimit)
 		}
@@ -429,6 +436,25 @@ func (n *NAT) openPinholeLocked(r PinholeRequest) (Pinhole, []any, error) {
 	n.feed.publish(Event{Kind: kind, Pinhole: p})
 	signal(n.wake)
 	return p, n.pinRecordLocked(p, old, had), nil
+}
+
+// nat66ConflictLocked refuses a new pinhole for a ULA host on a protocol
+// and port that another ULA host holds while NAT66 is on (ErrConflict):
+// behind one external address, the port can lead to one host only; and
+// on a port reserved for the router (ErrNotAllowed).
+func (n *NAT) nat66ConflictLocked(k PinholeKey) error {
+	if (len(n.nat66) == 0 && !n.nat66IP.IsValid()) || !IsULA(k.Internal.Addr()) {
+		return nil
+	}
+	if n.reserved[k.nat66Key()] {
+		// The router's own ports (WAN input, DHCPv6 client) on the
+		// NAT66 address stay the router's.
+		return fmt.Errorf("%w: %v/%d is reserved for the router", ErrNotAllowed, k.Proto, k.Internal.Port())
+	}
+	if ap, ok := n.pins.NAT66Target(k.nat66Key()); ok && ap.Addr() != k.Internal.Addr() {
+		return fmt.Errorf("%w: %v/%d on the NAT66 address leads to %v", ErrConflict, k.Proto, k.Internal.Port(), ap.Addr())
+	}
+	return nil
 }
 
 // ClosePinhole closes the pinhole with key k for rel: a protocol only its

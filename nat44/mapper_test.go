@@ -528,3 +528,117 @@ func TestHeadroomHomeLoad(t *testing.T) {
 		t.Logf("first hour %d fsyncs; %d records written, %d renewals saved a write", first, c.Writes, c.WritesSaved)
 	})
 }
+
+// TestNAT66Pinholes: with NAT66 on, a ULA host's pinhole holds its port on
+// the one NAT66 address (the kernel DNATs it there), a second ULA host is
+// refused that port, and the address it is reached on is the NAT66 one.
+func TestNAT66Pinholes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := start(t, nat44.Config{})
+		ula := netip.MustParsePrefix("fd00:1:2:3::/64")
+		s.SetLANPrefixes([]netip.Prefix{ula, netip.MustParsePrefix("2001:db8:1:1::/64")})
+		a, b := netip.MustParseAddr("fd00:1:2:3::a"), netip.MustParseAddr("fd00:1:2:3::b")
+		global := netip.MustParseAddr("2001:db8:1:1::a")
+		teredo := netip.MustParseAddr("2001:0:c633:6401:0:fbff:9bfe:fefd")
+		pr := func(h netip.Addr, proto nat44.Proto, port uint16) nat44.PinholeRequest {
+			return nat44.PinholeRequest{Owner: nat44.OwnerPCP, Client: h, Proto: proto, Internal: netip.AddrPortFrom(h, port), Lifetime: time.Hour}
+		}
+
+		// Before NAT66: a ULA host is reached on its own address (that
+		// is, not at all from outside), and nothing is DNATed.
+		if got := s.ExternalIPv6(a); got != a {
+			t.Errorf("ExternalIPv6(%v) without NAT66 = %v, want the host", a, got)
+		}
+		if _, err := s.OpenPinhole(pr(a, nat44.TCP, 8080)); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.dp.LookupNAT66(nat44.TCP, 8080); ok {
+			t.Errorf("DNAT on the NAT66 address before there is one")
+		}
+
+		if err := s.SetNAT66([]string{"teredo"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetNAT66Address(netip.MustParseAddr("fd00::1")); !errors.Is(err, nat44.ErrInvalid) {
+			t.Errorf("SetNAT66Address(a ULA) = %v, want ErrInvalid", err)
+		}
+		if err := s.SetNAT66Address(teredo); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Status().NAT66Addr; got != teredo {
+			t.Errorf("Status().NAT66Addr = %v, want %v", got, teredo)
+		}
+		if got := s.dp.NAT66Address(); got != teredo {
+			t.Errorf("kernel NAT66 address %v, want %v", got, teredo)
+		}
+		// The pinhole opened before the address follows it.
+		if got, ok := s.dp.LookupNAT66(nat44.TCP, 8080); !ok || got != netip.AddrPortFrom(a, 8080) {
+			t.Errorf("NAT66 tcp/8080 leads to %v, %v; want [%v]:8080", got, ok, a)
+		}
+		for _, tt := range []struct {
+			host, want netip.Addr
+		}{{a, teredo}, {b, teredo}, {global, global}} {
+			if got := s.ExternalIPv6(tt.host); got != tt.want {
+				t.Errorf("ExternalIPv6(%v) = %v, want %v", tt.host, got, tt.want)
+			}
+		}
+
+		tests := []struct {
+			name    string
+			r       nat44.PinholeRequest
+			wantErr error
+		}{
+			{"another ULA host on a taken port", pr(b, nat44.TCP, 8080), nat44.ErrConflict},
+			{"the same port, the other protocol", pr(b, nat44.UDP, 8080), nil},
+			{"the holder renews", pr(a, nat44.TCP, 8080), nil},
+			{"the holder, for one remote host", func() nat44.PinholeRequest {
+				r := pr(a, nat44.TCP, 8080)
+				r.Remote = netip.MustParseAddr("2001:db8:ffff::1")
+				return r
+			}(), nil},
+			{"a global host on the same port", pr(global, nat44.TCP, 8080), nil},
+			{"the router's DHCPv6 client port", pr(b, nat44.UDP, 546), nat44.ErrNotAllowed},
+		}
+		for _, tt := range tests {
+			if _, err := s.OpenPinhole(tt.r); !errors.Is(err, tt.wantErr) {
+				t.Errorf("%s: OpenPinhole = %v, want %v", tt.name, err, tt.wantErr)
+			}
+		}
+		if got, ok := s.dp.LookupNAT66(nat44.UDP, 8080); !ok || got != netip.AddrPortFrom(b, 8080) {
+			t.Errorf("NAT66 udp/8080 leads to %v, %v; want [%v]:8080", got, ok, b)
+		}
+		if c := s.Status().Counters.Conflicts; c != 1 {
+			t.Errorf("conflicts counted %d, want 1", c)
+		}
+
+		// Once the holder's pinholes close, the port is free for another.
+		for _, p := range s.Pinholes() {
+			if p.Host() == a {
+				if err := s.ClosePinhole(nat44.Release{Owner: nat44.OwnerAdmin}, p.Key()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if _, ok := s.dp.LookupNAT66(nat44.TCP, 8080); ok {
+			t.Errorf("NAT66 tcp/8080 still DNATed after its pinholes closed")
+		}
+		if _, err := s.OpenPinhole(pr(b, nat44.TCP, 8080)); err != nil {
+			t.Errorf("OpenPinhole on a freed port = %v", err)
+		}
+		if got, ok := s.dp.LookupNAT66(nat44.TCP, 8080); !ok || got.Addr() != b {
+			t.Errorf("NAT66 tcp/8080 leads to %v, %v; want %v", got, ok, b)
+		}
+
+		// The address goes (Teredo lost its qualification): no DNAT, and
+		// hosts are their own external address again.
+		if err := s.SetNAT66Address(netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.dp.LookupNAT66(nat44.TCP, 8080); ok {
+			t.Errorf("DNAT without a NAT66 address")
+		}
+		if got := s.ExternalIPv6(b); got != b {
+			t.Errorf("ExternalIPv6 without a NAT66 address = %v, want %v", got, b)
+		}
+	})
+}

@@ -49,6 +49,7 @@ type nftRecord struct {
 	outside map[string]bool
 	pin6    map[PinholeKey]bool
 	pin6r   map[PinholeKey]bool
+	nat66   map[Key]netip.AddrPort
 }
 
 func newNFTRecord() nftRecord {
@@ -61,6 +62,7 @@ func newNFTRecord() nftRecord {
 		outside: make(map[string]bool),
 		pin6:    make(map[PinholeKey]bool),
 		pin6r:   make(map[PinholeKey]bool),
+		nat66:   make(map[Key]netip.AddrPort),
 	}
 }
 
@@ -222,6 +224,30 @@ func pinholesOf(s *State, remote bool) seq[PinholeKey, bool] {
 	}
 }
 
+// nat66Of is the content of nat66: where each port that a ULA host's
+// pinhole holds leads, while there is a NAT66 address.
+func nat66Of(s *State) seq[Key, netip.AddrPort] {
+	t := s.Pinholes
+	if t == nil || !s.NAT66Addr.IsValid() {
+		t = NewPinholeTable()
+	}
+	return seq[Key, netip.AddrPort]{
+		all: t.NAT66Targets,
+		get: t.NAT66Target,
+	}
+}
+
+// nat66Keys are the keys of nat66 that a change of pinholes ks may touch.
+func nat66Keys(ks map[PinholeKey]bool) map[Key]bool {
+	out := make(map[Key]bool)
+	for k := range ks {
+		if IsULA(k.Internal.Addr()) {
+			out[k.nat66Key()] = true
+		}
+	}
+	return out
+}
+
 func listSeq[K comparable](ks []K) seq[K, bool] {
 	m := make(map[K]bool, len(ks))
 	for _, k := range ks {
@@ -279,6 +305,15 @@ var (
 		check: func(n string, _ bool) error {
 			if n == "" || len(n) >= unix.IFNAMSIZ {
 				return fmt.Errorf("nat44: outside interface name %q", n)
+			}
+			return nil
+		},
+	}
+	nat66Codec = elemCodec[Key, netip.AddrPort]{
+		key: func(k Key, _ netip.AddrPort) []byte { return protoPortKey(k) }, val: addr6PortVal,
+		check: func(k Key, v netip.AddrPort) error {
+			if a := v.Addr(); !IsULA(a) || v.Port() == 0 || (k.Proto != TCP && k.Proto != UDP) || k.ExternalPort == 0 {
+				return fmt.Errorf("nat44: NAT66 port %v: target %v is not a ULA address and port", k, v)
 			}
 			return nil
 		},
@@ -385,8 +420,10 @@ func (r nftRecord) diffs(s *State, hints bool) ([]elemDiff, error) {
 	if hints && s.Changed != nil {
 		fwd, fwdr = fwd.only(s.Changed), fwdr.only(s.Changed)
 	}
+	nat66 := nat66Of(s)
 	if hints && s.ChangedPinholes != nil {
 		pin, pinr = pin.only(s.ChangedPinholes), pinr.only(s.ChangedPinholes)
+		nat66 = nat66.only(nat66Keys(s.ChangedPinholes))
 	}
 	var out []elemDiff
 	var errs []error
@@ -405,6 +442,7 @@ func (r nftRecord) diffs(s *State, hints bool) ([]elemDiff, error) {
 	add(diffSet(setOutside, r.outside, listSeq(outsideNames(s)), outsideCodec))
 	add(diffSet(setPinholes, r.pin6, pin, pinholeCodec))
 	add(diffSet(setPinholesFrom, r.pin6r, pinr, pinholeCodec))
+	add(diffSet(setNAT66, r.nat66, nat66, nat66Codec))
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -656,6 +694,8 @@ func (r nftRecord) encoded(set string) map[string][]byte {
 		encodeInto(out, r.pin6, pinholeCodec)
 	case setPinholesFrom:
 		encodeInto(out, r.pin6r, pinholeCodec)
+	case setNAT66:
+		encodeInto(out, r.nat66, nat66Codec)
 	}
 	return out
 }

@@ -246,6 +246,19 @@ func wantTable(s *State) kernelTable {
 			kt.Elements[setPinholes] = append(kt.Elements[setPinholes], fmt.Sprintf("%v . %v . %d", p.Internal.Addr(), p.Proto, p.Internal.Port()))
 		})
 	}
+	// NAT66: each port of a ULA host's pinhole leads to it (the goldens
+	// give each port one ULA host), once, whatever the remote hosts.
+	if s.NAT66Addr.IsValid() && s.Pinholes != nil {
+		ula := netip.MustParsePrefix("fc00::/7")
+		seen := map[string]bool{}
+		s.Pinholes.All(func(p Pinhole) {
+			e := fmt.Sprintf("%v . %d : %s", p.Proto, p.Internal.Port(), ap(p.Internal))
+			if ula.Contains(p.Internal.Addr()) && !seen[e] {
+				seen[e] = true
+				kt.Elements[setNAT66] = append(kt.Elements[setNAT66], e)
+			}
+		})
+	}
 	kt.Elements[setOutside] = append(kt.Elements[setOutside], outsideNames(s)...)
 	for p, a := range s.Cone {
 		kt.Elements[setCone] = append(kt.Elements[setCone], fmt.Sprintf("%d : %s", p, ap(a)))
@@ -924,4 +937,77 @@ func TestElementChecks(t *testing.T) {
 	refused("empty interface name", out(""))
 	refused("16-byte interface name", out("0123456789abcdef"))
 	accepted("15-byte interface name", out("0123456789abcde"))
+}
+
+// TestNFTablesNAT66Elements: the nat66 map follows the ULA hosts'
+// pinholes element by element, with the ChangedPinholes hint as the
+// service passes it; a new NAT66 address rebuilds, and without one the map
+// is empty and no rule DNATs.
+func TestNFTablesNAT66Elements(t *testing.T) {
+	requireRoot(t)
+	ns := newTestNS(t)
+	d := newTestNFTables(t, ns)
+	s := goldenStates(t)[2].state
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	handles := checkTable(t, ns, s).Handles
+	ap := netip.MustParseAddrPort
+	put := func(k PinholeKey) {
+		if _, err := s.Pinholes.Put(Pinhole{PinholeKey: k, Owner: OwnerUPnP}, now0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := PinholeKey{Proto: UDP, Internal: ap("[fd12:3456:789a:1::20]:3478")}
+	aFrom := PinholeKey{Proto: UDP, Internal: a.Internal, Remote: netip.MustParseAddr("2001:db8:9::1")}
+	global := PinholeKey{Proto: TCP, Internal: ap("[2001:db8:1::20]:22")}
+	old := PinholeKey{Proto: TCP, Internal: ap("[fd12:3456:789a:1::10]:8080")}
+	steps := []struct {
+		name string
+		edit func() []PinholeKey
+	}{
+		{"a ULA host's pinhole", func() []PinholeKey { put(a); return []PinholeKey{a} }},
+		{"the same port for one remote host", func() []PinholeKey { put(aFrom); return []PinholeKey{aFrom} }},
+		{"a global host's pinhole", func() []PinholeKey { put(global); return []PinholeKey{global} }},
+		{"one of two pinholes on a port closes", func() []PinholeKey { s.Pinholes.Delete(a); return []PinholeKey{a} }},
+		{"the last one closes", func() []PinholeKey { s.Pinholes.Delete(aFrom); return []PinholeKey{aFrom} }},
+		{"a golden one closes", func() []PinholeKey { s.Pinholes.Delete(old); return []PinholeKey{old} }},
+	}
+	for _, st := range steps {
+		s.ChangedPinholes = map[PinholeKey]bool{}
+		for _, k := range st.edit() {
+			s.ChangedPinholes[k] = true
+		}
+		if err := d.Apply(s); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := checkTable(t, ns, s)
+		if diff := gocmp.Diff(handles, got.Handles); diff != "" {
+			t.Errorf("%s: the rules were rebuilt (-before +after):\n%s", st.name, diff)
+		}
+		// What the kernel holds reads back as what was recorded.
+		if drifted, err := d.Drifted(); drifted || err != nil {
+			t.Errorf("%s: Drifted = %v, %v", st.name, drifted, err)
+		}
+	}
+	// Someone else edits the map: that is drift.
+	ns.nft(t, "add", "element", "inet", TableName, setNAT66, "{ tcp . 9999 : fd12:3456:789a:1::99 . 9999 }")
+	if drifted, err := d.Drifted(); !drifted || err != nil {
+		t.Errorf("after an element added behind our back: Drifted = %v, %v", drifted, err)
+	}
+	s.ChangedPinholes = nil
+	s.NAT66Addr = netip.MustParseAddr("2001:0:c633:6401:0:fbff:9bfe:1")
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	if got := checkTable(t, ns, s); got.Handles.Table == handles.Table {
+		t.Errorf("a new NAT66 address kept the table: its rule names the address")
+	}
+	s.NAT66Addr = netip.Addr{}
+	if err := d.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+	if got := checkTable(t, ns, s); len(got.Elements[setNAT66]) != 0 || strings.Contains(strings.Join(got.Comments["prerouting"], "\n"), "nat66") {
+		t.Errorf("without a NAT66 address: nat66 = %q, prerouting = %q", got.Elements[setNAT66], got.Comments["prerouting"])
+	}
 }

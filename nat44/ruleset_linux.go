@@ -24,10 +24,11 @@ const (
 	setOutside       = "outside"   // interfaces that face the internet
 	setPinholes      = "pin6"      // internal addr . proto . port, from anyone
 	setPinholesFrom  = "pin6r"     // remote addr . internal addr . proto . port
+	setNAT66         = "nat66"     // proto . port : ULA addr . port (inbound on the NAT66 address)
 )
 
 // setNames lists every set and map of the table, in the order it is built.
-var setNames = []string{setForward, setForwardRemote, setCone, setRemotes, setWANInput, setOutside, setPinholes, setPinholesFrom}
+var setNames = []string{setForward, setForwardRemote, setCone, setRemotes, setWANInput, setOutside, setPinholes, setPinholesFrom, setNAT66}
 
 // ruleset is the whole table as pure data, built from a State without I/O,
 // so that it is tested against golden text without root.
@@ -59,6 +60,7 @@ var (
 	typeAddrProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	typePin6          = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
 	typePin6From      = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
+	typeAddr6Port     = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService)
 )
 
 func buildSets(t *nftables.Table) []*nftables.Set {
@@ -75,6 +77,7 @@ func buildSets(t *nftables.Table) []*nftables.Set {
 		// GetPinholePackets and CheckPinholeWorking).
 		{Table: t, Name: setPinholes, Concatenation: true, KeyType: typePin6, KeyByteOrder: be, Counter: true},
 		{Table: t, Name: setPinholesFrom, Concatenation: true, KeyType: typePin6From, KeyByteOrder: be, Counter: true},
+		{Table: t, Name: setNAT66, IsMap: true, Concatenation: true, KeyType: typeProtoPort, DataType: typeAddr6Port, KeyByteOrder: be},
 	}
 }
 
@@ -135,6 +138,21 @@ func buildRuleset(s *State) ruleset {
 		}
 	}
 
+	// NAT66 inbound: a ULA host's pinhole holds its port on the one
+	// NAT66 address. The forward filter then checks the pinhole itself
+	// (pin6, pin6r hold the ULA address), remote host and all.
+	if a := s.NAT66Addr; a.IsValid() && a.Is6() {
+		pre = append(pre,
+			rule(fmt.Sprintf("ip6 daddr %v dnat ip6 to meta l4proto . th dport map @%s: NAT66 pinholes", a, setNAT66),
+				ipv6(), ip6Daddr(a),
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 8},
+				&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 8, DestRegister: 1, IsDestRegSet: true, SetName: setNAT66},
+				// The address fills NFT_REG_1 (16 bytes), the port the next
+				// one, as nft writes it: addr_min reg 1 proto_min reg 2.
+				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegProtoMin: 2, Specified: true}))
+	}
+
 	var post []ruleSpec
 	if hasAddr {
 		// NAT loopback must come from the public address (RFC 4787 REQ-9),
@@ -144,6 +162,16 @@ func buildRuleset(s *State) ruleset {
 				ipv4(), iifname(lan), oifname(lan), ctBits(expr.CtKeySTATUS, ipsDstNAT),
 				&expr.Immediate{Register: 1, Data: addr.AsSlice()},
 				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1}))
+		}
+	}
+	if a := s.NAT66Addr; a.IsValid() && a.Is6() {
+		// NAT66 loopback: a LAN host reaching a ULA host's pinhole on the
+		// NAT66 address must get the answer back through the router.
+		for _, lan := range s.LANs {
+			post = append(post, rule(fmt.Sprintf("iifname %s oifname %s meta nfproto ipv6 ct status dnat snat ip6 to %v", lan, lan, a),
+				ipv6(), iifname(lan), oifname(lan), ctBits(expr.CtKeySTATUS, ipsDstNAT),
+				&expr.Immediate{Register: 1, Data: a.AsSlice()},
+				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1}))
 		}
 	}
 	// Plain masquerade keeps the source port when it can: endpoint-
@@ -202,7 +230,9 @@ func buildRuleset(s *State) ruleset {
 	forward := append(slices.Clone(spoofed),
 		rule("ct state established,related accept", ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), verdict(expr.VerdictAccept)),
 		rule(out+" ct state invalid counter drop", outside(), ctBits(expr.CtKeySTATE, expr.CtStateBitINVALID), &expr.Counter{}, verdict(expr.VerdictDrop)),
-		rule(out+" ct status dnat accept", outside(), ctBits(expr.CtKeySTATUS, ipsDstNAT), verdict(expr.VerdictAccept)),
+		// IPv6 that NAT66 DNATed passes the pinhole rules below instead,
+		// which also hold a pinhole's remote host.
+		rule(out+" meta nfproto ipv4 ct status dnat accept", outside(), ipv4(), ctBits(expr.CtKeySTATUS, ipsDstNAT), verdict(expr.VerdictAccept)),
 		rule(out+" icmpv6 type destination-unreachable accept", outside(), icmpv6Type(1), verdict(expr.VerdictAccept)),
 		rule(out+" icmpv6 type packet-too-big accept", outside(), icmpv6Type(2), verdict(expr.VerdictAccept)),
 		rule(out+" icmpv6 type time-exceeded icmpv6 code 0-1 accept", outside(), icmpv6Type(3), icmpv6Codes(0, 1), verdict(expr.VerdictAccept)),
@@ -364,6 +394,13 @@ func ipDaddr(a netip.Addr) []expr.Any {
 	}
 }
 
+func ip6Daddr(a netip.Addr) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a.AsSlice()},
+	}
+}
+
 func l4(p Proto) []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
@@ -411,6 +448,15 @@ func addrPortVal(ap netip.AddrPort) []byte {
 	a := ap.Addr().As4()
 	copy(b, a[:])
 	binary.BigEndian.PutUint16(b[4:], ap.Port())
+	return b
+}
+
+// addr6PortVal is a DNAT target of nat66: ipv6_addr . inet_service.
+func addr6PortVal(ap netip.AddrPort) []byte {
+	b := make([]byte, 20)
+	a := ap.Addr().As16()
+	copy(b, a[:])
+	binary.BigEndian.PutUint16(b[16:], ap.Port())
 	return b
 }
 
@@ -550,8 +596,22 @@ func elementTexts(set string, s *State) []string {
 				}
 			}
 		}
+	case setNAT66:
+		for k, ap := range nat66Elems(s) {
+			out = append(out, fmt.Sprintf("%s . %d : %v", k.Proto, k.ExternalPort, ap))
+		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// nat66Elems is the content of nat66: the ULA hosts' pinhole ports while
+// there is a NAT66 address.
+func nat66Elems(s *State) map[Key]netip.AddrPort {
+	out := make(map[Key]netip.AddrPort)
+	if s.NAT66Addr.IsValid() && s.Pinholes != nil {
+		s.Pinholes.NAT66Targets(func(k Key, ap netip.AddrPort) { out[k] = ap })
+	}
 	return out
 }
 

@@ -90,8 +90,14 @@ func goldenStates(t *testing.T) []struct {
 				{addr("198.51.100.7"), 5000}: ap("10.0.0.5:5000"),
 				{addr("198.51.100.8"), 5000}: ap("10.0.0.5:5000"),
 			},
-			Outside: []string{"teredo"},
-			NAT66:   []string{"teredo"},
+			Outside:   []string{"teredo"},
+			NAT66:     []string{"teredo"},
+			NAT66Addr: addr("2001:0:c633:6401:0:fbff:9bfe:fefd"),
+			LAN6:      []netip.Prefix{netip.MustParsePrefix("fd12:3456:789a:1::/64")},
+			Pinholes: pinholeTable(t,
+				Pinhole{PinholeKey: PinholeKey{Proto: TCP, Internal: ap("[fd12:3456:789a:1::10]:8080")}, Owner: OwnerUPnP},
+				Pinhole{PinholeKey: PinholeKey{Proto: UDP, Internal: ap("[fd12:3456:789a:1::11]:9000"), Remote: addr("2001:db8:ffff::9")}, Owner: OwnerPCP},
+			),
 		}},
 	}
 }

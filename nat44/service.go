@@ -114,6 +114,7 @@ type NAT struct {
 	lans     []netip.Prefix // the LAN subnets, IPv4 and IPv6
 	outside  []string       // outside interfaces besides the WAN
 	nat66    []string       // interfaces IPv6 leaves masqueraded
+	nat66IP  netip.Addr     // the NAT66 address; invalid: none
 	sixto4   bool           // protocol 41 from the WAN reaches the router
 	epoch    epoch
 	applied  bool // the datapath holds the current state
@@ -145,7 +146,10 @@ type Counters struct {
 
 // Status is a snapshot for the web panel and `gateway status`.
 type Status struct {
-	WANAddr   netip.Addr    `json:"wan_addr"`
+	WANAddr netip.Addr `json:"wan_addr"`
+	// NAT66Addr is the address a LAN numbered from a ULA shares (the
+	// Teredo address); invalid: none.
+	NAT66Addr netip.Addr    `json:"nat66_addr,omitzero"`
 	Filtering Filtering     `json:"filtering"`
 	Mappings  int           `json:"mappings"`
 	Pinholes  int           `json:"pinholes"`
@@ -463,6 +467,7 @@ func (n *NAT) stateLocked() *State {
 		WANInput:        n.cfg.WANInput,
 		SixToFour:       n.sixto4,
 		NAT66:           n.nat66,
+		NAT66Addr:       n.nat66IP,
 	}
 	for _, p := range n.lans {
 		if p.Addr().Is6() {
@@ -536,6 +541,7 @@ func (n *NAT) Status() Status {
 	}
 	return Status{
 		WANAddr:   n.wan,
+		NAT66Addr: n.nat66IP,
 		Filtering: n.cfg.Filtering,
 		Mappings:  n.table.Len(),
 		Pinholes:  n.pins.Len(),

@@ -106,6 +106,10 @@ type State struct {
 	// to the interface's own address: the Teredo tunnel, whose one
 	// address serves a LAN numbered from a ULA.
 	NAT66 []string
+	// NAT66Addr is the one global address of NAT66 (the Teredo address);
+	// invalid: none. Inbound to it on a protocol and port that a ULA
+	// host's pinhole holds is DNATed to that host, the same port.
+	NAT66Addr netip.Addr
 }
 
 // base is the part of State that shapes chains and rules; a change to it
@@ -117,6 +121,7 @@ type base struct {
 	sixto4    bool
 	lan6      string
 	nat66     string
+	nat66Addr netip.Addr
 }
 
 func (s *State) base() base {
@@ -124,7 +129,7 @@ func (s *State) base() base {
 	for i, p := range s.LAN6 {
 		lan6[i] = p.String()
 	}
-	return base{s.WAN, strings.Join(s.LANs, ","), s.WANAddr, s.Filtering, s.SixToFour, strings.Join(lan6, ","), strings.Join(s.NAT66, ",")}
+	return base{s.WAN, strings.Join(s.LANs, ","), s.WANAddr, s.Filtering, s.SixToFour, strings.Join(lan6, ","), strings.Join(s.NAT66, ","), s.NAT66Addr}
 }
 
 // UnmarshalText reads the names that String writes.

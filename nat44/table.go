@@ -157,11 +157,69 @@ type PinholeTable struct {
 	store[PinholeKey, Pinhole]
 	ids    map[uint16]PinholeKey
 	nextID uint16
+	// ula indexes the pinholes of ULA hosts by protocol and port: under
+	// NAT66 they share one external address, so a port is one host's.
+	ula map[Key]map[PinholeKey]struct{}
 }
 
 // NewPinholeTable returns an empty table.
 func NewPinholeTable() *PinholeTable {
-	return &PinholeTable{store: newStore[PinholeKey, Pinhole](), ids: make(map[uint16]PinholeKey), nextID: 1}
+	return &PinholeTable{store: newStore[PinholeKey, Pinhole](), ids: make(map[uint16]PinholeKey), nextID: 1, ula: make(map[Key]map[PinholeKey]struct{})}
+}
+
+// IsULA reports whether a is a unique local IPv6 address (fc00::/7, RFC
+// 4193): a LAN numbered from one reaches the internet only through NAT66.
+func IsULA(a netip.Addr) bool {
+	return a.Is6() && !a.Is4In6() && a.As16()[0]&0xfe == 0xfc
+}
+
+// nat66Key is the external protocol and port of a pinhole under NAT66:
+// the internal port, as for any pinhole.
+func (k PinholeKey) nat66Key() Key { return Key{k.Proto, k.Internal.Port()} }
+
+func (t *PinholeTable) indexULA(k PinholeKey) {
+	if !IsULA(k.Internal.Addr()) {
+		return
+	}
+	ks := t.ula[k.nat66Key()]
+	if ks == nil {
+		ks = make(map[PinholeKey]struct{})
+		t.ula[k.nat66Key()] = ks
+	}
+	ks[k] = struct{}{}
+}
+
+func (t *PinholeTable) unindexULA(k PinholeKey) {
+	if ks := t.ula[k.nat66Key()]; ks != nil {
+		delete(ks, k)
+		if len(ks) == 0 {
+			delete(t.ula, k.nat66Key())
+		}
+	}
+}
+
+// NAT66Target is where inbound k (protocol and port on the NAT66
+// address) goes: the ULA endpoint of the pinholes on that port. Should two
+// ULA hosts hold the port (pinholes opened before NAT66 was on), the one
+// with the lowest ID, the oldest, has it.
+func (t *PinholeTable) NAT66Target(k Key) (netip.AddrPort, bool) {
+	var best Pinhole
+	for pk := range t.ula[k] {
+		if p := t.m[pk]; best.ID == 0 || p.ID < best.ID {
+			best = p
+		}
+	}
+	return best.Internal, best.ID != 0
+}
+
+// NAT66Targets calls fn for each protocol and port that a ULA host's
+// pinhole holds, with its NAT66Target, in no order.
+func (t *PinholeTable) NAT66Targets(fn func(Key, netip.AddrPort)) {
+	for k := range t.ula {
+		if ap, ok := t.NAT66Target(k); ok {
+			fn(k, ap)
+		}
+	}
 }
 
 // Put adds or renews p (a renewal keeps the ID). A new pinhole gets a
@@ -185,6 +243,7 @@ func (t *PinholeTable) Put(p Pinhole, now time.Time) (Pinhole, error) {
 			p.ID = id
 		}
 		t.ids[p.ID] = p.PinholeKey
+		t.indexULA(p.PinholeKey)
 	}
 	t.set(p)
 	return p, nil
@@ -220,6 +279,7 @@ func (t *PinholeTable) Delete(k PinholeKey) (Pinhole, error) {
 		return Pinhole{}, fmt.Errorf("%w: pinhole %v", ErrNotFound, k)
 	}
 	delete(t.ids, p.ID)
+	t.unindexULA(k)
 	return p, nil
 }
 
@@ -228,6 +288,7 @@ func (t *PinholeTable) Expire(now time.Time) []Pinhole {
 	gone := t.store.expire(now)
 	for _, p := range gone {
 		delete(t.ids, p.ID)
+		t.unindexULA(p.PinholeKey)
 	}
 	return gone
 }

@@ -446,3 +446,53 @@ func TestTableAgainstModel(t *testing.T) {
 		}
 	}
 }
+
+// TestPinholeTableNAT66Target: the port of ULA hosts' pinholes leads to
+// one of them, the oldest (lowest ID) when pinholes opened before NAT66
+// share it, and follows deletions and expiry; global hosts are not in it.
+func TestPinholeTableNAT66Target(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	ap := netip.MustParseAddrPort
+	tb := NewPinholeTable()
+	put := func(p Pinhole) Pinhole {
+		t.Helper()
+		got, err := tb.Put(p, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	a := put(Pinhole{PinholeKey: PinholeKey{Proto: TCP, Internal: ap("[fd00::a]:80")}, Owner: OwnerUPnP})
+	b := put(Pinhole{PinholeKey: PinholeKey{Proto: TCP, Internal: ap("[fd00::b]:80")}, Owner: OwnerUPnP, Expires: t0.Add(time.Minute)})
+	put(Pinhole{PinholeKey: PinholeKey{Proto: UDP, Internal: ap("[2001:db8::c]:80")}, Owner: OwnerUPnP})
+	k := Key{TCP, 80}
+	if got, ok := tb.NAT66Target(k); !ok || got != a.Internal {
+		t.Errorf("target %v, %v; want the oldest, %v", got, ok, a.Internal)
+	}
+	if _, ok := tb.NAT66Target(Key{UDP, 80}); ok {
+		t.Errorf("a global host's pinhole is a NAT66 target")
+	}
+	if _, err := tb.Delete(a.Key()); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := tb.NAT66Target(k); !ok || got != b.Internal {
+		t.Errorf("after the delete: target %v, %v; want %v", got, ok, b.Internal)
+	}
+	tb.Expire(t0.Add(time.Hour))
+	if got, ok := tb.NAT66Target(k); ok {
+		t.Errorf("after expiry: target %v", got)
+	}
+	n := 0
+	tb.NAT66Targets(func(Key, netip.AddrPort) { n++ })
+	if n != 0 {
+		t.Errorf("NAT66Targets lists %d, want none", n)
+	}
+	for _, tt := range []struct {
+		a    string
+		want bool
+	}{{"fd00::1", true}, {"fc00::1", true}, {"fe80::1", false}, {"2001:db8::1", false}, {"::ffff:10.0.0.1", false}, {"10.0.0.1", false}} {
+		if got := IsULA(netip.MustParseAddr(tt.a)); got != tt.want {
+			t.Errorf("IsULA(%s) = %v", tt.a, got)
+		}
+	}
+}

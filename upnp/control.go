@@ -643,7 +643,10 @@ func (c *Core) firewall(client netip.Addr, a soap.Action) ([]soap.Arg, error) {
 			if errors.Is(err, nat44.ErrNotAllowed) {
 				f.code = ErrNotAuthorized
 			}
-			if f.code == ErrNoPortMapsAvailable {
+			// WANIPv6FirewallControl has no conflict code: a port that
+			// another ULA host holds on the NAT66 address is space that
+			// this pinhole cannot have.
+			if f.code == ErrNoPortMapsAvailable || errors.Is(err, nat44.ErrConflict) {
 				f.code = ErrPinholeSpaceExhausted
 			}
 			return nil, f

@@ -253,6 +253,52 @@ func TestFirewallActions(t *testing.T) {
 	}
 }
 
+// TestFirewallNAT66: behind NAT66 a ULA host opens pinholes through
+// WANIPv6FirewallControl like any LAN host; another ULA host cannot have
+// the same port, which the one NAT66 address gives to the first.
+func TestFirewallNAT66(t *testing.T) {
+	c, n := newCore(t, nat44.Policy{})
+	n.SetLANPrefixes([]netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("fd00:77::/64")})
+	if err := n.SetNAT66([]string{"teredo"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetNAT66Address(netip.MustParseAddr("2001:0:c633:6401:0:fbff:9bfe:fefd")); err != nil {
+		t.Fatal(err)
+	}
+	h1, h2 := netip.MustParseAddr("fd00:77::10"), netip.MustParseAddr("fd00:77::11")
+	add := func(host netip.Addr, port string) int {
+		a := soap.Action{ServiceType: urnService + "WANIPv6FirewallControl:1", Name: "AddPinhole", Args: []soap.Arg{
+			{Name: "RemoteHost", Value: ""}, {Name: "RemotePort", Value: "0"}, {Name: "InternalClient", Value: host.String()},
+			{Name: "InternalPort", Value: port}, {Name: "Protocol", Value: "6"}, {Name: "LeaseTime", Value: "3600"}}}
+		_, err := c.Invoke(host, pathCtlFC, a)
+		var f *fault
+		if errors.As(err, &f) {
+			return f.code
+		}
+		if err != nil {
+			return -1
+		}
+		return 0
+	}
+	for _, tt := range []struct {
+		name string
+		host netip.Addr
+		port string
+		want int
+	}{
+		{"a ULA host", h1, "8000", 0},
+		{"another ULA host, the same port", h2, "8000", ErrPinholeSpaceExhausted},
+		{"another ULA host, another port", h2, "8001", 0},
+	} {
+		if got := add(tt.host, tt.port); got != tt.want {
+			t.Errorf("%s: AddPinhole = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	if got := len(n.Pinholes()); got != 2 {
+		t.Errorf("%d pinholes, want 2", got)
+	}
+}
+
 // countingFirewall is the mapping service with pinhole counters a test
 // sets (the fake datapath counts only in a running service).
 type countingFirewall struct {

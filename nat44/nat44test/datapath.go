@@ -70,6 +70,8 @@ type contents struct {
 	wanInput  map[nat44.Key]bool
 	outside   map[string]bool
 	pinholes  map[nat44.PinholeKey]bool // pin6 and pin6r: a valid Remote is pin6r's
+	nat66Addr netip.Addr
+	nat66     map[nat44.Key]netip.AddrPort // inbound on the NAT66 address, to ULA hosts
 }
 
 type remoteForward struct {
@@ -78,7 +80,7 @@ type remoteForward struct {
 }
 
 func (c contents) sameBase(o contents) bool {
-	return c.wan == o.wan && slices.Equal(c.lans, o.lans) && c.addr == o.addr && c.filtering == o.filtering
+	return c.wan == o.wan && slices.Equal(c.lans, o.lans) && c.addr == o.addr && c.filtering == o.filtering && c.nat66Addr == o.nat66Addr
 }
 
 func (c contents) clone() contents {
@@ -86,6 +88,7 @@ func (c contents) clone() contents {
 	c.fwd, c.fwdr = cloneOrEmpty(c.fwd), cloneOrEmpty(c.fwdr)
 	c.cone, c.remotes = cloneOrEmpty(c.cone), cloneOrEmpty(c.remotes)
 	c.wanInput, c.outside, c.pinholes = cloneOrEmpty(c.wanInput), cloneOrEmpty(c.outside), cloneOrEmpty(c.pinholes)
+	c.nat66 = cloneOrEmpty(c.nat66)
 	return c
 }
 
@@ -106,12 +109,13 @@ func (d *FakeDatapath) Apply(s *nat44.State) error {
 		return fmt.Errorf("%w: nil state", ErrRefused)
 	}
 	var p problems
-	next := contents{wan: s.WAN, lans: slices.Clone(s.LANs), addr: s.WANAddr, filtering: s.Filtering}
+	next := contents{wan: s.WAN, lans: slices.Clone(s.LANs), addr: s.WANAddr, filtering: s.Filtering, nat66Addr: s.NAT66Addr}
 	p.base(s)
 	rebuild := !d.installed || d.drifted || !d.contents.sameBase(next)
 	if rebuild {
 		next.fwd, next.fwdr = map[nat44.Key]netip.AddrPort{}, map[nat44.Key]remoteForward{}
 		next.pinholes = map[nat44.PinholeKey]bool{}
+		next.nat66 = map[nat44.Key]netip.AddrPort{}
 	} else {
 		next = d.contents.clone()
 	}
@@ -169,6 +173,26 @@ func (d *FakeDatapath) Apply(s *nat44.State) error {
 			continue
 		}
 		next.pinholes[k] = true
+	}
+	// NAT66 inbound: the ports of ULA hosts' pinholes, those the changed
+	// pinholes name unless rebuilding.
+	var nkeys []nat44.Key
+	for _, k := range pkeys {
+		if nat44.IsULA(k.Internal.Addr()) {
+			nkeys = append(nkeys, nat44.Key{Proto: k.Proto, ExternalPort: k.Internal.Port()})
+		}
+	}
+	for _, k := range nkeys {
+		delete(next.nat66, k)
+		if s.Pinholes == nil || !s.NAT66Addr.IsValid() {
+			continue
+		}
+		if ap, ok := s.Pinholes.NAT66Target(k); ok {
+			next.nat66[k] = ap
+		}
+	}
+	if a := s.NAT66Addr; a.IsValid() && (!a.Is6() || a.Is4In6()) {
+		p.add(fmt.Errorf("NAT66 address %v is not IPv6", a))
 	}
 	// The rest is compared whole, as the real datapath does.
 	next.cone = make(map[uint16]netip.AddrPort, len(s.Cone))
@@ -270,7 +294,7 @@ func usable(ap netip.AddrPort) bool {
 func (d *FakeDatapath) equal(c contents) bool {
 	return d.contents.sameBase(c) &&
 		maps.Equal(d.fwd, c.fwd) && maps.Equal(d.fwdr, c.fwdr) && maps.Equal(d.cone, c.cone) && maps.Equal(d.remotes, c.remotes) &&
-		maps.Equal(d.wanInput, c.wanInput) && maps.Equal(d.outside, c.outside) && maps.Equal(d.pinholes, c.pinholes)
+		maps.Equal(d.wanInput, c.wanInput) && maps.Equal(d.outside, c.outside) && maps.Equal(d.pinholes, c.pinholes) && maps.Equal(d.nat66, c.nat66)
 }
 
 // Drifted implements nat44.Datapath: true after Tamper, until the next
@@ -375,6 +399,25 @@ func (d *FakeDatapath) ForwardRemotes() map[nat44.Key]netip.Addr {
 		out[k] = f.remote
 	}
 	return out
+}
+
+// LookupNAT66 returns where a packet to the NAT66 address on proto/port
+// goes (before the forward filter's pinhole check), if anywhere.
+func (d *FakeDatapath) LookupNAT66(proto nat44.Proto, port uint16) (netip.AddrPort, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.nat66Addr.IsValid() {
+		return netip.AddrPort{}, false
+	}
+	ap, ok := d.nat66[nat44.Key{Proto: proto, ExternalPort: port}]
+	return ap, ok
+}
+
+// NAT66Address is the NAT66 address the table DNATs on; invalid: none.
+func (d *FakeDatapath) NAT66Address() netip.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.nat66Addr
 }
 
 // CountPinhole plays n packets let in through the pinhole k, if it is

@@ -29,6 +29,9 @@ type Pinholer interface {
 	OpenPinhole(nat44.PinholeRequest) (nat44.Pinhole, error)
 	ClosePinhole(nat44.Release, nat44.PinholeKey) error
 	Pinholes() []nat44.Pinhole
+	// ExternalIPv6 is the address the internet reaches host on: the NAT66
+	// address for a ULA host behind NAT66, else host itself.
+	ExternalIPv6(host netip.Addr) netip.Addr
 }
 
 // Epocher says what the responses' epoch and external address are.

@@ -347,3 +347,83 @@ func TestPCPPinholeAndPeer(t *testing.T) {
 		}
 	})
 }
+
+// TestPCPNAT66: behind NAT66 a ULA host's MAP and PEER answer with the
+// NAT66 address and the internal port, the kernel DNATs that port to the
+// host, and a second ULA host is refused the same port.
+func TestPCPNAT66(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, dp := startNAT(t, nat44.Policy{})
+		ula := netip.MustParsePrefix("fd00:77::/64")
+		all := append([]netip.Prefix{ula}, lans...)
+		n.SetLANPrefixes(all)
+		c := NewCore(n, CoreConfig{})
+		c.SetLANs(all)
+		teredo := netip.MustParseAddr("2001:0:c633:6401:0:fbff:9bfe:fefd")
+		if err := n.SetNAT66([]string{"teredo"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.SetNAT66Address(teredo); err != nil {
+			t.Fatal(err)
+		}
+		h1, h2 := netip.MustParseAddr("fd00:77::10"), netip.MustParseAddr("fd00:77::11")
+		a, b := pcpClient{t, c, h1}, pcpClient{t, c, h2}
+		mapReq := func(nonce [12]byte, port uint16, life time.Duration) pcp.Request {
+			return pcp.Request{Opcode: pcp.OpMap, Lifetime: life, Map: &pcp.Map{Nonce: nonce, Protocol: 6, InternalPort: port, ExternalAddr: netip.IPv6Unspecified()}}
+		}
+
+		r := a.do(mapReq(nonceA, 8000, time.Hour))
+		if r.Result != pcp.Success || r.Map.ExternalAddr != teredo || r.Map.ExternalPort != 8000 {
+			t.Fatalf("ULA MAP: %v %+v; want %v port 8000", r.Result, r.Map, teredo)
+		}
+		if got, ok := dp.LookupNAT66(nat44.TCP, 8000); !ok || got != netip.AddrPortFrom(h1, 8000) {
+			t.Errorf("kernel NAT66 tcp/8000 = %v, %v; want [%v]:8000", got, ok, h1)
+		}
+		if !dp.Admits(pubv6, nat44.TCP, netip.AddrPortFrom(h1, 8000)) {
+			t.Error("the pinhole does not admit the internet")
+		}
+		if r := b.do(mapReq(nonceB, 8000, time.Hour)); r.Result != pcp.CannotProvideExternal {
+			t.Errorf("a second ULA host on the same port: %v, want CANNOT_PROVIDE_EXTERNAL", r.Result)
+		}
+		if got, _ := dp.LookupNAT66(nat44.TCP, 8000); got.Addr() != h1 {
+			t.Errorf("the refused request moved the port to %v", got)
+		}
+
+		// PREFER_FAILURE: the NAT66 address is what it may suggest.
+		pf := mapReq(nonceB, 8001, time.Hour)
+		pf.Map.ExternalAddr = teredo
+		pf.Options = []pcp.Option{pcp.PreferFailureOption()}
+		if r := b.do(pf); r.Result != pcp.Success || r.Map.ExternalAddr != teredo {
+			t.Errorf("PREFER_FAILURE for the NAT66 address: %v %+v", r.Result, r.Map)
+		}
+		pf.Map.ExternalAddr, pf.Map.InternalPort = h2, 8002
+		if r := b.do(pf); r.Result != pcp.CannotProvideExternal {
+			t.Errorf("PREFER_FAILURE for the host's own ULA: %v, want CANNOT_PROVIDE_EXTERNAL", r.Result)
+		}
+
+		// PEER: the same external address, for the one remote peer.
+		peer := pcp.Request{Opcode: pcp.OpPeer, Lifetime: time.Hour, Peer: &pcp.Peer{
+			Map:            pcp.Map{Nonce: nonceB, Protocol: 17, InternalPort: 5000, ExternalAddr: netip.IPv6Unspecified()},
+			RemotePeerPort: 3478, RemotePeerAddr: pubv6}}
+		r = b.do(peer)
+		if r.Result != pcp.Success || r.Peer == nil || r.Peer.ExternalAddr != teredo || r.Peer.ExternalPort != 5000 {
+			t.Fatalf("ULA PEER: %v %+v", r.Result, r.Peer)
+		}
+		if got, ok := dp.LookupNAT66(nat44.UDP, 5000); !ok || got != netip.AddrPortFrom(h2, 5000) {
+			t.Errorf("kernel NAT66 udp/5000 = %v, %v", got, ok)
+		}
+
+		// Deleted, the port is free for the other host.
+		if r := a.do(mapReq(nonceA, 8000, 0)); r.Result != pcp.Success || r.Map.ExternalAddr != teredo {
+			t.Errorf("ULA MAP delete: %v %+v", r.Result, r.Map)
+		}
+		if r := b.do(mapReq(nonceB, 8000, time.Hour)); r.Result != pcp.Success {
+			t.Errorf("the freed port for the other host: %v", r.Result)
+		}
+
+		// A global host behind the same gateway keeps its own address.
+		if r := (pcpClient{t, c, lan1v6}).do(mapReq(nonceA, 8000, time.Hour)); r.Result != pcp.Success || r.Map.ExternalAddr != lan1v6 {
+			t.Errorf("global host's MAP: %v %+v", r.Result, r.Map)
+		}
+	})
+}

@@ -248,14 +248,17 @@ func releaseByMapping(m pcp.Map, old nat44.Mapping, opts pcp.Known, from, host, 
 		m.ExternalPort == old.ExternalPort && m.ExternalAddr == wan
 }
 
-// pcpPinhole serves MAP for an IPv6 host: a pinhole, whose external
-// address and port are the internal ones.
+// pcpPinhole serves MAP for an IPv6 host: a pinhole, whose external port
+// is the internal one and whose external address is the host's own, or
+// for a ULA host behind NAT66 the NAT66 address (where a second ULA host
+// cannot have the same port: CANNOT_PROVIDE_EXTERNAL).
 func (c *Core) pcpPinhole(req pcp.Request, m pcp.Map, opts pcp.Known, from, host netip.Addr, proto nat44.Proto, remote netip.Addr, fail func(pcp.Result) pcp.Response) pcp.Response {
 	internal := netip.AddrPortFrom(host, m.InternalPort)
-	if opts.PreferFailure && ((m.ExternalPort != 0 && m.ExternalPort != m.InternalPort) || (!m.ExternalAddr.IsUnspecified() && m.ExternalAddr != host)) {
+	ext := c.nat.ExternalIPv6(host)
+	if opts.PreferFailure && ((m.ExternalPort != 0 && m.ExternalPort != m.InternalPort) || (!m.ExternalAddr.IsUnspecified() && m.ExternalAddr != ext)) {
 		return fail(pcp.CannotProvideExternal)
 	}
-	m.ExternalPort, m.ExternalAddr = m.InternalPort, host
+	m.ExternalPort, m.ExternalAddr = m.InternalPort, ext
 	ok := pcp.Response{Opcode: pcp.OpMap, Map: &m, Options: echo(opts)}
 	if req.Lifetime == 0 {
 		for _, p := range c.nat.Pinholes() {
