@@ -300,7 +300,7 @@ func (d *Daemon) runNAT(ctx context.Context) error {
 				if t.Teredo != "" {
 					nat66 = []string{t.Teredo}
 				}
-				if err := errors.Join(nat.SetOutside(t.Outside()), nat.SetSixToFour(t.SixToFour), nat.SetNAT66(nat66)); err != nil {
+				if err := errors.Join(nat.SetOutside(t.Outside()), nat.SetSixToFour(t.SixToFour), nat.SetNAT66(nat66), nat.SetNAT66Address(t.TeredoAddr)); err != nil {
 					d.log.Error("apply the IPv6 tunnel to the filter", slog.String("service", svcNAT), slog.Any("err", err))
 				}
 			case l := <-lans:
