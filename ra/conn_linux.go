@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/net/ipv6"
@@ -21,8 +22,9 @@ var allRouters = netip.MustParseAddr("ff02::2")
 // off), so messages go out and come in as ndpwire has them.
 type icmpConn struct {
 	pc   *ipv6.PacketConn
+	addr netip.Addr // our link-local address, bound to
 	mac  net.HardwareAddr
-	zone string
+	zone string               // the interface's index: a name would be looked up in the writing thread's namespace
 	cm   *ipv6.ControlMessage // on every write: hop limit 255, our source, the interface
 }
 
@@ -53,8 +55,9 @@ func listen(iface string) (conn, error) {
 	}
 	return &icmpConn{
 		pc:   pc,
+		addr: ll,
 		mac:  ifi.HardwareAddr,
-		zone: ifi.Name,
+		zone: strconv.Itoa(ifi.Index),
 		cm:   &ipv6.ControlMessage{HopLimit: ndpwire.HopLimit, Src: ll.AsSlice(), IfIndex: ifi.Index},
 	}, nil
 }
