@@ -447,6 +447,8 @@ config ipv6 'ipv6'
 		{"option ula 2001:db8::/64", "want a /64 in fd00::/8"},
 		{"option pd_hint 65", "pd_hint \"65\": want a number from 0 to 64"},
 		{"list dns 192.0.2.1", `dns "192.0.2.1" is not an IPv6 address`},
+		{"list domain bücher.example", `domain "bücher.example" is not an ASCII letter-digit-hyphen domain name`},
+		{"list domain 'my lan'", `domain "my lan" is not an ASCII`},
 		{"option mtu 1000", "mtu \"1000\": want a number from 1280 to 65535"},
 		{"option ra_interval 3600", "ra_interval 1h0m0s is over RFC 4861's 1800 s"},
 		{"list teredo_server 10.1.2.3", `gw.conf:6: teredo_server "10.1.2.3": not a public unicast address`},

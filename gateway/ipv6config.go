@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gateway/gateway/uci"
+	"gateway/ra/ndpwire"
 )
 
 // IPv6Config is the "ipv6" section: where the LAN's IPv6 prefix comes from
@@ -148,8 +149,10 @@ func (p *parser) ipv6Section(s *uci.Section, c *Config) {
 		},
 		"domain": func(o *uci.Option, _ string) {
 			for _, v := range o.Values {
-				if v == "" || len(v) > 253 || strings.ContainsAny(v, " \t/") {
-					p.errf(o.Line, "domain %q is not a domain name", v)
+				// Sent in RAs' DNSSL as is: ASCII names only
+				// (an internationalized one in its xn-- form).
+				if ndpwire.CheckDomain(v) != nil {
+					p.errf(o.Line, "domain %q is not an ASCII letter-digit-hyphen domain name", v)
 					continue
 				}
 				v6.Domains = append(v6.Domains, v)

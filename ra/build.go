@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/mdlayher/ndp"
+	"gateway/ra/ndpwire"
 )
 
 // curHopLimit is the Cur Hop Limit we advertise: the IANA default TTL
@@ -37,8 +37,8 @@ type raParams struct {
 //
 // Managed and Other are off: addresses come from SLAAC alone and DNS from
 // RDNSS (RFC 8106), there is no DHCPv6 server on the LAN.
-func buildRA(p raParams, prefixes []entry, def, final bool, now time.Time) *ndp.RouterAdvertisement {
-	ra := &ndp.RouterAdvertisement{CurrentHopLimit: curHopLimit}
+func buildRA(p raParams, prefixes []entry, def, final bool, now time.Time) ndpwire.RouterAdvertisement {
+	ra := ndpwire.RouterAdvertisement{CurHopLimit: curHopLimit}
 	// Bounded as RFC 9096 bounds the prefixes (its section 4 values): a
 	// default route no longer than a preferred prefix, the other
 	// options no longer than a valid one, so that after a silent
@@ -48,23 +48,22 @@ func buildRA(p raParams, prefixes []entry, def, final bool, now time.Time) *ndp.
 		ra.RouterLifetime = min(wholeSeconds(p.Lifetime), PreferredLimit, maxRouterLifetime)
 	}
 	if len(p.MAC) == 6 {
-		ra.Options = append(ra.Options, &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: p.MAC})
+		ra.Options = append(ra.Options, ndpwire.SourceLinkLayerAddress{Addr: p.MAC})
 	}
 	if p.MTU > 0 {
-		ra.Options = append(ra.Options, ndp.NewMTU(uint32(p.MTU)))
+		ra.Options = append(ra.Options, ndpwire.MTU(p.MTU))
 	}
 	for _, e := range prefixes {
 		valid, preferred := e.lifetimes(now)
 		if final {
 			preferred = 0
 		}
-		ra.Options = append(ra.Options, &ndp.PrefixInformation{
-			PrefixLength:                   uint8(e.Prefix.Bits()),
-			OnLink:                         true,
-			AutonomousAddressConfiguration: true,
-			ValidLifetime:                  valid,
-			PreferredLifetime:              preferred,
-			Prefix:                         e.Prefix.Masked().Addr(),
+		ra.Options = append(ra.Options, ndpwire.PrefixInformation{
+			Prefix:            e.Prefix.Masked(),
+			OnLink:            true,
+			Autonomous:        true,
+			ValidLifetime:     valid,
+			PreferredLifetime: preferred,
 		})
 	}
 	for _, r := range p.Routes {
@@ -72,18 +71,17 @@ func buildRA(p raParams, prefixes []entry, def, final bool, now time.Time) *ndp.
 		if final {
 			life = 0
 		}
-		ra.Options = append(ra.Options, &ndp.RouteInformation{
-			PrefixLength:  uint8(r.Bits()),
-			Preference:    ndp.Medium,
-			RouteLifetime: life,
-			Prefix:        r.Masked().Addr(),
+		ra.Options = append(ra.Options, ndpwire.RouteInformation{
+			Prefix:     r.Masked(),
+			Preference: ndpwire.Medium,
+			Lifetime:   life,
 		})
 	}
 	if len(p.RDNSS) > 0 {
-		ra.Options = append(ra.Options, &ndp.RecursiveDNSServer{Lifetime: optLife, Servers: p.RDNSS})
+		ra.Options = append(ra.Options, ndpwire.RDNSS{Lifetime: optLife, Servers: p.RDNSS})
 	}
 	if len(p.DNSSL) > 0 {
-		ra.Options = append(ra.Options, &ndp.DNSSearchList{Lifetime: optLife, DomainNames: p.DNSSL})
+		ra.Options = append(ra.Options, ndpwire.DNSSL{Lifetime: optLife, Domains: p.DNSSL})
 	}
 	return ra
 }

@@ -1,6 +1,7 @@
 package ra
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
 	"testing"
@@ -105,10 +106,11 @@ func TestBuildRA(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := buildRA(tt.p, tt.entries, tt.def, tt.final, t0)
-			// Through the wire, as a host sees it.
-			b, err := ndp.MarshalMessage(got)
+			// Through the wire, as a host sees it: decoded by
+			// mdlayher/ndp, an independent implementation.
+			b, err := got.Append(nil)
 			if err != nil {
-				t.Fatalf("marshal: %v", err)
+				t.Fatalf("append: %v", err)
 			}
 			m, err := ndp.ParseMessage(b)
 			if err != nil {
@@ -116,6 +118,11 @@ func TestBuildRA(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, m, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 				t.Errorf("RA (-want +got):\n%s", diff)
+			}
+			// And the bytes are those ndp, which ra used before
+			// ndpwire, marshals for the RA we want.
+			if want, err := ndp.MarshalMessage(tt.want); err != nil || !bytes.Equal(b, want) {
+				t.Errorf("bytes differ from ndp's (%v):\nours  %x\nndp's %x", err, b, want)
 			}
 		})
 	}

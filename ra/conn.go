@@ -3,8 +3,6 @@ package ra
 import (
 	"net"
 	"net/netip"
-
-	"github.com/mdlayher/ndp"
 )
 
 // allNodes is where multicast RAs go (RFC 4861 6.2.4).
@@ -17,8 +15,9 @@ type conn interface {
 	// ReadRS reads one ICMPv6 message into b; hopLimit is the IPv6 hop
 	// limit it arrived with, src its source (without zone).
 	ReadRS(b []byte) (n, hopLimit int, src netip.Addr, err error)
-	// WriteRA sends m to dst on the interface.
-	WriteRA(m ndp.Message, dst netip.Addr) error
+	// WriteRA sends the ICMPv6 message b (an RA, checksum left to the
+	// kernel) to dst on the interface.
+	WriteRA(b []byte, dst netip.Addr) error
 	// HardwareAddr is the interface's link-layer address, for the
 	// source link-layer address option; nil if it has none.
 	HardwareAddr() net.HardwareAddr

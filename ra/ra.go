@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"gateway/internal/clock"
+	"gateway/ra/ndpwire"
 )
 
 // Timers of RFC 4861 section 10 (router constants) and 6.2.1 defaults.
@@ -76,8 +77,8 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, d := range c.DNSSL {
-		if d == "" || len(d) > 253 {
-			errs = append(errs, fmt.Errorf("ra: DNSSL domain %q", d))
+		if err := ndpwire.CheckDomain(d); err != nil {
+			errs = append(errs, fmt.Errorf("ra: DNSSL: %w", err))
 		}
 	}
 	if c.MTU != 0 && (c.MTU < 1280 || c.MTU > 65535) {

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mdlayher/ndp"
+	"gateway/ra/ndpwire"
 )
 
 // listenRetry is how long Run waits first between attempts to open the socket
@@ -217,8 +217,12 @@ func (s *Service) send(c conn, dst netip.Addr, final bool) error {
 }
 
 // write sends m and counts it; a failure is counted and returned.
-func (s *Service) write(c conn, m *ndp.RouterAdvertisement, dst netip.Addr) error {
-	if err := c.WriteRA(m, dst); err != nil {
+func (s *Service) write(c conn, m ndpwire.RouterAdvertisement, dst netip.Addr) error {
+	b, err := m.Append(nil)
+	if err == nil {
+		err = c.WriteRA(b, dst)
+	}
+	if err != nil {
 		s.sendErrs.Add(1)
 		s.mu.Lock()
 		s.debugLocked(s.clk.Now(), "ra: send failed", slog.String("dst", dst.String()), slog.Any("err", err))

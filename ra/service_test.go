@@ -55,7 +55,7 @@ func (f *fakeConn) ReadRS(b []byte) (int, int, netip.Addr, error) {
 	}
 }
 
-func (f *fakeConn) WriteRA(m ndp.Message, dst netip.Addr) error {
+func (f *fakeConn) WriteRA(b []byte, dst netip.Addr) error {
 	if err, ok := f.fail.Load().(error); ok {
 		return err
 	}
@@ -63,10 +63,6 @@ func (f *fakeConn) WriteRA(m ndp.Message, dst netip.Addr) error {
 	case <-f.closed:
 		return net.ErrClosed
 	default:
-	}
-	b, err := ndp.MarshalMessage(m)
-	if err != nil {
-		return err
 	}
 	back, err := ndp.ParseMessage(b)
 	if err != nil {
@@ -359,12 +355,16 @@ func TestServiceWaitsForInterface(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	bad := Config{MTU: 100, MinInterval: time.Second, RDNSS: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}
+	bad := Config{MTU: 100, MinInterval: time.Second, RDNSS: []netip.Addr{netip.MustParseAddr("192.0.2.1")},
+		DNSSL: []string{"lan", "bücher.example"}}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, w := range []string{"interface", "state directory", "MTU", "MinInterval", "RDNSS"} {
+	// A Unicode domain is refused here, not by every RA failing to
+	// encode: DNSSL carries ASCII names (xn-- A-labels), ndpwire does no
+	// IDNA.
+	for _, w := range []string{"interface", "state directory", "MTU", "MinInterval", "RDNSS", "bücher"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %s", err, w)
 		}
