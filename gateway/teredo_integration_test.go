@@ -17,6 +17,8 @@ import (
 	"gateway/gateway/lab/labtest"
 	"gateway/gateway/labgw"
 	"gateway/internal/testenv"
+	"gateway/nat44"
+	"gateway/web"
 )
 
 // teredoWorld starts the lab's internet with its Teredo server, relay and
@@ -166,6 +168,23 @@ func TestTeredoUplink(t *testing.T) {
 	tcpServer(t, l, lab.LANB, netip.AddrPortFrom(ula, 7103).String())
 	if got, err := tcpGet(l, lab.TeredoPeer, netip.AddrPortFrom(ts.Address, 7103).String()); err == nil {
 		t.Fatalf("tpeer reached lanb unsolicited through the Teredo address: %q", got)
+	}
+	// A pinhole for lanb's port opens it on the Teredo address (NAT66
+	// inbound), for that port alone.
+	var ph nat44.Pinhole
+	if err := api.Do("POST", "/api/v1/pinholes", web.PinholeRequest{Proto: nat44.TCP, Internal: netip.AddrPortFrom(ula, 7103), Description: "teredo test"}, &ph); err != nil {
+		t.Fatal(err)
+	}
+	got, err = tcpGet(l, lab.TeredoPeer, netip.AddrPortFrom(ts.Address, 7103).String())
+	if want := fmt.Sprintf("%s saw [%s]:", lab.LANB, peer); err != nil || !strings.HasPrefix(got, want) {
+		t.Fatalf("tpeer → the Teredo address's pinholed port: %q, %v; want %q", got, err, want)
+	}
+	tcpServer(t, l, lab.LANB, netip.AddrPortFrom(ula, 7105).String())
+	if got, err := tcpGet(l, lab.TeredoPeer, netip.AddrPortFrom(ts.Address, 7105).String()); err == nil {
+		t.Fatalf("tpeer reached lanb's port without a pinhole: %q", got)
+	}
+	if err := api.Do("DELETE", fmt.Sprintf("/api/v1/pinholes/%d", ph.ID), nil, nil); err != nil {
+		t.Fatal(err)
 	}
 
 	// Public again: 6to4 and the relay, the Teredo client gone.
