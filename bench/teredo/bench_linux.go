@@ -438,18 +438,17 @@ func (b *bench) startSide(ctx context.Context, s side) (*proc, error) {
 }
 
 type sample struct {
-	out, in   float64 // bit/s to the peer, from the peer
-	bytes     float64 // carried in both TCP runs
-	cpu       float64 // seconds of CPU of the Teredo process(es) over both TCP runs
-	pingP50   float64 // ms
-	pingLost  int
-	stats     string
-	outRetran int
+	out, in  float64 // bit/s to the peer, from the peer
+	bytes    float64 // carried in both TCP runs
+	cpu      float64 // seconds of CPU of the Teredo process(es) over both TCP runs
+	user     float64 // the part of cpu in user space
+	pingP50  float64 // ms
+	pingLost int
 }
 
 func (s sample) String() string {
-	return fmt.Sprintf("TCP out %.0f Mbit/s, in %.0f Mbit/s, ping p50 %.3f ms (%d lost), CPU %.2f s for %.0f MB (%.2f s/GB)",
-		s.out/1e6, s.in/1e6, s.pingP50, s.pingLost, s.cpu, s.bytes/1e6, s.cpuPerGB())
+	return fmt.Sprintf("TCP out %.0f Mbit/s, in %.0f Mbit/s, ping p50 %.3f ms (%d lost), CPU %.2f s (user %.2f s) for %.0f MB (%.2f s/GB)",
+		s.out/1e6, s.in/1e6, s.pingP50, s.pingLost, s.cpu, s.user, s.bytes/1e6, s.cpuPerGB())
 }
 
 func (s sample) cpuPerGB() float64 {
@@ -479,7 +478,7 @@ func (b *bench) measure(ctx context.Context, s side) (sample, error) {
 		return smp, err
 	}
 	pid := p.cmd.Process.Pid
-	cpu0 := treeCPU(pid)
+	cpu0, user0 := treeCPU(pid)
 	for _, reverse := range []bool{false, true} {
 		r, err := b.iperf(ctx, s.src(), reverse)
 		if err != nil {
@@ -493,7 +492,8 @@ func (b *bench) measure(ctx context.Context, s side) (sample, error) {
 		}
 		smp.bytes += sr.Bytes
 	}
-	smp.cpu = treeCPU(pid) - cpu0
+	cpu1, user1 := treeCPU(pid)
+	smp.cpu, smp.user = cpu1-cpu0, user1-user0
 	return smp, nil
 }
 
@@ -545,12 +545,13 @@ func (b *bench) iperf(ctx context.Context, role string, reverse bool) (iperfResu
 	return r, nil
 }
 
-// treeCPU is the CPU time (user and system), in seconds, of pid and
-// every process descended from it: Miredo forks its tunnel worker.
-func treeCPU(pid int) float64 {
+// treeCPU is the CPU time (user and system, and user alone), in
+// seconds, of pid and every process descended from it: Miredo forks its
+// tunnel worker.
+func treeCPU(pid int) (total, user float64) {
 	ents, _ := os.ReadDir("/proc")
 	parent := map[int]int{}
-	cpu := map[int]float64{}
+	cpu, usr := map[int]float64{}, map[int]float64{}
 	for _, e := range ents {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -569,18 +570,18 @@ func treeCPU(pid int) float64 {
 		pp, _ := strconv.Atoi(f[1])
 		u, _ := strconv.ParseFloat(f[11], 64)
 		s, _ := strconv.ParseFloat(f[12], 64)
-		parent[p], cpu[p] = pp, (u+s)/100 // USER_HZ is 100 on Linux
+		parent[p], cpu[p], usr[p] = pp, (u+s)/100, u/100 // USER_HZ is 100 on Linux
 	}
-	var sum float64
 	for p, c := range cpu {
 		for q := p; q > 1; q = parent[q] {
 			if q == pid {
-				sum += c
+				total += c
+				user += usr[p]
 				break
 			}
 		}
 	}
-	return sum
+	return total, user
 }
 
 func med(v []float64) float64 {
