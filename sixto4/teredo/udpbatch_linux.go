@@ -48,8 +48,13 @@ func newBatchConn(c *net.UDPConn, n int) batchConn {
 	if err != nil {
 		return singleConn{c}
 	}
-	domain := 0
-	rc.Control(func(fd uintptr) { domain, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN) })
+	domain, gso := 0, false
+	rc.Control(func(fd uintptr) {
+		domain, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+		// Kernels before 4.18 (and qemu-user) do not know UDP_SEGMENT.
+		_, err := unix.GetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT)
+		gso = err == nil
+	})
 	if domain != unix.AF_INET {
 		return singleConn{c}
 	}
@@ -60,7 +65,7 @@ func newBatchConn(c *net.UDPConn, n int) batchConn {
 		names: make([]unix.RawSockaddrInet4, n),
 		ctrl:  make([]byte, n*ctrlSpace),
 		ends:  make([]int, n),
-		gso:   true,
+		gso:   gso,
 	}
 	m.readFn = func(fd uintptr) bool { return m.call(fd, unix.SYS_RECVMMSG) }
 	m.sendFn = func(fd uintptr) bool { return m.call(fd, unix.SYS_SENDMMSG) }
