@@ -151,14 +151,18 @@ func (m *mmsgConn) writeBatch(ms []udpMsg) (failed int, err error) {
 				sent += m.n
 				continue
 			}
-			if segs := m.ends[sent] - first; segs > 1 {
-				// GSO refused (no checksum offload on the way out, an
-				// old kernel): from here on a datagram per header.
+			segs := m.ends[sent] - first
+			if segs > 1 && (m.errno == unix.EIO || m.errno == unix.EINVAL) {
+				// GSO refused (EIO: no checksum offload on the way out;
+				// EINVAL: a segment size or count the kernel does not
+				// take): from here on a datagram per header.
 				m.gso = false
 				i = first
 				break
 			}
-			failed++
+			// Refused for its destination (unreachable, filtered): the
+			// whole run, and on with the rest.
+			failed += segs
 			sent++
 		}
 		if sent == g {

@@ -2,11 +2,16 @@ package teredo
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"testing"
 	"time"
+
+	"gateway/internal/testenv"
 )
 
 func loopbackUDP(t *testing.T) *net.UDPConn {
@@ -133,5 +138,58 @@ func TestGSORun(t *testing.T) {
 		if got := gsoRun(c.ms, c.segs, 65000); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// A run the kernel refuses for its destination counts as failed, datagram
+// by datagram, and neither stops the batch nor turns GSO off.
+func TestMmsgConnRefusedRun(t *testing.T) {
+	testenv.Root(t)
+	// A namespace with only loopback: no route to the documentation
+	// address, so the kernel refuses it (ENETUNREACH) and nothing leaves.
+	n := newNetns(t, fmt.Sprintf("%d%03d", os.Getpid()%10000, rand.IntN(1000)), "mmsg")
+	var tx, rx *net.UDPConn
+	if err := n.do(func() error {
+		tx, rx = loopbackUDP(t), loopbackUDP(t)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	unreachable := netip.MustParseAddrPort("192.0.2.1:9")
+	msgs := []udpMsg{
+		{Buf: []byte("one"), Addr: to},
+		{Buf: make([]byte, 100), Addr: unreachable},
+		{Buf: make([]byte, 100), Addr: unreachable},
+		{Buf: make([]byte, 100), Addr: unreachable},
+		{Buf: []byte("two"), Addr: to},
+	}
+	w := newBatchConn(tx, 8)
+	gso := w.(*mmsgConn).gso
+	failed, err := w.writeBatch(msgs)
+	if err != nil || failed != 3 {
+		t.Fatalf("writeBatch: %d failed, %v; want 3 failed, no error", failed, err)
+	}
+	if gso && !w.(*mmsgConn).gso {
+		t.Error("a refused destination turned GSO off")
+	}
+	r := newBatchConn(rx, 8)
+	in := make([]udpMsg, 8)
+	for i := range in {
+		in[i].Buf = make([]byte, 2048)
+	}
+	rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var got []string
+	for len(got) < 2 {
+		n, err := r.readBatch(in)
+		if err != nil {
+			t.Fatalf("readBatch: %v (got %q)", err, got)
+		}
+		for _, m := range in[:n] {
+			got = append(got, string(m.Buf[:m.N]))
+		}
+	}
+	if got[0] != "one" || got[1] != "two" {
+		t.Errorf("got %q, want [one two]", got)
 	}
 }
