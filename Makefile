@@ -101,6 +101,7 @@ bench: bench-deps build
 	$(GO) run ./bench/flash -out dist/bench/flash.md
 	$(GO) run ./bench/portmap -out dist/bench/portmap.md
 	$(GO) run ./bench/sixto4 -out dist/bench/sixto4.md
+	$(GO) run ./bench/teredo -out dist/bench/teredo.md
 	$(GO) run ./bench/ra -out dist/bench/ra.md
 	$(GO) run ./bench/rss | tee dist/bench/rss.txt
 
@@ -111,6 +112,7 @@ bench-quick: bench-deps build
 	$(GO) run ./bench/flash -quick
 	$(GO) run ./bench/portmap -quick
 	$(GO) run ./bench/sixto4 -quick
+	$(GO) run ./bench/teredo -quick
 	$(GO) run ./bench/ra -quick
 
 # A short run of every fuzz target (the corpora replay in `make test`).

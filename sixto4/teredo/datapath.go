@@ -104,19 +104,30 @@ func (d *datapath) toTun(b []byte) {
 	d.inBytes.Add(uint64(len(b) - tunOffset))
 }
 
-// tunToNet reads IPv6 packets from the TUN device, a batch per read, and
-// sends them to their peers.
+// rxBatch is how many datagrams one recvmmsg takes. Each buffer has room
+// for 64 KiB: the TUN device's writer coalesces TCP segments into the
+// first of a flow (GRO), in place.
+const (
+	rxBatch = 32
+	rxBuf   = tunOffset + 65536
+)
+
+// tunToNet reads IPv6 packets from the TUN device, a batch per read (a
+// TCP super-packet comes split into its segments), and sends them to
+// their peers, a batch per sendmmsg.
 func (d *datapath) tunToNet() error {
 	n := d.dev.BatchSize()
 	bufs := make([][]byte, n)
 	for i := range bufs {
 		size := tunOffset + MTU + 256
 		if i == 0 {
-			size = tunOffset + 65536
+			size = rxBuf // what is not a GSO segment lands here, whatever its size
 		}
 		bufs[i] = make([]byte, size)
 	}
 	sizes := make([]int, n)
+	bc := newBatchConn(d.conn, n)
+	msgs := make([]udpMsg, n)
 	out := make([]datagram, 0, 8)
 	errRun := 0
 	for {
@@ -132,76 +143,132 @@ func (d *datapath) tunToNet() error {
 			continue
 		}
 		errRun = 0
+		k, bytes := 0, 0
+		var drops [numReasons]int
+		out = out[:0]
+		d.mu.Lock()
+		now := d.clk.Now()
 		for i := range got {
 			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
-			d.mu.Lock()
-			to, r, o := d.peers.outbound(d.clk.Now(), pkt, out[:0])
-			d.mu.Unlock()
-			out = o
-			d.send(out)
+			var to netip.AddrPort
+			var r Reason
+			to, r, out = d.peers.outbound(now, pkt, out)
 			if r != 0 {
-				d.drop(r, 1)
+				drops[r]++
 				continue
 			}
 			if !to.IsValid() {
 				continue // queued
 			}
-			if _, err := d.conn.WriteToUDPAddrPort(pkt, to); err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return fmt.Errorf("teredo: send: %w", err)
-				}
-				d.drop(SendFailed, 1)
-				continue
-			}
-			d.outPackets.Add(1)
-			d.outBytes.Add(uint64(len(pkt)))
+			msgs[k] = udpMsg{Buf: pkt, Addr: to}
+			k++
+			bytes += len(pkt)
 		}
+		d.mu.Unlock()
+		for r, c := range drops {
+			if c > 0 {
+				d.drop(Reason(r), c)
+			}
+		}
+		// Bubbles first: they open the way for what follows.
+		d.send(out)
+		if k == 0 {
+			continue
+		}
+		failed, err := bc.writeBatch(msgs[:k])
+		if err != nil {
+			return fmt.Errorf("teredo: send: %w", err)
+		}
+		if failed > 0 {
+			d.drop(SendFailed, failed)
+		}
+		d.outPackets.Add(uint64(k - failed))
+		d.outBytes.Add(uint64(bytes)) // refused ones too: close enough for a counter
 	}
 }
 
-// netToTun reads Teredo packets from the UDP socket, checks them and
-// writes the IPv6 packets they carry to the TUN device.
+// netToTun reads Teredo packets from the UDP socket, a batch per
+// recvmmsg, checks them and writes the IPv6 packets they carry to the
+// TUN device in one batch (which coalesces TCP segments: GRO).
 func (d *datapath) netToTun() error {
-	buf := make([]byte, tunOffset+65536)
-	bufs := [][]byte{nil}
+	bc := newBatchConn(d.conn, rxBatch)
+	bufs := make([][]byte, rxBatch)
+	msgs := make([]udpMsg, rxBatch)
+	for i := range msgs {
+		bufs[i] = make([]byte, rxBuf)
+		msgs[i].Buf = bufs[i][tunOffset:]
+	}
+	wr := make([][]byte, 0, rxBatch)
 	out := make([]datagram, 0, 8)
+	type hand struct {
+		from netip.AddrPort
+		pkt  []byte
+	}
+	hands := make([]hand, 0, rxBatch)
 	for {
-		n, from, err := d.conn.ReadFromUDPAddrPort(buf[tunOffset:])
+		n, err := bc.readBatch(msgs)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return fmt.Errorf("teredo: receive: %w", err)
 			}
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		pkt := buf[tunOffset : tunOffset+n]
+		wr, out, hands = wr[:0], out[:0], hands[:0]
+		var drops [numReasons]int
+		bytes := 0
 		d.mu.Lock()
-		off, v, r, o := d.peers.inbound(d.clk.Now(), from, pkt, out[:0])
-		d.mu.Unlock()
-		out = o
-		d.send(out)
-		switch v {
-		case drop:
-			d.drop(r, 1)
-		case toQualifier:
-			if d.hand != nil {
-				d.hand(from, pkt)
-			}
-		case deliver:
-			ip := pkt[off:]
-			ip = ip[:40+int(binary.BigEndian.Uint16(ip[4:6]))] // trailers off
-			// Headroom for the virtio header before the packet: move
-			// it back over what the Teredo headers took.
-			bufs[0] = buf[off : off+tunOffset+len(ip)]
-			if _, err := d.dev.Write(bufs, tunOffset); err != nil {
-				if errors.Is(err, os.ErrClosed) {
-					return fmt.Errorf("teredo: write %s: %w", d.name, err)
-				}
-				d.drop(TunWriteFailed, 1)
+		now := d.clk.Now()
+		for i := range n {
+			m := &msgs[i]
+			if m.N < 0 {
+				drops[Malformed]++
 				continue
 			}
-			d.inPackets.Add(1)
-			d.inBytes.Add(uint64(len(ip)))
+			from := netip.AddrPortFrom(m.Addr.Addr().Unmap(), m.Addr.Port())
+			pkt := bufs[i][tunOffset : tunOffset+m.N]
+			var off int
+			var v verdict
+			var r Reason
+			off, v, r, out = d.peers.inbound(now, from, pkt, out)
+			switch v {
+			case drop:
+				drops[r]++
+			case toQualifier:
+				hands = append(hands, hand{from, pkt})
+			case deliver:
+				ip := pkt[off:]
+				ip = ip[:40+int(binary.BigEndian.Uint16(ip[4:6]))] // trailers off
+				// Headroom for the virtio header before the packet: move
+				// it back over what the Teredo headers took.
+				wr = append(wr, bufs[i][off:off+tunOffset+len(ip)])
+				bytes += len(ip)
+			}
 		}
+		d.mu.Unlock()
+		for r, c := range drops {
+			if c > 0 {
+				d.drop(Reason(r), c)
+			}
+		}
+		d.send(out)
+		if d.hand != nil {
+			for _, h := range hands {
+				d.hand(h.from, h.pkt)
+			}
+		}
+		if len(wr) == 0 {
+			continue
+		}
+		if _, err := d.dev.Write(wr, tunOffset); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return fmt.Errorf("teredo: write %s: %w", d.name, err)
+			}
+			// Some of the batch may have gone: the counters stay
+			// approximate rather than walk the errors.
+			d.drop(TunWriteFailed, 1)
+			continue
+		}
+		d.inPackets.Add(uint64(len(wr)))
+		d.inBytes.Add(uint64(bytes))
 	}
 }

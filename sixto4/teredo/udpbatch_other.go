@@ -1,0 +1,7 @@
+//go:build !linux
+
+package teredo
+
+import "net"
+
+func newBatchConn(c *net.UDPConn, _ int) batchConn { return singleConn{c} }
