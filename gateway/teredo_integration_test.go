@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,6 +184,37 @@ func TestTeredoUplink(t *testing.T) {
 	if got, err := tcpGet(l, lab.TeredoPeer, netip.AddrPortFrom(ts.Address, 7105).String()); err == nil {
 		t.Fatalf("tpeer reached lanb's port without a pinhole: %q", got)
 	}
+
+	// kill -9: the respawned daemon qualifies again, keeps the ULA (no
+	// renumbering) and the pinhole, and the LAN reaches the peer again.
+	before, ok := l.Process(labgw.SiteB.Daemon)
+	if !ok || !before.Alive {
+		t.Fatalf("gwb's daemon: %+v, %v", before, ok)
+	}
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "gwb's daemon back", func() error {
+		if p, ok := l.Process(labgw.SiteB.Daemon); !ok || !p.Alive || p.PID == before.PID {
+			return fmt.Errorf("daemon %+v", p)
+		}
+		return nil
+	})
+	st = waitIPv6(t, api, "Teredo again after kill -9", func(s gateway.IPv6Status) bool {
+		return s.Uplink == gateway.UplinkTeredo && teredoOf(t, s).Qualified
+	})
+	if ula2 := eui64(st.Prefix, labgw.SiteB.MAC(lab.LANB)); ula2 != ula {
+		t.Fatalf("the LAN renumbered across kill -9: %v, was %v", ula2, ula)
+	}
+	ts = teredoOf(t, st)
+	ping6(t, l, lab.LANB, peer)
+	eventually(t, "the pinhole after kill -9", func() error {
+		got, err := tcpGet(l, lab.TeredoPeer, netip.AddrPortFrom(ts.Address, 7103).String())
+		if want := fmt.Sprintf("%s saw [%s]:", lab.LANB, peer); err != nil || !strings.HasPrefix(got, want) {
+			return fmt.Errorf("tpeer → %v port 7103: %q, %v", ts.Address, got, err)
+		}
+		return nil
+	})
 	if err := api.Do("DELETE", fmt.Sprintf("/api/v1/pinholes/%d", ph.ID), nil, nil); err != nil {
 		t.Fatal(err)
 	}
