@@ -2,7 +2,6 @@ package teredo
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"io"
 	"net"
@@ -51,23 +50,8 @@ func TestClientWithMiredo(t *testing.T) {
 	qualifyFrom(t, w.open, "192.0.2.2:0", false) // the server is up
 	w.startDaemon(t, w.home2, "miredo", "RelayType client\nServerAddress "+miredoServer.String()+"\nInterfaceName teredo\n")
 
-	var c *Client
-	if err := w.home.do(func() (err error) {
-		c, err = New(Config{Name: "teredo0", Servers: []netip.Addr{miredoServer}, Logger: testLogger(t),
-			Qualifier: Qualifier{Timeout: 300 * time.Millisecond, Attempts: 10}})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	c := startClient(t, w.home, Config{Name: "teredo0", Servers: []netip.Addr{miredoServer}, Logger: testLogger(t),
+		Qualifier: Qualifier{Timeout: 300 * time.Millisecond, Attempts: 10}})
 	start := time.Now()
 	for !c.Addr().IsValid() {
 		if time.Since(start) > 10*time.Second {

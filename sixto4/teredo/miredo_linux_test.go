@@ -295,3 +295,63 @@ func TestMiredoClientAddressDecodes(t *testing.T) {
 		t.Errorf("mapped port %d not in the NAT's conntrack table:\n%s", a.Mapped.Port(), ct)
 	}
 }
+
+// startClient makes a Client with cfg in n and runs it until the test
+// ends.
+func startClient(t *testing.T, n netns, cfg Config) *Client {
+	t.Helper()
+	var c *Client
+	if err := n.do(func() (err error) { c, err = New(cfg); return err }); err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, "client", c.Run)
+	return c
+}
+
+// startRelay makes a Relay with cfg in n and runs it until the test ends.
+func startRelay(t *testing.T, n netns, cfg RelayConfig) *Relay {
+	t.Helper()
+	var r *Relay
+	if err := n.do(func() (err error) { r, err = NewRelay(cfg); return err }); err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, "relay", r.Run)
+	return r
+}
+
+// runUntilCleanup runs run until the test ends and checks it ended well.
+func runUntilCleanup(t *testing.T, what string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s Run: %v", what, err)
+		}
+	})
+}
+
+// nativeBehindRelay adds to w a relay host on the internet
+// (203.0.113.66, 2001:db8:1::2) routing for a native network behind it
+// (host native, 2001:db8:2::2), the internet routing 2001:db8:2::/64 to
+// it: the relay's Teredo side is the caller's to run.
+func (w *world) nativeBehindRelay(t *testing.T) (relay, native netns) {
+	t.Helper()
+	id := fmt.Sprintf("%d%03d", os.Getpid()%10000, rand.IntN(1000))
+	relay, native = newNetns(t, id, "relay"), newNetns(t, id, "native")
+	link(t, w.inet, "relay", "203.0.113.65/26", relay, "wan", "203.0.113.66/26")
+	w.inet.ip(t, "-6 addr add 2001:db8:1::1/64 dev relay nodad")
+	relay.ip(t, "-6 addr add 2001:db8:1::2/64 dev wan nodad")
+	link(t, relay, "lan", "192.168.79.1/24", native, "lan", "192.168.79.2/24")
+	relay.ip(t, "-6 addr add 2001:db8:2::1/64 dev lan nodad")
+	native.ip(t, "-6 addr add 2001:db8:2::2/64 dev lan nodad")
+	native.ip(t, "-6 route add default via 2001:db8:2::1")
+	relay.ip(t, "route add default via 203.0.113.65")
+	// miredo-server sends the echo tests on natively: to the native
+	// network through the relay.
+	w.inet.ip(t, "-6 route add 2001:db8:2::/64 via 2001:db8:1::2")
+	relay.exec(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	w.inet.exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	return relay, native
+}

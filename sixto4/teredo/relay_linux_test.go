@@ -2,14 +2,10 @@ package teredo
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
-	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -39,41 +35,14 @@ func TestRelayWithMiredo(t *testing.T) {
 	testenv.Tool(t, "miredo", "miredo")
 	testenv.Tool(t, "busybox", "busybox")
 	testenv.Device(t, "/dev/net/tun")
-	id := fmt.Sprintf("%d%03d", os.Getpid()%10000, mrand.IntN(1000))
-	relayNs, native := newNetns(t, id, "relay"), newNetns(t, id, "native")
-	link(t, w.inet, "relay", "203.0.113.65/26", relayNs, "wan", "203.0.113.66/26")
-	w.inet.ip(t, "-6 addr add 2001:db8:1::1/64 dev relay nodad")
-	relayNs.ip(t, "-6 addr add 2001:db8:1::2/64 dev wan nodad")
-	link(t, relayNs, "lan", "192.168.79.1/24", native, "lan", "192.168.79.2/24")
-	relayNs.ip(t, "-6 addr add 2001:db8:2::1/64 dev lan nodad")
-	native.ip(t, "-6 addr add 2001:db8:2::2/64 dev lan nodad")
-	native.ip(t, "-6 route add default via 2001:db8:2::1")
-	relayNs.ip(t, "route add default via 203.0.113.65")
-	w.inet.ip(t, "-6 route add 2001:db8:2::/64 via 2001:db8:1::2")
-	relayNs.exec(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-	w.inet.exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	relayNs, native := w.nativeBehindRelay(t)
 
 	qualifyFrom(t, w.open, "192.0.2.2:0", false) // the server is up
 	for _, n := range []netns{w.home, w.home2} {
 		w.startDaemon(t, n, "miredo", "RelayType client\nServerAddress "+miredoServer.String()+"\nInterfaceName teredo\n")
 	}
 
-	var r *Relay
-	if err := relayNs.do(func() (err error) {
-		r, err = NewRelay(RelayConfig{Name: "teredo0", Logger: testLogger(t)})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	r := startRelay(t, relayNs, RelayConfig{Name: "teredo0", Logger: testLogger(t)})
 	if out := relayNs.exec(t, "ip", "-6", "route", "show", "dev", "teredo0"); !strings.Contains(out, "2001::/32") {
 		t.Errorf("no 2001::/32 route into teredo0:\n%s", out)
 	}

@@ -2,14 +2,11 @@ package teredo
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -43,22 +40,8 @@ func testClientReachesNativeHost(t *testing.T, relayKind string) {
 	w := newWorld(t)
 	testenv.Tool(t, "busybox", "busybox")
 	testenv.Device(t, "/dev/net/tun")
-	id := fmt.Sprintf("%d%03d", os.Getpid()%10000, mrand.IntN(1000))
-	relayNs, native := newNetns(t, id, "relay"), newNetns(t, id, "native")
-	link(t, w.inet, "relay", "203.0.113.65/26", relayNs, "wan", "203.0.113.66/26")
-	w.inet.ip(t, "-6 addr add 2001:db8:1::1/64 dev relay nodad")
-	relayNs.ip(t, "-6 addr add 2001:db8:1::2/64 dev wan nodad")
-	link(t, relayNs, "lan", "192.168.79.1/24", native, "lan", "192.168.79.2/24")
-	relayNs.ip(t, "-6 addr add 2001:db8:2::1/64 dev lan nodad")
-	native.ip(t, "-6 addr add 2001:db8:2::2/64 dev lan nodad")
+	relayNs, native := w.nativeBehindRelay(t)
 	native.ip(t, "-6 addr add 2001:db8:2::3/64 dev lan nodad")
-	native.ip(t, "-6 route add default via 2001:db8:2::1")
-	relayNs.ip(t, "route add default via 203.0.113.65")
-	// miredo-server sends the echo tests on natively: to the native
-	// network through the relay's namespace.
-	w.inet.ip(t, "-6 route add 2001:db8:2::/64 via 2001:db8:1::2")
-	relayNs.exec(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-	w.inet.exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
 	switch relayKind {
 	case "miredo":
@@ -76,42 +59,12 @@ func testClientReachesNativeHost(t *testing.T, relayKind string) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	case "ours":
-		var r *Relay
-		if err := relayNs.do(func() (err error) {
-			r, err = NewRelay(RelayConfig{Name: "teredo0", Logger: testLogger(t)})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- r.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("relay Run: %v", err)
-			}
-		})
+		startRelay(t, relayNs, RelayConfig{Name: "teredo0", Logger: testLogger(t)})
 	}
 
 	qualifyFrom(t, w.open, "192.0.2.2:0", false) // the server is up
-	var c *Client
-	if err := w.home.do(func() (err error) {
-		c, err = New(Config{Name: "teredo0", Servers: []netip.Addr{miredoServer}, Logger: testLogger(t),
-			Qualifier: Qualifier{Timeout: 300 * time.Millisecond, Attempts: 10}})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	c := startClient(t, w.home, Config{Name: "teredo0", Servers: []netip.Addr{miredoServer}, Logger: testLogger(t),
+		Qualifier: Qualifier{Timeout: 300 * time.Millisecond, Attempts: 10}})
 	waitFor(t, "qualification", func() bool { return c.Addr().IsValid() })
 	ours := c.Addr()
 	// The client puts 2001::/32 on its device; the rest of the IPv6

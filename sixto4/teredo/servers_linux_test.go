@@ -1,7 +1,6 @@
 package teredo
 
 import (
-	"context"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -53,24 +52,9 @@ func TestFailoverWithMiredo(t *testing.T) {
 	t.Cleanup(stop)
 	qualifyFrom(t, w.open, "192.0.2.2:0", false) // the world's server is up
 
-	var c *Client
-	if err := w.home.do(func() (err error) {
-		c, err = New(Config{Name: "teredo0", Servers: []netip.Addr{second, miredoServer}, Logger: testLogger(t),
-			Qualifier:       Qualifier{Timeout: 300 * time.Millisecond, Attempts: 3},
-			RefreshInterval: time.Second, HealthInterval: 500 * time.Millisecond})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	c := startClient(t, w.home, Config{Name: "teredo0", Servers: []netip.Addr{second, miredoServer}, Logger: testLogger(t),
+		Qualifier:       Qualifier{Timeout: 300 * time.Millisecond, Attempts: 3},
+		RefreshInterval: time.Second, HealthInterval: 500 * time.Millisecond})
 	waitFor(t, "qualification", func() bool { return c.Addr().IsValid() })
 	if st := c.State(); st.Server != second {
 		t.Fatalf("qualified with %v, want %v first", st.Server, second)
