@@ -101,38 +101,37 @@ func (u *uplink) notify() {
 	}
 }
 
+// ended reports whether done is closed.
+func ended(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
 // apply brings the system in line with st. It is called on every change
 // of the WAN or the delegation, and when the tunnel ends.
 func (u *uplink) apply(st uplinkState) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.tunnel != nil {
-		select {
-		case <-u.tunnel.Done():
-			u.deps.log.Warn("the 6to4 tunnel stopped", slog.String("service", svcIPv6))
-			u.tunnelFailed = u.local
-			u.stopTunnelLocked()
-		default:
-		}
+	// A tunnel that ended by itself is not started again until the WAN
+	// address changes.
+	if u.tunnel != nil && ended(u.tunnel.Done()) {
+		u.deps.log.Warn("the 6to4 tunnel stopped", slog.String("service", svcIPv6))
+		u.tunnelFailed = u.local
+		u.stopTunnelLocked()
 	}
-	if u.teredo != nil {
-		select {
-		case <-u.teredo.Done():
-			u.deps.log.Warn("the Teredo client stopped", slog.String("service", svcIPv6))
-			u.teredoFailed = u.teredoWAN
-			u.stopTeredoLocked()
-		default:
-		}
+	if u.teredo != nil && ended(u.teredo.Done()) {
+		u.deps.log.Warn("the Teredo client stopped", slog.String("service", svcIPv6))
+		u.teredoFailed = u.teredoWAN
+		u.stopTeredoLocked()
 	}
-	if u.relay != nil {
-		select {
-		case <-u.relay.Done():
-			u.deps.log.Warn("the Teredo relay stopped", slog.String("service", svcIPv6))
-			u.relayFailed = st.WAN.Addr
-			u.relay.Stop()
-			u.relay = nil
-		default:
-		}
+	if u.relay != nil && ended(u.relay.Done()) {
+		u.deps.log.Warn("the Teredo relay stopped", slog.String("service", svcIPv6))
+		u.relayFailed = st.WAN.Addr
+		u.stopRelayLocked()
 	}
 	u.applySixto4Locked(st)
 	u.applyTeredoLocked(st)
@@ -213,8 +212,7 @@ func (u *uplink) applyTeredoLocked(st uplinkState) {
 	}
 	if want && u.teredo == nil && u.teredoFailed != st.WAN.Addr {
 		if u.relay != nil { // the same UDP port, and its route to 2001::/32
-			u.relay.Stop()
-			u.relay = nil
+			u.stopRelayLocked()
 		}
 		u.teredo, u.teredoWAN, u.teredoFailed = u.deps.startTeredo(st.WAN.Addr, u.notify), st.WAN.Addr, netip.Addr{}
 	}
@@ -224,6 +222,11 @@ func (u *uplink) stopTeredoLocked() {
 	u.setTeredoRouteLocked(netip.Prefix{})
 	u.teredo.Stop()
 	u.teredo, u.teredoWAN = nil, netip.Addr{}
+}
+
+func (u *uplink) stopRelayLocked() {
+	u.relay.Stop()
+	u.relay = nil
 }
 
 // setTeredoRouteLocked routes IPv6 from src (invalid: none) into the
@@ -256,8 +259,7 @@ func (u *uplink) applyRelayLocked(st uplinkState, name string) {
 	want := u.cfg.TeredoRelay && u.teredo == nil && st.WAN.Addr.Is4() &&
 		(name == UplinkPD || name == UplinkSixto4 || name == UplinkStatic)
 	if u.relay != nil && !want {
-		u.relay.Stop()
-		u.relay = nil
+		u.stopRelayLocked()
 	}
 	if want && u.relay == nil && u.relayFailed != st.WAN.Addr {
 		r, err := u.deps.startRelay()
@@ -331,8 +333,7 @@ func (u *uplink) close() {
 		u.stopTeredoLocked()
 	}
 	if u.relay != nil {
-		u.relay.Stop()
-		u.relay = nil
+		u.stopRelayLocked()
 	}
 	u.publishTunnelsLocked()
 	u.setAddrLocked(netip.Prefix{})
