@@ -33,7 +33,8 @@ import (
 const labUsage = `usage:
   gateway lab up [--name N] [--config FILE] [--config-b FILE] [--http-port P]
   gateway lab down|status [--name N] [--json]
-  gateway lab exec [--name N] HOST -- CMD [ARGS...]`
+  gateway lab exec [--name N] HOST -- CMD [ARGS...]
+  gateway lab cgnat [--name N] on|off     site B's WAN behind the ISP's CGNAT, or public`
 
 // labPanelPort is where the panel will listen on the LAN.
 const labPanelPort = 80
@@ -100,6 +101,18 @@ func labCmd(args []string) error {
 			return err
 		}
 		return nil
+	case "cgnat":
+		rest := fs.Args()
+		if len(rest) != 1 || (rest[0] != "on" && rest[0] != "off") {
+			return fmt.Errorf("gateway: lab cgnat on|off\n%s", labUsage)
+		}
+		l, err := lab.Open(opt)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return l.SetSiteBWAN(ctx, rest[0] == "on")
 	case "respawn": // internal: run by labgw in the host of what it respawns
 		l, err := lab.Open(opt)
 		if err != nil {
@@ -235,7 +248,7 @@ Try:
   %[1]s status
   %[1]s down
 `, lab1, lab.WANAddr.Addr(), lab.PublicAddrs6[0].Addr(), lab.WANAddr6.Addr(), os.Args[0], st.Socket, lab.LAN2Addr.Addr(), filepath.Join(l.Dir, "pids", labgw.Daemon), lab.LAN1Addr6.Addr(), lab.SiteBWANAddr.Addr(), lab.LANBAddr6.Addr())
-	labPrintTeredo(ctx, os.Stdout, l, lab1)
+	labPrintTeredo(ctx, os.Stdout, l, lab1, os.Args[0])
 	labPrintPanel(os.Stdout, l, httpPort, paths[0] == labgw.SiteA.ConfigPath(l))
 	fmt.Printf("Site A: config %s, log %s.\n", st.Config, labgw.Log(l))
 	if b := st.SiteB; b != nil {
@@ -246,7 +259,7 @@ Try:
 
 // labPrintTeredo describes the lab's Teredo world, with site C's Miredo
 // client's Teredo address once it has qualified.
-func labPrintTeredo(ctx context.Context, w io.Writer, l *lab.Lab, lab1 string) {
+func labPrintTeredo(ctx context.Context, w io.Writer, l *lab.Lab, lab1, exe string) {
 	peer := "(not qualified: see " + filepath.Join(l.Dir, "logs", lab.TeredoPeerProc+".log") + ")"
 	if a, err := l.TeredoAddr(ctx, lab.TeredoPeer); err == nil {
 		peer = a.String()
@@ -257,8 +270,18 @@ and %[3]v); tpeer, a Miredo client behind site C's plain Linux NAT natc
 (%[4]v), at %[5]s; and a Miredo relay, trly,
 to which the ISP routes 2001::/32.
   %[1]s exec pub -- busybox ping -6 -c1 %[5]s     # native IPv6 to Teredo, through trly
+  %[1]s exec lan1 -- busybox ping -6 -c1 %[5]s    # through gw's own Teredo relay
   %[1]s exec tpeer -- ip -6 addr show dev teredo
-`, lab1, lab.TeredoServerAddr.Addr(), lab.TeredoServerAddr2.Addr(), lab.NATCWANAddr.Addr(), peer)
+  # site B behind the ISP's carrier-grade NAT: no 6to4, so gwb qualifies as a
+  # Teredo client and lanb renumbers to gwb's ULA, NAT66 to the Teredo address
+  %[1]s cgnat on; sleep 5
+  %[6]s status -s %[7]s | grep -A12 '"ipv6"'
+  %[1]s exec lanb -- ip -6 addr show dev eth0
+  %[1]s exec lanb -- busybox ping -6 -c1 %[5]s
+  %[1]s exec lanb -- busybox ping -6 -c1 %[8]v    # a native host, through trly
+  %[1]s cgnat off                                 # 6to4 again
+`, lab1, lab.TeredoServerAddr.Addr(), lab.TeredoServerAddr2.Addr(), lab.NATCWANAddr.Addr(), peer,
+		exe, labgw.SiteB.Socket(l), lab.PublicAddrs6[0].Addr())
 }
 
 // labPrintPanel says where site A's web panel is and its first password
