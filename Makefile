@@ -148,6 +148,9 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseReply -fuzztime 30s ./dhcp/pd
 	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp6
 	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp4
+	$(GO) test -run XXX -fuzz FuzzParseRouterSolicitation -fuzztime 30s ./ra/ndpwire
+	$(GO) test -run XXX -fuzz FuzzRouterAdvertisement -fuzztime 30s ./ra/ndpwire
+	$(GO) test -run XXX -fuzz FuzzParseMessage -fuzztime 30s ./dhcp/dhcp4
 
 clean:
 	rm -rf bin dist
