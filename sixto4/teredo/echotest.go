@@ -111,6 +111,9 @@ func (p *peers) inboundNative(now time.Time, from netip.AddrPort, ip []byte, bub
 	if bubble || !src.IsGlobalUnicast() {
 		return drop, UnknownRelay, out
 	}
+	if !p.queueRate.Allow(now) {
+		return drop, RateLimited, out
+	}
 	if q == nil {
 		if len(p.m) >= MaxPeers && !p.evict(now) {
 			return drop, TooManyPeers, out

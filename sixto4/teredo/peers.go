@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"gateway/internal/ratelimit"
 	"gateway/sixto4/teredo/wire"
 )
 
@@ -25,6 +26,12 @@ const (
 	QueuePeerBytes   = 16 << 10
 	QueueTotalBytes  = 256 << 10
 	MaxPeers         = 1024
+	// QueueRate packets a second (QueueBurst at once) may start waiting,
+	// whatever the peer: each may cost a bubble or an echo test to an
+	// address a LAN host or a remote relay chose, so a flood of new
+	// destinations or of packets from unknown relays is cut here.
+	QueueRate  = 256
+	QueueBurst = 128
 )
 
 // Reason is why a packet was dropped.
@@ -47,12 +54,13 @@ const (
 	SrcNotTeredo           // relay: from the socket with a non-Teredo source
 	DstTeredo              // relay: from the socket to a Teredo destination
 	DstNotTeredo           // relay: from the TUN to a non-Teredo destination
+	RateLimited            // more than QueueRate packets a second would wait
 	numReasons
 )
 
 var reasonNames = [numReasons]string{"", "no-relay", "not-ours", "not-qualified", "malformed", "src-mismatch",
 	"dst-not-ours", "unknown-relay", "queue-full", "peer-unreachable", "too-many-peers", "send-failed", "tun-write-failed",
-	"src-not-teredo", "dst-teredo", "dst-not-teredo"}
+	"src-not-teredo", "dst-teredo", "dst-not-teredo", "rate-limited"}
 
 func (r Reason) String() string {
 	if r < numReasons {
@@ -115,11 +123,12 @@ type peers struct {
 	port        uint16     // servers' port (3544)
 	m           map[netip.Addr]*peer
 	queuedBytes int
-	rand        io.Reader // echo test nonces; nil: crypto/rand
+	queueRate   ratelimit.Bucket // what may start waiting
+	rand        io.Reader        // echo test nonces; nil: crypto/rand
 }
 
 func newPeers(port uint16) *peers {
-	return &peers{m: map[netip.Addr]*peer{}, port: port}
+	return &peers{m: map[netip.Addr]*peer{}, port: port, queueRate: ratelimit.New(QueueRate, QueueBurst)}
 }
 
 // reset forgets every peer: the address changed.
@@ -195,6 +204,9 @@ func (p *peers) enqueue(now time.Time, q *peer, pkt []byte, out []datagram) (Rea
 	q.Trusted = false
 	if q.waiting() >= QueuePeerPackets || q.queuedBytes+len(pkt) > QueuePeerBytes || p.queuedBytes+len(pkt) > QueueTotalBytes {
 		return QueueFull, out
+	}
+	if !p.queueRate.Allow(now) {
+		return RateLimited, out
 	}
 	q.queue = append(q.queue, append([]byte(nil), pkt...))
 	q.queuedBytes += len(pkt)

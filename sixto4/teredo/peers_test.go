@@ -122,19 +122,58 @@ func TestQueueBounds(t *testing.T) {
 		t.Errorf("queued %d packets of %d bytes, want %d (QueuePeerBytes)", n, MTU, QueuePeerBytes/MTU)
 	}
 
-	// Total bytes: many peers together stop at QueueTotalBytes.
+	// Total bytes: many peers together stop at QueueTotalBytes (packets
+	// a few milliseconds apart: under the rate limit).
 	f = newFixture(t, false)
 	total := 0
+	now := f.now
 	for i := range 64 {
 		dst := teredoAddr(t, peerServer, false, netip.AddrPortFrom(peerMapped.Addr(), uint16(1000+i)))
 		for range QueuePeerPackets {
-			if _, r, _ := f.p.outbound(f.now, packet(t, f.ours, dst, 58, MTU-40), nil); r == 0 {
+			now = now.Add(5 * time.Millisecond)
+			if _, r, _ := f.p.outbound(now, packet(t, f.ours, dst, 58, MTU-40), nil); r == 0 {
 				total += MTU
 			}
 		}
 	}
 	if total > QueueTotalBytes || total < QueueTotalBytes-MTU || f.p.queuedBytes != total {
 		t.Errorf("queued %d bytes in all (counter %d), want at most %d", total, f.p.queuedBytes, QueueTotalBytes)
+	}
+}
+
+// TestQueueRate: at most QueueBurst packets start waiting at once, then
+// QueueRate a second, however many peers they go to; packets to trusted
+// peers are not counted.
+func TestQueueRate(t *testing.T) {
+	f := newFixture(t, false)
+	queued := func(now time.Time, n, port0 int) (ok int, limited int) {
+		for i := range n {
+			dst := teredoAddr(t, peerServer, false, netip.AddrPortFrom(peerMapped.Addr(), uint16(port0+i)))
+			switch _, r, _ := f.p.outbound(now, packet(t, f.ours, dst, 58, 8), nil); r {
+			case 0:
+				ok++
+			case RateLimited:
+				limited++
+			default:
+				t.Fatalf("packet to %v: %v", dst, r)
+			}
+		}
+		return ok, limited
+	}
+	if ok, limited := queued(f.now, 300, 2000); ok != QueueBurst || limited != 300-QueueBurst {
+		t.Fatalf("a burst of 300 new destinations: %d queued, %d rate-limited; want %d queued", ok, limited, QueueBurst)
+	}
+	if ok, _ := queued(f.now.Add(time.Second/2), 300, 3000); ok != QueueRate/2 {
+		t.Fatalf("half a second later: %d queued, want %d", ok, QueueRate/2)
+	}
+	// From unknown relays too: each would cost an echo test.
+	for i := range 2 * QueueBurst {
+		src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 9, byte(i >> 8), byte(i), 14: 0, 15: 1})
+		pkt := packet(t, src, f.ours, 58, 8)
+		_, v, r, _ := f.p.inbound(f.now.Add(time.Second/2), netip.MustParseAddrPort("198.51.100.99:3544"), pkt, nil)
+		if v != drop || r != RateLimited {
+			t.Fatalf("packet %d from an unknown relay with the bucket empty: %v %v, want rate-limited", i, v, r)
+		}
 	}
 }
 
