@@ -199,3 +199,18 @@ func (m *mmsgConn) header(g int, ms []udpMsg, iov int) {
 		h.Hdr.SetControllen(ctrlSpace)
 	}
 }
+
+// setRcvBuf sets c's receive buffer size, beyond net.core.rmem_max where
+// we may (CAP_NET_ADMIN: a router's default maximum is often as small as
+// the default size), else up to it.
+func setRcvBuf(c *net.UDPConn, n int) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+	})
+}

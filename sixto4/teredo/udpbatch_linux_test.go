@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"gateway/internal/testenv"
 )
 
@@ -191,5 +193,25 @@ func TestMmsgConnRefusedRun(t *testing.T) {
 	}
 	if got[0] != "one" || got[1] != "two" {
 		t.Errorf("got %q, want [one two]", got)
+	}
+}
+
+// The receive buffer grows to rcvBuf, past net.core.rmem_max too: the kernel
+// reports twice what was set (its bookkeeping overhead).
+func TestSetRcvBuf(t *testing.T) {
+	testenv.Root(t)
+	c := loopbackUDP(t)
+	setRcvBuf(c, rcvBuf)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	rc.Control(func(fd uintptr) { got, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 2*rcvBuf {
+		t.Fatalf("SO_RCVBUF %d after setRcvBuf(%d), want %d", got, rcvBuf, 2*rcvBuf)
 	}
 }
