@@ -1,8 +1,11 @@
 package teredo
 
 import (
+	"bytes"
 	"context"
+	crand "crypto/rand"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -354,4 +357,49 @@ func (w *world) nativeBehindRelay(t *testing.T) (relay, native netns) {
 	relay.exec(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	w.inet.exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	return relay, native
+}
+
+// tcpEcho listens on at in server, connects from client and checks that
+// 1 MiB comes back unchanged; onDialError, when not nil, says more when
+// the connection fails.
+func tcpEcho(t *testing.T, server netns, at netip.AddrPort, client netns, onDialError func()) {
+	t.Helper()
+	var ln net.Listener
+	if err := server.do(func() (err error) {
+		ln, err = net.Listen("tcp6", at.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		io.Copy(conn, conn)
+	}()
+	var conn net.Conn
+	if err := client.do(func() (err error) {
+		conn, err = net.DialTimeout("tcp6", at.String(), 5*time.Second)
+		return err
+	}); err != nil {
+		if onDialError != nil {
+			onDialError()
+		}
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := make([]byte, 1<<20)
+	crand.Read(msg)
+	go conn.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(conn, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatal("echo differs")
+	}
 }

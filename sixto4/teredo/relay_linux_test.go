@@ -1,15 +1,11 @@
 package teredo
 
 import (
-	"bytes"
-	"crypto/rand"
-	"io"
 	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"gateway/internal/leakcheck"
 	"gateway/internal/testenv"
@@ -65,41 +61,7 @@ func TestRelayWithMiredo(t *testing.T) {
 	})
 
 	t.Run("native TCP to Miredo", func(t *testing.T) {
-		var ln net.Listener
-		if err := w.home2.do(func() (err error) {
-			ln, err = net.Listen("tcp6", netip.AddrPortFrom(peer, 8080).String())
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			io.Copy(conn, conn)
-		}()
-		var conn net.Conn
-		if err := native.do(func() (err error) {
-			conn, err = net.DialTimeout("tcp6", netip.AddrPortFrom(peer, 8080).String(), 5*time.Second)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		msg := make([]byte, 1<<20)
-		rand.Read(msg)
-		go conn.Write(msg)
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(conn, got); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatal("echo differs")
-		}
+		tcpEcho(t, w.home2, netip.AddrPortFrom(peer, 8080), native, nil)
 	})
 
 	t.Run("Miredo pings native", func(t *testing.T) {

@@ -1,10 +1,7 @@
 package teredo
 
 import (
-	"bytes"
-	"crypto/rand"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -107,41 +104,7 @@ func testClientReachesNativeHost(t *testing.T, relayKind string) {
 		}
 	})
 	t.Run("TCP to the native host", func(t *testing.T) {
-		var ln net.Listener
-		if err := native.do(func() (err error) {
-			ln, err = net.Listen("tcp6", "[2001:db8:2::2]:8080")
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			io.Copy(conn, conn)
-		}()
-		var conn net.Conn
-		if err := w.home.do(func() (err error) {
-			conn, err = net.DialTimeout("tcp6", "[2001:db8:2::2]:8080", 5*time.Second)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		msg := make([]byte, 1<<20)
-		rand.Read(msg)
-		go conn.Write(msg)
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(conn, got); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatal("echo differs")
-		}
+		tcpEcho(t, native, netip.MustParseAddrPort("[2001:db8:2::2]:8080"), w.home, nil)
 	})
 	t.Run("another relay is refused", func(t *testing.T) {
 		// From the open host, a native source the client knows through
