@@ -55,30 +55,3 @@ func (r *routes) address(add bool, p netip.Prefix) error {
 	}
 	return nil
 }
-
-// addRoute routes p into the device (a relay's 2001::/32); the device
-// needs no address for it.
-func (r *routes) addRoute(p netip.Prefix) error {
-	body := make([]byte, 12)
-	body[0] = unix.AF_INET6
-	body[1] = byte(p.Bits())
-	body[4] = unix.RT_TABLE_MAIN
-	body[5] = unix.RTPROT_STATIC
-	body[6] = unix.RT_SCOPE_UNIVERSE
-	body[7] = unix.RTN_UNICAST
-	ae := netlink.NewAttributeEncoder()
-	a := p.Masked().Addr().As16()
-	ae.Bytes(unix.RTA_DST, a[:])
-	ae.Uint32(unix.RTA_OIF, r.index)
-	attrs, err := ae.Encode()
-	if err != nil {
-		return err
-	}
-	if _, err := r.c.Execute(netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_NEWROUTE, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Replace},
-		Data:   append(body, attrs...),
-	}); err != nil {
-		return fmt.Errorf("teredo: route %v: %w", p, err)
-	}
-	return nil
-}

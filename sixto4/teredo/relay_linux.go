@@ -3,7 +3,9 @@ package teredo
 import (
 	"fmt"
 	"net"
+	"net/netip"
 
+	"gateway/internal/netconf"
 	"gateway/sixto4/teredo/wire"
 )
 
@@ -32,8 +34,12 @@ func (r *Relay) open() error {
 	if err != nil {
 		return err
 	}
-	if err := rt.addRoute(wire.Prefix); err != nil {
-		return err
+	name, err := dev.Name()
+	if err != nil {
+		return fmt.Errorf("teredo: %w", err)
+	}
+	if err := netconf.AddRoute(name, wire.Prefix, netip.Prefix{}); err != nil {
+		return fmt.Errorf("teredo: %w", err)
 	}
 	if r.conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(r.cfg.Bind)); err != nil {
 		return fmt.Errorf("teredo: %w", err)
